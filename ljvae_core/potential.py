@@ -1,0 +1,153 @@
+"""Lennard-Jones + gravity energies in reduced units (DESIGN.md section 1).
+
+    U(x) = sum_{i<j} u(r_ij) + 4 gamma sum_i z_i,    u(r) = 4 (r^-12 - r^-6)
+
+Boundaries are given per axis as a float mask (1.0 = periodic, minimum image; 0.0 = reflecting
+wall, plain distance). The pair term may be truncated (not shifted) at a cut-off; the standard
+long-range correction for a homogeneous periodic fluid is computed separately by
+:func:`tail_correction`. All kernels are Numba-compiled and take float64 arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+NO_CUTOFF = math.inf
+
+
+@njit(inline="always", cache=True)
+def lj_pair(r2, rc2):
+    """LJ energy of one pair from its squared distance, zero at or beyond the squared cut-off."""
+    if r2 >= rc2:
+        return 0.0
+    inv6 = 1.0 / (r2 * r2 * r2)
+    return 4.0 * inv6 * (inv6 - 1.0)
+
+
+@njit(inline="always", cache=True)
+def squared_distance(a, b, box, periodic_mask):
+    """Squared distance between points a and b, minimum image on the periodic axes."""
+    r2 = 0.0
+    for c in range(a.shape[0]):
+        dx = a[c] - b[c]
+        if periodic_mask[c] != 0.0:
+            dx -= box * np.rint(dx / box)
+        r2 += dx * dx
+    return r2
+
+
+@njit(cache=True, nogil=True)
+def pair_energy_matrix(pos, box, periodic_mask, rc2):
+    """Symmetric (N, N) matrix of pair energies u(r_ij), zero on the diagonal."""
+    n = pos.shape[0]
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            u = lj_pair(squared_distance(pos[i], pos[j], box, periodic_mask), rc2)
+            out[i, j] = u
+            out[j, i] = u
+    return out
+
+
+@njit(cache=True, nogil=True)
+def pair_energy(pos, box, periodic_mask, rc2):
+    """Total pair energy sum_{i<j} u(r_ij) of one configuration (O(N^2), exact)."""
+    n = pos.shape[0]
+    total = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            total += lj_pair(squared_distance(pos[i], pos[j], box, periodic_mask), rc2)
+    return total
+
+
+@njit(cache=True, nogil=True)
+def pair_energies_per_particle(pos, box, periodic_mask, rc2):
+    """Per-particle pair energies e_i = sum_{j != i} u(r_ij); they sum to twice the pair energy."""
+    n = pos.shape[0]
+    out = np.zeros(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            u = lj_pair(squared_distance(pos[i], pos[j], box, periodic_mask), rc2)
+            out[i] += u
+            out[j] += u
+    return out
+
+
+@njit(cache=True, nogil=True)
+def pair_energy_from_distances(distances, rc2):
+    """Pair energy of a configuration given its (N, N) distance matrix (upper triangle used)."""
+    n = distances.shape[0]
+    total = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            r = distances[i, j]
+            total += lj_pair(r * r, rc2)
+    return total
+
+
+def gravity_energy(pos: np.ndarray, gamma: float) -> float:
+    """Gravity term 4 gamma sum_i z_i, z being the last ("up") axis."""
+    return float(4.0 * gamma * np.sum(pos[..., -1], axis=-1))
+
+
+def tail_correction(n_particles: int, volume: float, dim: int, cutoff: float) -> float:
+    """Long-range correction of the truncated pair energy for a homogeneous periodic fluid.
+
+    3D: (8/3) pi N rho [ rc^-9 / 3 - rc^-3 ];  2D: pi N rho [ (2/5) rc^-10 - rc^-4 ].
+    """
+    rho = n_particles / volume
+    if dim == 3:
+        return (8.0 / 3.0) * math.pi * n_particles * rho * (cutoff**-9 / 3.0 - cutoff**-3)
+    if dim == 2:
+        return math.pi * n_particles * rho * (0.4 * cutoff**-10 - cutoff**-4)
+    raise ValueError(f"dimension must be 2 or 3, got {dim}")
+
+
+def periodic_mask(periodic_axes: str, dim: int) -> np.ndarray:
+    """Float mask (1.0 periodic, 0.0 reflecting) from an axis string such as 'xy'."""
+    letters = "xyz"[:dim]
+    axes = (periodic_axes or "").lower()
+    unknown = sorted(set(axes) - set(letters))
+    if unknown:
+        raise ValueError(
+            f"periodic axes must be letters among '{letters}' for {dim}D, got {periodic_axes!r}"
+        )
+    return np.array([1.0 if a in axes else 0.0 for a in letters])
+
+
+def cutoff_squared(cutoff: float | None) -> float:
+    """Squared cut-off for the kernels; no cut-off means infinity."""
+    return NO_CUTOFF if cutoff is None else float(cutoff) ** 2
+
+
+def total_energy(
+    pos: np.ndarray,
+    box: float,
+    gamma: float = 0.0,
+    periodic_axes: str = "",
+    cutoff: float | None = None,
+    tail: bool = False,
+) -> dict:
+    """All energy terms of one configuration as a dict: pair, gravity, tail and total."""
+    pos = np.ascontiguousarray(pos, dtype=np.float64)
+    n, dim = pos.shape
+    mask = periodic_mask(periodic_axes, dim)
+    pair = float(pair_energy(pos, float(box), mask, cutoff_squared(cutoff)))
+    gravity = gravity_energy(pos, gamma)
+    tail_term = 0.0
+    if tail:
+        if cutoff is None:
+            raise ValueError("a tail correction needs a cut-off")
+        if not mask.all():
+            raise ValueError("a tail correction needs periodic boundaries on every axis")
+        tail_term = tail_correction(n, float(box) ** dim, dim, float(cutoff))
+    return {
+        "total": pair + gravity + tail_term,
+        "pair": pair,
+        "gravity": gravity,
+        "tail": tail_term,
+        "particles": n,
+    }
