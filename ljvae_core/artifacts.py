@@ -1,0 +1,142 @@
+"""The ``cache/`` store: datasets (and later models) saved atomically and listed cheaply.
+
+Layout::
+
+    cache/datasets/<name>.joblib   the dataset as a plain dict (joblib)
+    cache/datasets/<name>.json     a small summary, so listing never unpickles anything
+    cache/models/<name>/           model.keras + meta.joblib (models issue)
+
+Every write goes to a temporary file in the same folder, then ``os.replace``: a crash never
+leaves a half-written artifact under its final name. Only files listed by this store (i.e.
+written by ljvae) are ever loaded with joblib.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+
+import joblib
+
+from .sampling import Dataset
+
+DATASET_SUFFIX = ".joblib"
+SUMMARY_SUFFIX = ".json"
+
+
+def cache_dir(root: str | os.PathLike | None = None) -> Path:
+    """The cache folder: the argument, else $LJVAE_CACHE, else ./cache."""
+    return Path(root or os.environ.get("LJVAE_CACHE", "cache"))
+
+
+def datasets_dir(root=None) -> Path:
+    return cache_dir(root) / "datasets"
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call write(tmp_path) on a temporary sibling of path, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def safe_name(name: str) -> str:
+    """A file-system friendly artifact name (letters, digits, '-', '_', '.')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    if not cleaned:
+        raise ValueError(f"{name!r} is not a usable name")
+    return cleaned[:120]
+
+
+def default_dataset_name(params: dict) -> str:
+    gammas = "-".join(f"{g:g}" for g in params["gammas"])
+    temps = "-".join(f"{t:g}" for t in params["temperatures"])
+    return safe_name(
+        f"N{params['n_particles']}_{params['dim']}d_L{params['box']:g}_T{temps}_g{gammas}"
+        f"_M{params['n_samples']}_s{params['seed']}"
+    )
+
+
+def dataset_summary(ds: Dataset, name: str) -> dict:
+    p = ds.params
+    return {
+        "name": name,
+        "samples": len(ds),
+        "particles": ds.n_particles,
+        "dim": ds.dim,
+        "box": p["box"],
+        "temperatures": list(p["temperatures"]),
+        "gammas": list(p["gammas"]),
+        "chains": p["n_chains"],
+        "periodic": p["periodic"],
+        "cutoff": p["cutoff"],
+        "seed": ds.seed,
+        "version": ds.version,
+    }
+
+
+def save_dataset(ds: Dataset, name: str | None = None, root=None) -> Path:
+    """Store ds under cache/datasets/<name>.joblib (atomically); returns the path."""
+    name = safe_name(name) if name else default_dataset_name(ds.params)
+    folder = datasets_dir(root)
+    path = atomic_write(folder / f"{name}{DATASET_SUFFIX}", lambda t: joblib.dump(ds.to_dict(), t))
+    summary = json.dumps(dataset_summary(ds, name), indent=1)
+    atomic_write(folder / f"{name}{SUMMARY_SUFFIX}", lambda t: Path(t).write_text(summary))
+    return path
+
+
+def write_dataset_file(ds: Dataset, path: str | os.PathLike) -> Path:
+    """Store ds at an explicit path (the CLI's --out), atomically."""
+    return atomic_write(path, lambda t: joblib.dump(ds.to_dict(), t))
+
+
+def list_datasets(root=None) -> list[dict]:
+    """Summaries of the stored datasets, newest first; unreadable entries are skipped."""
+    folder = datasets_dir(root)
+    if not folder.is_dir():
+        return []
+    found = []
+    for summary_path in folder.glob(f"*{SUMMARY_SUFFIX}"):
+        data_path = summary_path.with_suffix(DATASET_SUFFIX)
+        try:
+            summary = json.loads(summary_path.read_text())
+            summary["modified"] = data_path.stat().st_mtime
+        except (OSError, ValueError) as err:
+            warnings.warn(f"skipping {summary_path.name}: {err}", stacklevel=2)
+            continue
+        summary["path"] = str(data_path)
+        found.append(summary)
+    return sorted(found, key=lambda s: s["modified"], reverse=True)
+
+
+def load_dataset(name_or_path: str | os.PathLike, root=None) -> Dataset:
+    """Load a dataset by its name in the store, or from a path that ljvae wrote."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = datasets_dir(root) / f"{safe_name(str(name_or_path))}{DATASET_SUFFIX}"
+    if not path.is_file():
+        raise FileNotFoundError(f"no dataset at {path}")
+    data = joblib.load(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold an ljvae dataset")
+    return Dataset.from_dict(data)
+
+
+def delete_dataset(name: str, root=None) -> None:
+    folder = datasets_dir(root)
+    for suffix in (DATASET_SUFFIX, SUMMARY_SUFFIX):
+        (folder / f"{safe_name(name)}{suffix}").unlink(missing_ok=True)

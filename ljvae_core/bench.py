@@ -1,0 +1,123 @@
+"""Speed benchmark of the Monte Carlo engine (``python -m ljvae_core bench``).
+
+Systems (issue 3):
+- ``n30``: the original study's system, 30 particles, 3D, L = 5, T = 1, gamma = 0.1, no cut-off.
+- ``n4000``: 4000 particles at density 0.5, T = 1, gamma = 0, cut-off 3, periodic x and y.
+- ``sampling``: wall time for 8000 decorrelated samples of ``n30``, kernel start-up included.
+
+When a C++ compiler and ``shared/bench/ref_mc.cpp`` are at hand, the straightforward C++
+reference is compiled with ``-O3 -march=native`` and run on the same systems (without cut-off
+for n4000, as its code has none), and the speed-ups are reported beside our figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+N30 = {"n": 30, "dim": 3, "box": 5.0, "temperature": 1.0, "gamma": 0.1, "delta": 0.2}
+N4000 = {"n": 4000, "dim": 3, "box": (4000 / 0.5) ** (1 / 3), "temperature": 1.0, "gamma": 0.0,
+         "delta": 0.2}
+
+
+def _lattice(n, dim, box):
+    from .sampling import initial_configuration
+
+    return initial_configuration(n, dim, box, np.random.default_rng(1))
+
+
+def mc_moves_per_second(system: dict, sweeps: int, cutoff=None, periodic="") -> dict:
+    """Moves per second of the production kernel on a system (after a warm-up sweep)."""
+    from .mc import MetropolisSampler
+
+    sampler = MetropolisSampler(
+        _lattice(system["n"], system["dim"], system["box"]), system["box"],
+        system["temperature"], system["gamma"], periodic, cutoff, system["delta"], seed=1,
+    )
+    sampler.run(2, trace=False)
+    sampler.reset_counters()
+    start = time.perf_counter()
+    sampler.run(sweeps, trace=False)
+    seconds = time.perf_counter() - start
+    return {
+        "moves_per_s": sweeps * system["n"] / seconds,
+        "acceptance": sampler.acceptance,
+        "cell_list": sampler.uses_cell_list,
+    }
+
+
+def sampling_seconds(n_samples: int = 8000) -> dict:
+    """Wall time to produce n_samples decorrelated samples of the n30 system (4 chains)."""
+    from .sampling import SimulationParams, simulate
+
+    params = SimulationParams(
+        n_particles=N30["n"], dim=N30["dim"], box=N30["box"],
+        temperatures=(N30["temperature"],), gammas=(N30["gamma"],), n_samples=n_samples,
+        n_chains=4, seed=1,
+    )
+    start = time.perf_counter()
+    ds = simulate(params)
+    return {
+        "samples": len(ds),
+        "seconds": time.perf_counter() - start,
+        "tau": ds.conditions[0]["tau"],
+        "stride": ds.conditions[0]["stride"],
+    }
+
+
+def find_reference_source() -> Path | None:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "shared", here.parent / "shared", Path.cwd().parent / "shared"):
+        path = candidate / "bench" / "ref_mc.cpp"
+        if path.is_file():
+            return path
+    return None
+
+
+def reference_moves_per_second(source: Path, system: dict, moves: int) -> float | None:
+    """Compile and run the C++ reference; None when no compiler is available."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "ref_mc"
+        subprocess.run([compiler, "-O3", "-march=native", "-o", exe, source], check=True)
+        args = [system["n"], system["dim"], system["box"], system["temperature"],
+                system["gamma"], system["delta"], moves, 1]
+        out = subprocess.run([exe, *map(str, args)], check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout)["moves_per_s"])
+
+
+def run_benchmark(quick: bool = False) -> dict:
+    """All figures as one dict (quick: fewer moves, for tests)."""
+    scale = 0.05 if quick else 1.0
+    result = {
+        "mc": {
+            "n30": mc_moves_per_second(N30, math.ceil(400_000 * scale)),
+            "n4000": mc_moves_per_second(N4000, math.ceil(200 * scale), 3.0, "xy"),
+        },
+        "sampling": sampling_seconds(400 if quick else 8000),
+    }
+    source = find_reference_source()
+    if source is not None and not quick:
+        _add_reference(result, source)
+    return result
+
+
+def _add_reference(result: dict, source: Path) -> None:
+    runs = {"n30": (N30, 20_000_000), "n4000": (N4000, 400_000)}
+    for key, (system, moves) in runs.items():
+        ref = reference_moves_per_second(source, system, moves)
+        if ref is None:
+            return
+        entry = result["mc"][key]
+        entry["reference_moves_per_s"] = ref
+        entry["speedup"] = entry["moves_per_s"] / ref
+    result["mc"]["n4000"]["reference_note"] = "C++ reference without cut-off, same N"

@@ -1,0 +1,139 @@
+"""Command line: ``python -m ljvae_core {simulate,energy,bench} ...`` (DESIGN.md section 3).
+
+Results go to stdout (JSON where the contract says so), progress to stderr; an error prints
+one sentence to stderr and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ljvae_core",
+        description="Lennard-Jones particles under gravity: simulate, inspect, learn.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="run Monte Carlo chains and save a dataset")
+    sim.add_argument("--particles", type=int, default=30, help="number of particles N")
+    sim.add_argument("--dim", type=int, choices=(2, 3), default=3)
+    sim.add_argument("--box", type=float, default=5.0, help="box length L")
+    sim.add_argument("--temperature", type=float, nargs="+", default=[1.0], help="T values")
+    sim.add_argument("--gamma", type=float, nargs="+", default=[0.0], help="gravity couplings")
+    sim.add_argument("--samples", type=int, default=1000, help="samples per (T, gamma)")
+    sim.add_argument("--chains", type=int, default=4, help="independent chains per condition")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--cutoff", type=float, default=None, help="truncate u(r) at this radius")
+    sim.add_argument("--periodic", default="", help="periodic axes, e.g. xy (default none)")
+    sim.add_argument("--jobs", type=int, default=None, help="worker threads (default: cores)")
+    sim.add_argument("--out", required=True, help="dataset file to write (.joblib)")
+
+    energy = sub.add_parser("energy", help="energy of the configurations in an XYZ file")
+    energy.add_argument("file")
+    energy.add_argument("--box", type=float, default=None, help="box length (default: lattice)")
+    energy.add_argument("--periodic", default=None, help="periodic axes (default: file's pbc)")
+    energy.add_argument("--cutoff", type=float, default=None)
+    energy.add_argument("--tail-correction", action="store_true")
+    energy.add_argument("--gamma", type=float, default=0.0)
+
+    bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
+    bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"simulate": cmd_simulate, "energy": cmd_energy, "bench": cmd_bench}
+    try:
+        return handler[args.command](args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _progress_bar(fraction: float, message: str) -> None:
+    width = 30
+    filled = int(round(width * fraction))
+    bar = "#" * filled + "-" * (width - filled)
+    sys.stderr.write(f"\r[{bar}] {100 * fraction:5.1f}%  {message:<48}")
+    sys.stderr.flush()
+
+
+def cmd_simulate(args) -> int:
+    from .artifacts import write_dataset_file
+    from .sampling import SimulationParams, simulate
+
+    params = SimulationParams(
+        n_particles=args.particles, dim=args.dim, box=args.box,
+        temperatures=tuple(args.temperature), gammas=tuple(args.gamma),
+        n_samples=args.samples, n_chains=args.chains, seed=args.seed, cutoff=args.cutoff,
+        periodic=args.periodic,
+    )
+    ds = simulate(params, progress=_progress_bar, n_jobs=args.jobs)
+    sys.stderr.write("\n")
+    path = write_dataset_file(ds, args.out)
+    for row in ds.condition_table():
+        print(
+            f"T={row['T']:g} gamma={row['gamma']:g}: {row['samples']} samples, "
+            f"tau={row['tau']:.1f} sweeps, stride={row['stride']}, "
+            f"acceptance={row['acceptance']:.2f}",
+            file=sys.stderr,
+        )
+    print(f"saved {len(ds)} configurations to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_energy(args) -> int:
+    from .io import read_configurations
+    from .potential import periodic_mask, total_energy
+
+    conf = read_configurations(args.file)
+    box = args.box if args.box is not None else conf.box
+    if box is None or not box > 0:
+        raise ValueError("the file gives no box: pass --box L")
+    periodic = conf.periodic or "" if args.periodic is None else args.periodic
+    periodic = "" if periodic.lower() == "none" else periodic
+    dim = conf.coords.shape[-1]
+    mask = periodic_mask(periodic, dim).astype(bool)
+    coords = conf.coords.copy()
+    coords[..., mask] %= box
+    if mask[-1] and args.gamma != 0:
+        raise ValueError("gravity needs a reflecting up axis: drop it from --periodic")
+    _check_inside(coords[..., ~mask], box)
+    frames = [
+        total_energy(c, box, args.gamma, periodic, args.cutoff, args.tail_correction)
+        for c in coords
+    ]
+    result = dict(frames[0])
+    if len(frames) > 1:
+        result["frames"] = frames
+    print(json.dumps(result))
+    return 0
+
+
+def _check_inside(coords, box) -> None:
+    if not np.isfinite(coords).all():
+        raise ValueError("the configuration holds NaN or infinite coordinates")
+    if coords.size and (coords.min() < 0 or coords.max() > box):
+        raise ValueError(
+            f"particles lie outside the box [0, {box:g}] on a reflecting axis; "
+            "pass --periodic or a larger --box"
+        )
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_benchmark
+
+    print(json.dumps(run_benchmark(quick=args.quick)))
+    return 0
