@@ -445,14 +445,14 @@ class MetropolisSampler:
             return 0
         return int(self.box / (self.cutoff / CELL_SUBDIVISION))
 
-    @property
-    def uses_cell_list(self) -> bool:
-        """Whether moves look only at nearby cells (a cut-off and a large enough box)."""
+    def _wants_cell_list(self) -> bool:
         enough_cells = self._cells_per_axis() >= 2 * CELL_SUBDIVISION + 1
         return enough_cells and self.n > CELL_LIST_MIN_PARTICLES
 
     def _setup_kernel(self):
         pos = self.positions
+        # Whether moves look only at nearby cells (a cut-off and a large enough box).
+        self.uses_cell_list = self._wants_cell_list()
         if self.uses_cell_list:
             self.ncell = self._cells_per_axis()
             self.cell_len = self.box / self.ncell

@@ -39,7 +39,7 @@ def squared_distance(a, b, box, periodic_mask):
     return r2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pair_energy_matrix(pos, box, periodic_mask, rc2):
     """Symmetric (N, N) matrix of pair energies u(r_ij), zero on the diagonal."""
     n = pos.shape[0]
@@ -52,7 +52,7 @@ def pair_energy_matrix(pos, box, periodic_mask, rc2):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pair_energy(pos, box, periodic_mask, rc2):
     """Total pair energy sum_{i<j} u(r_ij) of one configuration (O(N^2), exact)."""
     n = pos.shape[0]
@@ -63,7 +63,7 @@ def pair_energy(pos, box, periodic_mask, rc2):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pair_energies_per_particle(pos, box, periodic_mask, rc2):
     """Per-particle pair energies e_i = sum_{j != i} u(r_ij); they sum to twice the pair energy."""
     n = pos.shape[0]
@@ -76,7 +76,7 @@ def pair_energies_per_particle(pos, box, periodic_mask, rc2):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pair_energy_from_distances(distances, rc2):
     """Pair energy of a configuration given its (N, N) distance matrix (upper triangle used)."""
     n = distances.shape[0]
