@@ -407,7 +407,7 @@ class _ProgressReporter:
 
 def _assemble(params, tasks, results) -> Dataset:
     per_sample = {k: [] for k in ("coords", "energy", "gamma", "temperature", "chain", "cond")}
-    for (cond, temperature, gamma, chain, _), res in zip(tasks, results):
+    for (cond, temperature, gamma, chain, _), res in zip(tasks, results, strict=True):
         m = res.energy.size
         per_sample["coords"].append(res.coords[: params.samples_per_chain])
         per_sample["energy"].append(res.energy)
@@ -436,7 +436,7 @@ def _first_n_per_condition(cond, n):
 def _condition_summaries(params, tasks, results):
     summaries = []
     for c, (temperature, gamma) in enumerate(params.conditions):
-        chains = [r for t, r in zip(tasks, results) if t[0] == c]
+        chains = [r for t, r in zip(tasks, results, strict=True) if t[0] == c]
         summaries.append({
             "temperature": temperature,
             "gamma": gamma,

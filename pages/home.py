@@ -1,0 +1,42 @@
+"""Home: what ljvae does, the workflow, and what is stored in cache/."""
+
+import pandas as pd
+import streamlit as st
+
+from ljvae_core.artifacts import cache_dir, list_datasets
+
+st.title("ljvae — Lennard-Jones configurations and variational autoencoders")
+st.markdown(
+    """
+Simulate Lennard-Jones particles in a box under gravity with Metropolis Monte Carlo, then
+learn their configurations with variational autoencoders and read physics from the latent space.
+
+**Workflow**
+1. **Simulate** — N particles, 2D or 3D, one or more gravity couplings γ and temperatures T;
+   chains are equilibrated, their autocorrelation time τ measured, and one configuration is
+   kept every ⌈k·τ⌉ sweeps.
+2. **Dataset** — energy traces, autocorrelation, energy histograms, density profiles ρ(z)
+   against the barometric law, and 3D views of any configuration; downloads as XYZ or NPZ.
+3. **Train**, **Reconstruct**, **Latent & Anomaly** — the models (coming next).
+
+Units are reduced Lennard-Jones units (σ = ε = m = k_B = 1); the potential energy is
+U = Σ 4(r⁻¹² − r⁻⁶) + 4γ Σ z.
+"""
+)
+
+st.subheader("Datasets")
+datasets = list_datasets()
+if datasets:
+    table = pd.DataFrame(datasets)[
+        ["name", "particles", "dim", "box", "gammas", "temperatures", "samples", "chains"]
+    ]
+    table["gammas"] = table["gammas"].map(lambda g: ", ".join(f"{x:g}" for x in g))
+    table["temperatures"] = table["temperatures"].map(lambda t: ", ".join(f"{x:g}" for x in t))
+    st.dataframe(table, hide_index=True, width="stretch")
+else:
+    st.info("No dataset yet: start on the **Simulate** page.")
+    st.page_link("pages/simulate.py", label="Simulate a dataset", icon="🎲")
+
+st.subheader("Models")
+st.caption("Trained models will be listed here once the Train page lands.")
+st.caption(f"Artifacts are stored under `{cache_dir().resolve()}`.")
