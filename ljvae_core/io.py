@@ -73,7 +73,8 @@ def _read_xyz(source) -> Configurations:
     cell = frames[0].cell.lengths()[:dim]
     box = float(cell[0]) if cell.any() else None
     pbc = frames[0].pbc[:dim]
-    return Configurations(coords, box, "".join(a for a, p in zip("xyz"[:dim], pbc, strict=True) if p))
+    periodic = "".join(a for a, p in zip("xyz"[:dim], pbc, strict=True) if p)
+    return Configurations(coords, box, periodic)
 
 
 def _read_csv(source) -> Configurations:

@@ -262,80 +262,139 @@ def neighbour_table(ncell, pmask, dim):
 
 @njit(cache=True, nogil=True)
 def build_cells(xt, cell_len, ncell, capacity):
-    """Cell membership: members (cells, capacity), count, and cell and slot of each particle.
-
-    Returns ok=False when a cell would exceed its capacity.
+    """Cell membership: members and coordinates per cell (cells, capacity[, d]), count, and
+    cell and slot of each particle. Returns ok=False when a cell would exceed its capacity.
     """
     d, n = xt.shape
     members = np.empty((ncell**d, capacity), np.int64)
+    cell_pos = np.empty((ncell**d, capacity, d))
     count = np.zeros(ncell**d, np.int64)
     cell = np.empty(n, np.int64)
     slot = np.empty(n, np.int64)
     for i in range(n):
         k = _cell_of(xt, i, cell_len, ncell)
         if count[k] >= capacity:
-            return members, count, cell, slot, False
+            return members, cell_pos, count, cell, slot, False
         members[k, count[k]] = i
+        for c in range(d):
+            cell_pos[k, count[k], c] = xt[c, i]
         slot[i] = count[k]
         cell[i] = k
         count[k] += 1
-    return members, count, cell, slot, True
+    return members, cell_pos, count, cell, slot, True
 
 
 @njit(inline="always", cache=True)
-def _gather_neighbours(home, skip, members, count, nb, ncell, d, idx):
-    """Indices of the particles in the cells around flat cell `home` (except `skip`)."""
+def _axis_gaps(p, home_coord, cell_len, span, gaps, c):
+    """Squared distance from p[c] to the slabs of the neighbouring cells along axis c."""
+    t = p[c] - home_coord * cell_len
+    for o in range(span):
+        off = o - CELL_SUBDIVISION
+        if off > 0:
+            gap = off * cell_len - t
+        elif off < 0:
+            gap = t + (-off - 1) * cell_len
+        else:
+            gap = 0.0
+        gaps[c, o] = gap * gap if gap > 0.0 else 0.0
+
+
+@njit(inline="always", cache=True)
+def _neighbours_within(
+    p, home, skip, members, cell_pos, count, nb, cell_len, ncell, box, pmask, rc2, gaps,
+    idx, r2,
+):
+    """Particles (except `skip`) closer than the cut-off to point p in cell `home`.
+
+    Fills idx and r2; returns how many. Cells whose nearest face is beyond the cut-off are
+    skipped, and coordinates are read from the cell-ordered copy, which is contiguous.
+    """
+    d = p.shape[0]
+    span = nb.shape[2]
     if d == 3:
         hx, hy, hz = home // (ncell * ncell), (home // ncell) % ncell, home % ncell
         ny, nz = ncell, ncell
     else:
         hx, hy, hz = home // ncell, home % ncell, 0
         ny, nz = ncell, 1
-    n_idx = 0
-    for ox in range(nb.shape[2]):
+    _axis_gaps(p, hx, cell_len, span, gaps, 0)
+    _axis_gaps(p, hy, cell_len, span, gaps, 1)
+    if d == 3:
+        _axis_gaps(p, hz, cell_len, span, gaps, 2)
+    half = 0.5 * box
+    found = 0
+    for ox in range(span):
         cx = nb[0, hx, ox]
-        if cx < 0:
+        if cx < 0 or gaps[0, ox] >= rc2:
             continue
-        for oy in range(nb.shape[2]):
+        for oy in range(span):
             cy = nb[1, hy, oy]
-            if cy < 0:
+            gxy = gaps[0, ox] + gaps[1, oy]
+            if cy < 0 or gxy >= rc2:
                 continue
-            for oz in range(nb.shape[2] if d == 3 else 1):
+            for oz in range(span if d == 3 else 1):
                 cz = nb[2, hz, oz]
-                if cz < 0:
+                if cz < 0 or (d == 3 and gxy + gaps[2, oz] >= rc2):
                     continue
                 k = (cx * ny + cy) * nz + cz
                 for s in range(count[k]):
-                    j = members[k, s]
-                    if j != skip:
-                        idx[n_idx] = j
-                        n_idx += 1
-    return n_idx
+                    dist2 = 0.0
+                    for c in range(d):
+                        dx = cell_pos[k, s, c] - p[c]
+                        if pmask[c] != 0.0:
+                            dx = _min_image(dx, box, half)
+                        dist2 += dx * dx
+                    if dist2 < rc2:
+                        j = members[k, s]
+                        if j != skip:
+                            idx[found] = j
+                            r2[found] = dist2
+                            found += 1
+    return found
 
 
 @njit(cache=True, nogil=True)
-def _grown(members, count):
-    """Copy of the membership table with twice the room per cell."""
-    bigger = np.empty((members.shape[0], 2 * members.shape[1]), np.int64)
+def _grown(members, cell_pos, count):
+    """Copies of the per-cell tables with twice the room per cell."""
+    cap = 2 * members.shape[1]
+    bigger = np.empty((members.shape[0], cap), np.int64)
+    bigger_pos = np.empty((members.shape[0], cap, cell_pos.shape[2]))
     for k in range(members.shape[0]):
         for s in range(count[k]):
             bigger[k, s] = members[k, s]
-    return bigger
+            bigger_pos[k, s, :] = cell_pos[k, s, :]
+    return bigger, bigger_pos
+
+
+@njit(inline="always", cache=True)
+def _move_between_cells(i, old, new, members, cell_pos, count, cell, slot, trial):
+    last = members[old, count[old] - 1]
+    members[old, slot[i]] = last
+    cell_pos[old, slot[i], :] = cell_pos[old, count[old] - 1, :]
+    slot[last] = slot[i]
+    count[old] -= 1
+    members[new, count[new]] = i
+    cell_pos[new, count[new], :] = trial
+    slot[i] = count[new]
+    count[new] += 1
+    cell[i] = new
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def sweeps_cell_list(
-    xt, part_u, members, count, cell, slot, nb, cell_len, ncell, box, pmask, rc2, gamma4,
-    beta, delta, n_sweeps, record_every, energy, state, trace, snapshots,
+    xt, part_u, members, cell_pos, count, cell, slot, nb, cell_len, ncell, box, pmask, rc2,
+    gamma4, beta, delta, n_sweeps, record_every, energy, state, trace, snapshots,
 ):
-    """Cell-list version of :func:`sweeps_pair_matrix`; returns (energy, accepted, members).
+    """Cell-list version of :func:`sweeps_pair_matrix`.
 
-    members comes back reallocated with more room when a cell ran out of capacity.
+    Returns (energy, accepted, members, cell_pos); the tables come back reallocated with more
+    room when a cell ran out of capacity.
     """
     d, n = xt.shape
     up = d - 1
     trial = np.empty(d)
     p_old = np.empty(d)
+    gaps = np.zeros((3, nb.shape[2]))
     idx = np.empty(n, np.int64)
     r2 = np.empty(n)
     new_u = np.empty(n)
@@ -348,8 +407,8 @@ def sweeps_cell_list(
             new_home = 0
             for c in range(d):
                 new_home = new_home * ncell + _cell_coord(trial[c], cell_len, ncell)
-            n_new = _gather_neighbours(new_home, i, members, count, nb, ncell, d, idx)
-            _squared_distances_to(xt, idx, n_new, trial, box, pmask, r2)
+            n_new = _neighbours_within(trial, new_home, i, members, cell_pos, count, nb,
+                                       cell_len, ncell, box, pmask, rc2, gaps, idx, r2)
             e_new = _pair_energies(r2, n_new, rc2, new_u)
             du = e_new - part_u[i] + gamma4 * (trial[up] - xt[up, i])
             if not _accepts(du, beta, state):
@@ -358,31 +417,27 @@ def sweeps_cell_list(
             for m in range(n_new):
                 part_u[idx[m]] += new_u[m]
             old_home = cell[i]
-            n_old = _gather_neighbours(old_home, i, members, count, nb, ncell, d, idx)
             for c in range(d):
                 p_old[c] = xt[c, i]
-            _squared_distances_to(xt, idx, n_old, p_old, box, pmask, r2)
+            n_old = _neighbours_within(p_old, old_home, i, members, cell_pos, count, nb,
+                                       cell_len, ncell, box, pmask, rc2, gaps, idx, r2)
             _pair_energies(r2, n_old, rc2, old_u)
             for m in range(n_old):
                 part_u[idx[m]] -= old_u[m]
             part_u[i] = e_new
             for c in range(d):
                 xt[c, i] = trial[c]
-            if new_home != old_home:
+            if new_home == old_home:
+                cell_pos[old_home, slot[i], :] = trial
+            else:
                 if count[new_home] >= members.shape[1]:
-                    members = _grown(members, count)
-                last = members[old_home, count[old_home] - 1]
-                members[old_home, slot[i]] = last
-                slot[last] = slot[i]
-                count[old_home] -= 1
-                members[new_home, count[new_home]] = i
-                slot[i] = count[new_home]
-                count[new_home] += 1
-                cell[i] = new_home
+                    members, cell_pos = _grown(members, cell_pos, count)
+                _move_between_cells(i, old_home, new_home, members, cell_pos, count, cell,
+                                    slot, trial)
             energy += du
             accepted += 1
         _record(sweep, record_every, xt, energy, trace, snapshots)
-    return energy, accepted, members
+    return energy, accepted, members, cell_pos
 
 
 # --------------------------------------------------------------------------- driver
@@ -460,7 +515,7 @@ class MetropolisSampler:
             capacity = min(self.n, int(2.0 * self.cell_len**self.dim) + 16)
             while True:
                 built = build_cells(self._xt, self.cell_len, self.ncell, capacity)
-                self.members, self.count, self.cell, self.slot, ok = built
+                self.members, self.cell_pos, self.count, self.cell, self.slot, ok = built
                 if ok:
                     break
                 capacity = min(self.n, 2 * capacity)
@@ -497,8 +552,9 @@ class MetropolisSampler:
                 snapshots,
             )
         else:
-            self.energy, acc, self.members = sweeps_cell_list(
-                self._xt, self.part_u, self.members, self.count, self.cell, self.slot,
+            self.energy, acc, self.members, self.cell_pos = sweeps_cell_list(
+                self._xt, self.part_u, self.members, self.cell_pos, self.count, self.cell,
+                self.slot,
                 self.neighbours, self.cell_len, self.ncell, self.box, self.pmask, self.rc2,
                 gamma4, beta, delta, n_sweeps, record_every, self.energy, self.state,
                 energy_trace, snapshots,
