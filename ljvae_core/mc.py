@@ -175,8 +175,9 @@ def _pair_energies(r2, n_idx, rc2, u):
     """u[m] = LJ pair energy at r2[m] (zero beyond the cut-off); returns their sum."""
     total = 0.0
     for m in range(n_idx):
+        # Branch-free (a product with the in-range flag) so that the loop vectorizes.
         inv6 = 1.0 / (r2[m] * r2[m] * r2[m])
-        val = 4.0 * inv6 * (inv6 - 1.0) if r2[m] < rc2 else 0.0
+        val = 4.0 * inv6 * (inv6 - 1.0) * (r2[m] < rc2)
         u[m] = val
         total += val
     return total
