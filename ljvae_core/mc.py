@@ -133,24 +133,6 @@ def _min_image(dx, box, half):
 
 
 @njit(inline="always", cache=True)
-def _squared_distances_to(xt, idx, n_idx, p, box, pmask, r2):
-    """r2[m] = squared distance from p to particle idx[m] (m < n_idx), minimum image."""
-    for m in range(n_idx):
-        r2[m] = 0.0
-    half = 0.5 * box
-    for c in range(xt.shape[0]):
-        pc = p[c]
-        if pmask[c] != 0.0:
-            for m in range(n_idx):
-                dx = _min_image(xt[c, idx[m]] - pc, box, half)
-                r2[m] += dx * dx
-        else:
-            for m in range(n_idx):
-                dx = xt[c, idx[m]] - pc
-                r2[m] += dx * dx
-
-
-@njit(inline="always", cache=True)
 def _squared_distances_all(xt, p, box, pmask, r2):
     """r2[j] = squared distance from p to every particle j, minimum image."""
     n = xt.shape[1]
