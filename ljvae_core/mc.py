@@ -9,9 +9,10 @@ Two kernels share this move; which one runs is an implementation detail of
 
 - *pair matrix* (small systems): the (N, N) matrix of pair energies is kept, so a move costs
   one pass over the N partners at the trial position; an accepted move only copies numbers.
-- *cell list* (a cut-off and a box of at least five cells per axis): cells of side >= rc/2, so
-  a move looks at the 5^d surrounding cells only, and its cost does not grow with N. Per-particle
-  energies are kept so that the old position is only revisited when a move is accepted.
+- *cell list* (a cut-off and a box at least three times rc + delta wide): particles are kept
+  sorted by cell, so the cells near a move are a few contiguous runs; the energies at the old
+  and the trial position come from one vectorized pass over them, and the cost of a move does
+  not grow with N.
 
 Random numbers come from xoshiro256+ with an explicit state array, so a run is reproducible
 from its seed whatever thread or process it runs in.
@@ -26,14 +27,11 @@ from numba import njit
 
 from .potential import (
     cutoff_squared,
-    pair_energies_per_particle,
     pair_energy,
     pair_energy_matrix,
     periodic_mask,
 )
 
-# Cells are at least rc / CELL_SUBDIVISION wide; the search covers +-CELL_SUBDIVISION cells.
-CELL_SUBDIVISION = 2
 # Above this many particles the pair matrix costs too much memory, cell list or not.
 PAIR_MATRIX_MAX_PARTICLES = 2048
 # Below this many particles one pass over everybody beats walking the cells.
@@ -127,24 +125,19 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
 
 
 @njit(inline="always", cache=True)
-def _min_image(dx, box, half):
-    """Minimum image of a difference of two coordinates that both lie in [0, box)."""
-    return dx - box * ((dx > half) * 1.0 - (dx < -half) * 1.0)
-
-
-@njit(inline="always", cache=True)
 def _squared_distances_all(xt, p, box, pmask, r2):
     """r2[j] = squared distance from p to every particle j, minimum image."""
     n = xt.shape[1]
     for j in range(n):
         r2[j] = 0.0
-    half = 0.5 * box
+    inv_box = 1.0 / box
     for c in range(xt.shape[0]):
         pc = p[c]
         row = xt[c]
         if pmask[c] != 0.0:
             for j in range(n):
-                dx = _min_image(row[j] - pc, box, half)
+                dx = row[j] - pc
+                dx -= box * np.rint(dx * inv_box)  # vectorizes better than compare-and-select
                 r2[j] += dx * dx
         else:
             for j in range(n):
@@ -166,7 +159,7 @@ def _pair_energies(r2, n_idx, rc2, u):
 
 
 # --------------------------------------------------------------------------- pair-matrix kernel
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def sweeps_pair_matrix(
     xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
     energy, state, trace, snapshots,
@@ -207,220 +200,301 @@ def sweeps_pair_matrix(
 
 
 # --------------------------------------------------------------------------- cell-list kernel
-@njit(inline="always", cache=True)
-def _cell_coord(x, cell_len, ncell):
-    k = int(x / cell_len)
-    return ncell - 1 if k >= ncell else k
+# Particles are kept sorted by cell (row-major over the axes, the last axis fastest), cell k
+# owning slots start[k]:start[k+1] of the sorted coordinates sx (d, N). The cells of a column
+# along the last axis are then one contiguous run of slots, summed by one vectorized loop.
+# Cells are at least rc + delta wide across the columns (so the 3^(d-1) columns around the
+# old position also hold every partner of the trial position) and a fraction of that along
+# them (so the runs stop close to the cut-off sphere). Both energies come from one pass.
+COLUMN_SPLIT = 4
+# Stand-in coordinate of the moving particle while its partners are summed: contributes 0.
+_FAR = 1e15
+
+
+def cell_grid(box, cutoff, delta, dim, pmask):
+    """Cells per axis, their widths and the stencil reach per axis, or None when a cell list
+    would not pay off (fewer than three columns per axis) or could not be built."""
+    if cutoff is None:
+        return None
+    reach_len = cutoff + delta
+    counts = [int(box / reach_len)] * (dim - 1) + [int(box / (reach_len / COLUMN_SPLIT))]
+    reach = [1] * (dim - 1) + [COLUMN_SPLIT]
+    if min(counts[:-1]) < 3:
+        return None
+    # A periodic axis must not see one cell twice through the stencil.
+    for c in range(dim):
+        if pmask[c] != 0.0 and counts[c] < 2 * reach[c] + 1:
+            return None
+    ncell = np.array(counts, np.int64)
+    return ncell, box / ncell, np.array(reach, np.int64)
+
+
+def neighbour_table(ncell, reach, pmask):
+    """Neighbour cells along each axis, and the periodic image each is seen through.
+
+    nb[c, k, o]: coordinate along axis c of the cell at offset o - reach[c] from cell
+    coordinate k, or -1 if it lies beyond a wall; wrap[c, k, o]: -1, 0 or +1 box lengths by
+    which that cell's particles are displaced as seen from cell k.
+    """
+    dim = len(ncell)
+    span = 2 * int(reach.max()) + 1
+    table = np.full((dim, int(ncell.max()), span), -1, np.int64)
+    wrap = np.zeros(table.shape)
+    for c in range(dim):
+        for k in range(ncell[c]):
+            for o in range(2 * reach[c] + 1):
+                kk = k + o - reach[c]
+                if 0 <= kk < ncell[c]:
+                    table[c, k, o] = kk
+                elif pmask[c] != 0.0:
+                    table[c, k, o] = kk % ncell[c]
+                    wrap[c, k, o] = kk // ncell[c]
+    return table, wrap
 
 
 @njit(inline="always", cache=True)
-def _cell_of(xt, i, cell_len, ncell):
-    """Flat cell index (row-major over x, y[, z]) of column i of xt."""
+def _cell_of_point(p, cell_len, ncell):
+    """Flat cell index (row-major over the axes) of point p."""
     idx = 0
-    for c in range(xt.shape[0]):
-        idx = idx * ncell + _cell_coord(xt[c, i], cell_len, ncell)
+    for c in range(p.shape[0]):
+        k = int(p[c] / cell_len[c])
+        idx = idx * ncell[c] + (ncell[c] - 1 if k >= ncell[c] else k)
     return idx
 
 
-def neighbour_table(ncell, pmask, dim):
-    """nb[c, k, o]: coordinate along axis c of the o-th neighbour of cell coordinate k, or -1.
-
-    Axes beyond dim (2D systems run on a 3-axis table) have the single neighbour 0.
-    """
-    span = 2 * CELL_SUBDIVISION + 1
-    table = np.full((3, ncell, span), -1, np.int64)
-    for c in range(3):
-        for k in range(ncell):
-            if c >= dim:
-                table[c, k, 0] = 0
-                continue
-            for o in range(span):
-                kk = k + o - CELL_SUBDIVISION
-                if 0 <= kk < ncell:
-                    table[c, k, o] = kk
-                elif pmask[c] != 0.0:
-                    table[c, k, o] = kk % ncell
-    return table
-
-
 @njit(cache=True, nogil=True)
-def build_cells(xt, cell_len, ncell, capacity):
-    """Cell membership: members and coordinates per cell (cells, capacity[, d]), count, and
-    cell and slot of each particle. Returns ok=False when a cell would exceed its capacity.
+def build_cells(xt, cell_len, ncell):
+    """Counting sort of the particles by cell.
+
+    Returns (start, order, where, sx, cell): slot range of each cell, particle in each slot,
+    slot of each particle, coordinates in slot order (d, N), and cell of each particle.
     """
     d, n = xt.shape
-    members = np.empty((ncell**d, capacity), np.int64)
-    cell_pos = np.empty((ncell**d, capacity, d))
-    count = np.zeros(ncell**d, np.int64)
+    n_cells = 1
+    for c in range(d):
+        n_cells *= ncell[c]
     cell = np.empty(n, np.int64)
-    slot = np.empty(n, np.int64)
+    start = np.zeros(n_cells + 1, np.int64)
+    p = np.empty(d)
     for i in range(n):
-        k = _cell_of(xt, i, cell_len, ncell)
-        if count[k] >= capacity:
-            return members, cell_pos, count, cell, slot, False
-        members[k, count[k]] = i
         for c in range(d):
-            cell_pos[k, count[k], c] = xt[c, i]
-        slot[i] = count[k]
-        cell[i] = k
-        count[k] += 1
-    return members, cell_pos, count, cell, slot, True
+            p[c] = xt[c, i]
+        cell[i] = _cell_of_point(p, cell_len, ncell)
+        start[cell[i] + 1] += 1
+    for k in range(n_cells):
+        start[k + 1] += start[k]
+    fill = start[:-1].copy()
+    order = np.empty(n, np.int64)
+    where = np.empty(n, np.int64)
+    sx = np.empty((d, n))
+    for i in range(n):
+        s = fill[cell[i]]
+        fill[cell[i]] += 1
+        order[s] = i
+        where[i] = s
+        for c in range(d):
+            sx[c, s] = xt[c, i]
+    return start, order, where, sx, cell
 
 
 @njit(inline="always", cache=True)
-def _axis_gaps(p, home_coord, cell_len, span, gaps, c):
-    """Squared distance from p[c] to the slabs of the neighbouring cells along axis c."""
-    t = p[c] - home_coord * cell_len
-    for o in range(span):
-        off = o - CELL_SUBDIVISION
+def _axis_gaps(p, q, home, c, cell_len, reach, gaps):
+    """gaps[c, o]: squared distance from the nearer of p[c], q[c] to the slab of the cell at
+    offset o - reach[c] from the home cell coordinate along axis c."""
+    w = cell_len[c]
+    tp = p[c] - home * w
+    tq = q[c] - home * w
+    for o in range(2 * reach[c] + 1):
+        off = o - reach[c]
         if off > 0:
-            gap = off * cell_len - t
+            gap = off * w - max(tp, tq)
         elif off < 0:
-            gap = t + (-off - 1) * cell_len
+            gap = min(tp, tq) + (-off - 1) * w
         else:
             gap = 0.0
         gaps[c, o] = gap * gap if gap > 0.0 else 0.0
 
 
 @njit(inline="always", cache=True)
-def _neighbours_within(
-    p, home, skip, members, cell_pos, count, nb, cell_len, ncell, box, pmask, rc2, gaps,
-    idx, r2,
-):
-    """Particles (except `skip`) closer than the cut-off to point p in cell `home`.
-
-    Fills idx and r2; returns how many. Cells whose nearest face is beyond the cut-off are
-    skipped, and coordinates are read from the cell-ordered copy, which is contiguous.
-    """
-    d = p.shape[0]
-    span = nb.shape[2]
-    if d == 3:
-        hx, hy, hz = home // (ncell * ncell), (home // ncell) % ncell, home % ncell
-        ny, nz = ncell, ncell
-    else:
-        hx, hy, hz = home // ncell, home % ncell, 0
-        ny, nz = ncell, 1
-    _axis_gaps(p, hx, cell_len, span, gaps, 0)
-    _axis_gaps(p, hy, cell_len, span, gaps, 1)
-    if d == 3:
-        _axis_gaps(p, hz, cell_len, span, gaps, 2)
-    half = 0.5 * box
-    found = 0
-    for ox in range(span):
-        cx = nb[0, hx, ox]
-        if cx < 0 or gaps[0, ox] >= rc2:
-            continue
-        for oy in range(span):
-            cy = nb[1, hy, oy]
-            gxy = gaps[0, ox] + gaps[1, oy]
-            if cy < 0 or gxy >= rc2:
-                continue
-            for oz in range(span if d == 3 else 1):
-                cz = nb[2, hz, oz]
-                if cz < 0 or (d == 3 and gxy + gaps[2, oz] >= rc2):
-                    continue
-                k = (cx * ny + cy) * nz + cz
-                for s in range(count[k]):
-                    dist2 = 0.0
-                    for c in range(d):
-                        dx = cell_pos[k, s, c] - p[c]
-                        if pmask[c] != 0.0:
-                            dx = _min_image(dx, box, half)
-                        dist2 += dx * dx
-                    if dist2 < rc2:
-                        j = members[k, s]
-                        if j != skip:
-                            idx[found] = j
-                            r2[found] = dist2
-                            found += 1
-    return found
-
-
-@njit(cache=True, nogil=True)
-def _grown(members, cell_pos, count):
-    """Copies of the per-cell tables with twice the room per cell."""
-    cap = 2 * members.shape[1]
-    bigger = np.empty((members.shape[0], cap), np.int64)
-    bigger_pos = np.empty((members.shape[0], cap, cell_pos.shape[2]))
-    for k in range(members.shape[0]):
-        for s in range(count[k]):
-            bigger[k, s] = members[k, s]
-            bigger_pos[k, s, :] = cell_pos[k, s, :]
-    return bigger, bigger_pos
+def _lj_masked(r2, rc2):
+    inv6 = 1.0 / (r2 * r2 * r2)
+    return 4.0 * inv6 * (inv6 - 1.0) * (r2 < rc2)
 
 
 @njit(inline="always", cache=True)
-def _move_between_cells(i, old, new, members, cell_pos, count, cell, slot, trial):
-    last = members[old, count[old] - 1]
-    members[old, slot[i]] = last
-    cell_pos[old, slot[i], :] = cell_pos[old, count[old] - 1, :]
-    slot[last] = slot[i]
-    count[old] -= 1
-    members[new, count[new]] = i
-    cell_pos[new, count[new], :] = trial
-    slot[i] = count[new]
-    count[new] += 1
+def _run_energies(sx, lo, hi, p, q, shift, rc2):
+    """Pair energies of points p and q with the particles in slots lo:hi, seen displaced by
+    shift (their periodic image near the points). Branch-free, so it vectorizes."""
+    e_p = 0.0
+    e_q = 0.0
+    if sx.shape[0] == 3:
+        px, py, pz = p[0] - shift[0], p[1] - shift[1], p[2] - shift[2]
+        qx, qy, qz = q[0] - shift[0], q[1] - shift[1], q[2] - shift[2]
+        for s in range(lo, hi):
+            ax, ay, az = sx[0, s] - px, sx[1, s] - py, sx[2, s] - pz
+            bx, by, bz = sx[0, s] - qx, sx[1, s] - qy, sx[2, s] - qz
+            e_p += _lj_masked(ax * ax + ay * ay + az * az, rc2)
+            e_q += _lj_masked(bx * bx + by * by + bz * bz, rc2)
+    else:
+        px, py = p[0] - shift[0], p[1] - shift[1]
+        qx, qy = q[0] - shift[0], q[1] - shift[1]
+        for s in range(lo, hi):
+            ax, ay = sx[0, s] - px, sx[1, s] - py
+            bx, by = sx[0, s] - qx, sx[1, s] - qy
+            e_p += _lj_masked(ax * ax + ay * ay, rc2)
+            e_q += _lj_masked(bx * bx + by * by, rc2)
+    return e_p, e_q
+
+
+@njit(inline="always", cache=True)
+def _column_energies(sx, start, col, hz, nb, wrap, ncell, reach, gaps, budget, p, q, shift,
+                     box, rc2):
+    """Energies of p and q with the cells of column `col` whose slab along the last axis lies
+    within the remaining squared distance `budget`; consecutive cells form one run."""
+    # Indexing the full tables (no row views) keeps reference counting out of this loop.
+    up = sx.shape[0] - 1
+    e_p = 0.0
+    e_q = 0.0
+    run_lo = -1
+    run_hi = -1
+    for o in range(2 * reach[up] + 1):
+        kz = nb[up, hz, o]
+        if kz < 0 or gaps[up, o] >= budget:
+            continue
+        k = col * ncell[up] + kz
+        if k == run_hi:  # consecutive cells in memory never straddle a periodic wrap
+            run_hi = k + 1
+            continue
+        if run_lo >= 0:
+            a, b = _run_energies(sx, start[run_lo], start[run_hi], p, q, shift, rc2)
+            e_p += a
+            e_q += b
+        shift[up] = box * wrap[up, hz, o]
+        run_lo = k
+        run_hi = k + 1
+    if run_lo >= 0:
+        a, b = _run_energies(sx, start[run_lo], start[run_hi], p, q, shift, rc2)
+        e_p += a
+        e_q += b
+    return e_p, e_q
+
+
+@njit(inline="always", cache=True)
+def _local_energies(sx, start, home, p, q, nb, wrap, ncell, cell_len, reach, box, rc2, gaps,
+                    shift):
+    """Pair energies of points p and q with every particle of the cells around cell `home`
+    (which holds q; p is within the stencil's margin of q)."""
+    d = sx.shape[0]
+    up = d - 1
+    hz = home % ncell[up]
+    rest = home // ncell[up]
+    hy = rest % ncell[up - 1]
+    hx = rest // ncell[up - 1] if d == 3 else 0
+    if d == 3:
+        _axis_gaps(p, q, hx, 0, cell_len, reach, gaps)
+    _axis_gaps(p, q, hy, up - 1, cell_len, reach, gaps)
+    _axis_gaps(p, q, hz, up, cell_len, reach, gaps)
+    e_p = 0.0
+    e_q = 0.0
+    for ox in range(2 * reach[0] + 1 if d == 3 else 1):
+        cx = nb[0, hx, ox] if d == 3 else 0
+        gx = gaps[0, ox] if d == 3 else 0.0
+        if cx < 0 or gx >= rc2:
+            continue
+        if d == 3:
+            shift[0] = box * wrap[0, hx, ox]
+        for oy in range(2 * reach[up - 1] + 1):
+            cy = nb[up - 1, hy, oy]
+            gxy = gx + gaps[up - 1, oy]
+            if cy < 0 or gxy >= rc2:
+                continue
+            shift[up - 1] = box * wrap[up - 1, hy, oy]
+            a, b = _column_energies(sx, start, cx * ncell[up - 1] + cy, hz, nb, wrap, ncell,
+                                    reach, gaps, rc2 - gxy, p, q, shift, box, rc2)
+            e_p += a
+            e_q += b
+    return e_p, e_q
+
+
+@njit(inline="always", cache=True)
+def _move_slot(src, dst, sx, order, where):
+    if src == dst:  # the slot holds a stale entry (the hole): nothing to move
+        return
+    for c in range(sx.shape[0]):
+        sx[c, dst] = sx[c, src]
+    j = order[src]
+    order[dst] = j
+    where[j] = dst
+
+
+@njit(inline="always", cache=True)
+def _relocate(i, old, new, start, order, where, sx, cell):
+    """Move particle i from cell old to cell new: the hole it leaves travels cell by cell
+    (one slot copy per cell in between), so no run of particles is shifted."""
+    hole = where[i]
+    if new > old:
+        for k in range(old, new):
+            last = start[k + 1] - 1
+            _move_slot(last, hole, sx, order, where)
+            hole = last
+            start[k + 1] -= 1
+    else:
+        for k in range(old, new, -1):
+            first = start[k]
+            _move_slot(first, hole, sx, order, where)
+            hole = first
+            start[k] += 1
+    order[hole] = i
+    where[i] = hole
     cell[i] = new
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def sweeps_cell_list(
-    xt, part_u, members, cell_pos, count, cell, slot, nb, cell_len, ncell, box, pmask, rc2,
+    xt, start, order, where, sx, cell, nb, wrap, ncell, cell_len, reach, box, pmask, rc2,
     gamma4, beta, delta, n_sweeps, record_every, energy, state, trace, snapshots,
 ):
-    """Cell-list version of :func:`sweeps_pair_matrix`.
+    """Cell-list version of :func:`sweeps_pair_matrix`; returns (energy, accepted moves).
 
-    Returns (energy, accepted, members, cell_pos); the tables come back reallocated with more
-    room when a cell ran out of capacity.
+    The cells must come from :func:`cell_grid` for this delta (or a larger one).
     """
     d, n = xt.shape
     up = d - 1
     trial = np.empty(d)
+    near = np.empty(d)
     p_old = np.empty(d)
-    gaps = np.zeros((3, nb.shape[2]))
-    idx = np.empty(n, np.int64)
-    r2 = np.empty(n)
-    new_u = np.empty(n)
-    old_u = np.empty(n)
+    gaps = np.zeros((d, nb.shape[2]))
+    shift = np.zeros(d)
     accepted = 0
     for sweep in range(n_sweeps):
         for _ in range(n):
             i = int(uniform01(state) * n)
             _propose(xt, i, delta, box, pmask, state, trial)
-            new_home = 0
-            for c in range(d):
-                new_home = new_home * ncell + _cell_coord(trial[c], cell_len, ncell)
-            n_new = _neighbours_within(trial, new_home, i, members, cell_pos, count, nb,
-                                       cell_len, ncell, box, pmask, rc2, gaps, idx, r2)
-            e_new = _pair_energies(r2, n_new, rc2, new_u)
-            du = e_new - part_u[i] + gamma4 * (trial[up] - xt[up, i])
-            if not _accepts(du, beta, state):
-                continue
-            # The new partners gain their share of i's energy, the old ones lose theirs.
-            for m in range(n_new):
-                part_u[idx[m]] += new_u[m]
-            old_home = cell[i]
+            slot = where[i]
             for c in range(d):
                 p_old[c] = xt[c, i]
-            n_old = _neighbours_within(p_old, old_home, i, members, cell_pos, count, nb,
-                                       cell_len, ncell, box, pmask, rc2, gaps, idx, r2)
-            _pair_energies(r2, n_old, rc2, old_u)
-            for m in range(n_old):
-                part_u[idx[m]] -= old_u[m]
-            part_u[i] = e_new
-            for c in range(d):
-                xt[c, i] = trial[c]
-            if new_home == old_home:
-                cell_pos[old_home, slot[i], :] = trial
+                sx[c, slot] = _FAR
+                # The trial's image next to the old position, which the stencil is built on.
+                near[c] = trial[c] - pmask[c] * box * np.rint((trial[c] - p_old[c]) / box)
+            old_home = cell[i]
+            e_new, e_old = _local_energies(sx, start, old_home, near, p_old, nb, wrap, ncell,
+                                           cell_len, reach, box, rc2, gaps, shift)
+            du = e_new - e_old + gamma4 * (trial[up] - p_old[up])
+            if _accepts(du, beta, state):
+                new_home = _cell_of_point(trial, cell_len, ncell)
+                if new_home != old_home:
+                    _relocate(i, old_home, new_home, start, order, where, sx, cell)
+                slot = where[i]
+                for c in range(d):
+                    xt[c, i] = trial[c]
+                    sx[c, slot] = trial[c]
+                energy += du
+                accepted += 1
             else:
-                if count[new_home] >= members.shape[1]:
-                    members, cell_pos = _grown(members, cell_pos, count)
-                _move_between_cells(i, old_home, new_home, members, cell_pos, count, cell,
-                                    slot, trial)
-            energy += du
-            accepted += 1
+                for c in range(d):
+                    sx[c, slot] = p_old[c]
         _record(sweep, record_every, xt, energy, trace, snapshots)
-    return energy, accepted, members, cell_pos
+    return energy, accepted
 
 
 # --------------------------------------------------------------------------- driver
@@ -455,7 +529,10 @@ class MetropolisSampler:
         self.state = rng_state_from_seed(seed)
         self.moves = 0
         self.accepted = 0
+        self.pair_u = None
+        self._grid = None
         self._setup_kernel()
+        self.energy = self.full_energy()
 
     @property
     def positions(self) -> np.ndarray:
@@ -478,41 +555,38 @@ class MetropolisSampler:
         return float(pair + 4.0 * self.gamma * pos[:, -1].sum())
 
     # -- kernel choice and bookkeeping
-    def _cells_per_axis(self) -> int:
-        if self.cutoff is None:
-            return 0
-        return int(self.box / (self.cutoff / CELL_SUBDIVISION))
-
-    def _wants_cell_list(self) -> bool:
-        enough_cells = self._cells_per_axis() >= 2 * CELL_SUBDIVISION + 1
-        return enough_cells and self.n > CELL_LIST_MIN_PARTICLES
-
     def _setup_kernel(self):
-        pos = self.positions
+        """Choose the kernel for the current step size and build its tables if needed."""
+        delta = self._delta()
+        grid = None
+        if self.n > CELL_LIST_MIN_PARTICLES:
+            grid = cell_grid(self.box, self.cutoff, delta, self.dim, self.pmask)
         # Whether moves look only at nearby cells (a cut-off and a large enough box).
-        self.uses_cell_list = self._wants_cell_list()
-        if self.uses_cell_list:
-            self.ncell = self._cells_per_axis()
-            self.cell_len = self.box / self.ncell
-            self.neighbours = neighbour_table(self.ncell, self.pmask, self.dim)
-            capacity = min(self.n, int(2.0 * self.cell_len**self.dim) + 16)
-            while True:
-                built = build_cells(self._xt, self.cell_len, self.ncell, capacity)
-                self.members, self.cell_pos, self.count, self.cell, self.slot, ok = built
-                if ok:
-                    break
-                capacity = min(self.n, 2 * capacity)
-            self.part_u = pair_energies_per_particle(pos, self.box, self.pmask, self.rc2)
+        self.uses_cell_list = grid is not None
+        if grid is not None:
             self.pair_u = None
-        else:
-            if self.n > PAIR_MATRIX_MAX_PARTICLES:
-                raise ValueError(
-                    f"{self.n} particles need a cut-off of at most {self.box / 5 * 2:.3g} "
-                    "(cell list): without one, the pair-energy matrix would not fit in memory"
-                )
-            self.pair_u = pair_energy_matrix(pos, self.box, self.pmask, self.rc2)
+            if self._grid is None or any(
+                not np.array_equal(a, b) for a, b in zip(grid, self._grid, strict=True)
+            ):
+                self._grid = grid
+                ncell, cell_len, reach = grid
+                self.neighbours, self.wraps = neighbour_table(ncell, reach, self.pmask)
+                built = build_cells(self._xt, cell_len, ncell)
+                self.cell_start, self.order, self.where, self.sorted_xt, self.cell = built
+            return
+        self._grid = None
+        if self.n > PAIR_MATRIX_MAX_PARTICLES:
+            raise ValueError(
+                f"{self.n} particles need a cut-off, in a box at least three times (cut-off + "
+                "step size) wide, so that moves look at nearby cells only: the pair-energy "
+                "matrix for all of them would not fit in memory"
+            )
+        if self.pair_u is None:
+            self.pair_u = pair_energy_matrix(self.positions, self.box, self.pmask, self.rc2)
             self.part_u = self.pair_u.sum(axis=1)
-        self.energy = self.full_energy()
+
+    def _delta(self) -> float:
+        return min(self.step_size, 0.5 * self.box)
 
     # -- running
     def run(self, n_sweeps: int, record_every: int = 0, trace: bool = True):
@@ -527,19 +601,20 @@ class MetropolisSampler:
         snapshots = np.empty((n_snap, self.n, self.dim))
         beta = 1.0 / self.temperature
         gamma4 = 4.0 * self.gamma
-        delta = min(self.step_size, 0.5 * self.box)
-        if self.pair_u is not None:
+        delta = self._delta()
+        self._setup_kernel()
+        if not self.uses_cell_list:
             self.energy, acc = sweeps_pair_matrix(
                 self._xt, self.pair_u, self.part_u, self.box, self.pmask, self.rc2, gamma4,
                 beta, delta, n_sweeps, record_every, self.energy, self.state, energy_trace,
                 snapshots,
             )
         else:
-            self.energy, acc, self.members, self.cell_pos = sweeps_cell_list(
-                self._xt, self.part_u, self.members, self.cell_pos, self.count, self.cell,
-                self.slot,
-                self.neighbours, self.cell_len, self.ncell, self.box, self.pmask, self.rc2,
-                gamma4, beta, delta, n_sweeps, record_every, self.energy, self.state,
+            ncell, cell_len, reach = self._grid
+            self.energy, acc = sweeps_cell_list(
+                self._xt, self.cell_start, self.order, self.where, self.sorted_xt, self.cell,
+                self.neighbours, self.wraps, ncell, cell_len, reach, self.box, self.pmask,
+                self.rc2, gamma4, beta, delta, n_sweeps, record_every, self.energy, self.state,
                 energy_trace, snapshots,
             )
         self.accepted += acc

@@ -53,16 +53,35 @@ def test_cell_list_kernel_follows_the_same_trajectory(monkeypatch):
     assert reference.energy == pytest.approx(reference.full_energy(), rel=1e-10)
 
 
-def test_cell_list_grows_full_cells():
-    # A dense clump under strong gravity overfills cells sized for the mean density.
-    s = _sampler(400, 2, 40.0, temperature=0.5, gamma=3.0, periodic="x", cutoff=2.5)
+@pytest.mark.parametrize("dim,periodic", [(3, "xy"), (2, "x")])
+def test_cell_bookkeeping_survives_many_moves_between_cells(dim, periodic):
+    # A dense clump under strong gravity: particles cross cells (and the periodic seam) often.
+    box = 16.0 if dim == 3 else 60.0
+    s = _sampler(400, dim, box, temperature=0.8, gamma=2.0, periodic=periodic, cutoff=2.5)
     assert s.uses_cell_list
-    capacity = s.members.shape[1]
-    s.run(300)
-    assert s.members.shape[1] >= capacity
+    s.run(200)
+    ncell, cell_len, _ = s._grid
+    home = (s.positions // cell_len).astype(int).clip(max=ncell - 1)
+    flat = np.ravel_multi_index(home.T, ncell)
+    assert np.array_equal(flat, s.cell)
+    assert np.array_equal(np.diff(s.cell_start), np.bincount(flat, minlength=ncell.prod()))
+    assert np.array_equal(s.order[s.where], np.arange(s.n))
+    assert np.all((s.cell_start[flat] <= s.where) & (s.where < s.cell_start[flat + 1]))
+    assert np.array_equal(s.sorted_xt[:, s.where], s.positions.T)
     assert s.energy == pytest.approx(s.full_energy(), rel=1e-9)
-    counts = np.bincount(s.cell, minlength=s.count.size)
-    assert np.array_equal(counts, s.count)
+
+
+def test_kernel_follows_the_step_size():
+    # A step larger than the cell margin needs another grid (or the pair matrix).
+    s = _sampler(400, 3, 16.0, 1.0, 0.0, "xy", 2.5)
+    first = s._grid[0].copy()
+    s.step_size = 2.0
+    s.run(5)
+    assert s._grid is None or not np.array_equal(s._grid[0], first)
+    s.step_size = 0.3  # back to the step the sampler was built with
+    s.run(5)
+    assert s.uses_cell_list and np.array_equal(s._grid[0], first)
+    assert s.energy == pytest.approx(s.full_energy(), rel=1e-9)
 
 
 def test_single_particle_height_follows_truncated_exponential():
