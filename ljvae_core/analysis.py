@@ -1,5 +1,6 @@
-"""Structural and statistical analysis of configurations: density profiles, the barometric law,
-energy statistics.
+"""Structural and statistical analysis of configurations: density profiles and the barometric
+law, the radial distribution function g(r), energy statistics, and the distribution distances
+that judge generated configurations against Monte Carlo ones.
 
 The barometric law for non-interacting particles in [0, L] under gravity is the truncated
 exponential rho(z) ~ exp(-lambda z) with lambda = 4 gamma / T.
@@ -12,6 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import wasserstein_distance
+
+from .geometry import pairwise_distances
+from .potential import configuration_energies, periodic_mask
 
 
 def barometric_rate(gamma: float, temperature: float) -> float:
@@ -97,4 +102,206 @@ def energy_statistics(energy, n_particles: int) -> dict:
         "std_per_particle": float(e.std()),
         "min_per_particle": float(e.min()),
         "max_per_particle": float(e.max()),
+    }
+
+
+# --------------------------------------------------------------------------- g(r)
+@dataclass
+class RadialDistribution:
+    """g(r) at bin centres r, with the mean number of pairs per configuration in each bin."""
+
+    r: np.ndarray
+    g: np.ndarray
+    edges: np.ndarray
+    pair_counts: np.ndarray
+    configurations: int
+
+    def l1_distance(self, other: RadialDistribution) -> float:
+        """Integral of |g1 - g2| dr over the common bins (the same edges are required)."""
+        if self.edges.shape != other.edges.shape or not np.allclose(self.edges, other.edges):
+            raise ValueError("g(r) curves must share their bins to be compared")
+        return float(np.sum(np.abs(self.g - other.g) * np.diff(self.edges)))
+
+
+def _axis_difference_density(t, box, periodic):
+    """Density of the difference of two uniform coordinates on one axis, at |t|."""
+    t = np.abs(t)
+    if periodic:  # minimum image: uniform on [-L/2, L/2]
+        return np.where(t <= 0.5 * box, 1.0 / box, 0.0)
+    return np.clip(box - t, 0.0, None) / box**2
+
+
+def _sphere_rule(dim, order=48):
+    """Directions u and weights covering the positive orthant of the unit sphere (the
+    integrands here are even in every coordinate), weights summing to its full area."""
+    x, w = np.polynomial.legendre.leggauss(order)
+    if dim == 2:
+        angle = 0.25 * np.pi * (x + 1.0)
+        dirs = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        return dirs, 4.0 * 0.25 * np.pi * w
+    mu = 0.5 * (x + 1.0)  # cos(theta) in [0, 1]
+    phi = 0.25 * np.pi * (x + 1.0)  # [0, pi/2]
+    s = np.sqrt(1.0 - mu**2)
+    dirs = np.stack(
+        [np.outer(s, np.cos(phi)), np.outer(s, np.sin(phi)), np.outer(mu, np.ones_like(phi))],
+        axis=-1,
+    ).reshape(-1, 3)
+    weights = np.outer(0.5 * w, 0.25 * np.pi * w).ravel()
+    return dirs, 8.0 * weights
+
+
+def uniform_pair_distance_probability(edges, box: float, dim: int, periodic_axes: str = ""):
+    """Probability that two independent uniform points of the box lie at a distance within
+    each bin of `edges` (minimum image on periodic axes).
+
+    Fully periodic boxes have the exact shell volumes over the box volume (for r <= L/2);
+    otherwise the density of the distance is integrated numerically: r^(d-1) times the
+    spherical average of the product of the per-axis difference densities.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    mask = periodic_mask(periodic_axes, dim)
+    if mask.all() and edges[-1] <= 0.5 * box + 1e-12:
+        unit_ball = np.pi if dim == 2 else 4.0 * np.pi / 3.0
+        return unit_ball * np.diff(edges**dim) / box**dim
+    dirs, dir_weights = _sphere_rule(dim)
+    x, w = np.polynomial.legendre.leggauss(12)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    r = 0.5 * (hi - lo) * (x + 1.0) + lo  # (bins, 12) radial nodes per bin
+    dens = np.ones(r.shape + (len(dirs),))
+    for c in range(dim):
+        dens *= _axis_difference_density(r[..., None] * dirs[:, c], box, mask[c] != 0.0)
+    shell = (dens @ dir_weights) * r ** (dim - 1)
+    return (shell * w).sum(axis=-1) * 0.5 * (edges[1:] - edges[:-1])
+
+
+def _pair_distance_histogram(coords, edges, box, mask):
+    """Total count of pairs (i < j) per bin over all configurations, in memory-bounded chunks."""
+    m, n, _ = coords.shape
+    iu = np.triu_indices(n, k=1)
+    counts = np.zeros(len(edges) - 1)
+    chunk = max(1, 2_000_000 // max(1, n * n))
+    for start in range(0, m, chunk):
+        dist = pairwise_distances(coords[start:start + chunk], box, mask)
+        counts += np.histogram(dist[:, iu[0], iu[1]].ravel(), bins=edges)[0]
+    return counts
+
+
+def radial_distribution(
+    coords, box: float, periodic_axes: str = "", r_max: float | None = None, bins: int = 60
+) -> RadialDistribution:
+    """g(r) of configurations (M, N, d) in the box [0, L]^d.
+
+    Pair counts are normalized by those of uniform random points in the same box
+    (:func:`uniform_pair_distance_probability`), so that an ideal gas gives g = 1 at every r
+    even in a closed box, where the walls deplete large distances; in a fully periodic box
+    this is the usual shell-volume normalization.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    m, n, dim = coords.shape
+    if n < 2:
+        raise ValueError("g(r) needs at least two particles")
+    r_max = 0.5 * box if r_max is None else float(r_max)
+    edges = np.linspace(0.0, r_max, bins + 1)
+    mask = periodic_mask(periodic_axes, dim)
+    counts = _pair_distance_histogram(coords, edges, box, mask)
+    expected = m * 0.5 * n * (n - 1) * uniform_pair_distance_probability(
+        edges, box, dim, periodic_axes
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = np.where(expected > 0, counts / expected, 0.0)
+    return RadialDistribution(0.5 * (edges[1:] + edges[:-1]), g, edges, counts / m, m)
+
+
+# --------------------------------------------------------------------------- distances
+# Overlapping particles have astronomically large energies; clipping the energy per particle
+# here keeps one broken configuration from making a Wasserstein distance infinite.
+ENERGY_PER_PARTICLE_CAP = 1e3
+# Pairs closer than this (in sigma) make a configuration unphysical ("invalid").
+MIN_VALID_DISTANCE = 0.8
+
+
+def nearest_neighbour_distances(coords, box: float, periodic_axes: str = "") -> np.ndarray:
+    """Distance from every particle to its nearest neighbour, (M, N)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    mask = periodic_mask(periodic_axes, coords.shape[-1])
+    out = np.empty(coords.shape[:2])
+    chunk = max(1, 2_000_000 // max(1, coords.shape[1] ** 2))
+    for start in range(0, len(coords), chunk):
+        dist = pairwise_distances(coords[start:start + chunk], box, mask)
+        idx = np.arange(coords.shape[1])
+        dist[:, idx, idx] = np.inf
+        out[start:start + chunk] = dist.min(axis=-1)
+    return out
+
+
+def valid_fraction(coords, box: float, periodic_axes: str = "",
+                   min_distance: float = MIN_VALID_DISTANCE) -> float:
+    """Fraction of configurations with no pair closer than min_distance."""
+    nearest = nearest_neighbour_distances(coords, box, periodic_axes)
+    return float(np.mean(nearest.min(axis=-1) >= min_distance))
+
+
+def energies_per_particle(coords, box: float, gamma: float = 0.0, periodic_axes: str = "",
+                          cutoff: float | None = None) -> np.ndarray:
+    """Energy per particle (pair + gravity) of each configuration, capped for overlaps."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    energy = configuration_energies(coords, box, gamma, periodic_axes, cutoff) / coords.shape[1]
+    return np.minimum(np.nan_to_num(energy, nan=np.inf), ENERGY_PER_PARTICLE_CAP)
+
+
+def compare_distributions(
+    sample, reference, box: float, gamma: float = 0.0, periodic_axes: str = "",
+    cutoff: float | None = None, rdf_bins: int = 60,
+) -> dict:
+    """How far a sample of configurations is from a reference one (e.g. Monte Carlo).
+
+    1D Wasserstein distances of the energy per particle, of nearest-neighbour distances and of
+    heights; the L1 distance between their g(r); and the fraction of valid configurations of
+    each. Both sets must have the same N and d and share the box and gamma.
+    """
+    sample = np.asarray(sample, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if sample.shape[1:] != reference.shape[1:]:
+        raise ValueError(
+            f"configurations differ in shape: {sample.shape[1:]} vs {reference.shape[1:]}"
+        )
+    args = (box, gamma, periodic_axes, cutoff)
+    rdf = [radial_distribution(x, box, periodic_axes, bins=rdf_bins) for x in (sample, reference)]
+    return {
+        "w1_energy_per_particle": float(wasserstein_distance(
+            energies_per_particle(sample, *args), energies_per_particle(reference, *args))),
+        "w1_nearest_neighbour": float(wasserstein_distance(
+            nearest_neighbour_distances(sample, box, periodic_axes).ravel(),
+            nearest_neighbour_distances(reference, box, periodic_axes).ravel())),
+        "w1_height": float(wasserstein_distance(sample[..., -1].ravel(),
+                                                reference[..., -1].ravel())),
+        "rdf_l1": rdf[0].l1_distance(rdf[1]),
+        "valid_fraction": valid_fraction(sample, box, periodic_axes),
+        "reference_valid_fraction": valid_fraction(reference, box, periodic_axes),
+    }
+
+
+def structure_statistics(coords, box: float, gamma: float, temperature: float,
+                         periodic_axes: str = "", cutoff: float | None = None) -> dict:
+    """Summary of one condition's configurations: energy per particle, nearest-neighbour
+    distance, height, validity, and the barometric decay rate fitted vs predicted."""
+    coords = np.asarray(coords, dtype=np.float64)
+    e = energies_per_particle(coords, box, gamma, periodic_axes, cutoff)
+    nearest = nearest_neighbour_distances(coords, box, periodic_axes)
+    fit = barometric_fit(coords[..., -1], box)
+    return {
+        "configurations": int(len(coords)),
+        "energy_per_particle": float(e.mean()),
+        "energy_per_particle_std": float(e.std()),
+        "nearest_neighbour": float(nearest.mean()),
+        "height": float(coords[..., -1].mean()),
+        "valid_fraction": float(np.mean(nearest.min(axis=-1) >= MIN_VALID_DISTANCE)),
+        "barometric_rate_fit": fit["rate"],
+        "barometric_rate_dilute": barometric_rate(gamma, temperature),
     }

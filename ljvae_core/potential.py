@@ -88,6 +88,27 @@ def pair_energy_from_distances(distances, rc2):
     return total
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def batch_pair_energies(coords, box, periodic_mask, rc2):
+    """Pair energy of each configuration of a batch (M, N, d)."""
+    out = np.empty(coords.shape[0])
+    for m in range(coords.shape[0]):
+        out[m] = pair_energy(coords[m], box, periodic_mask, rc2)
+    return out
+
+
+def configuration_energies(
+    coords, box: float, gamma: float = 0.0, periodic_axes: str = "", cutoff: float | None = None
+) -> np.ndarray:
+    """Total energy (pair + gravity, no tail) of each configuration of a batch (M, N, d)."""
+    coords = np.ascontiguousarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    mask = periodic_mask(periodic_axes, coords.shape[-1])
+    pair = batch_pair_energies(coords, float(box), mask, cutoff_squared(cutoff))
+    return pair + 4.0 * gamma * coords[..., -1].sum(axis=-1)
+
+
 def gravity_energy(pos: np.ndarray, gamma: float) -> float:
     """Gravity term 4 gamma sum_i z_i, z being the last ("up") axis."""
     return float(4.0 * gamma * np.sum(pos[..., -1], axis=-1))

@@ -1,0 +1,280 @@
+"""Representations: configurations (M, N, d) in a box turned into model inputs and back.
+
+Each representation is a scikit-learn transformer: parameters in ``__init__`` (among them the
+box length ``L`` and the dimension ``d``), ``fit(coords)`` learning what it needs (a trailing
+underscore marks learned state), ``transform(coords) -> X`` and ``inverse_transform(X) ->
+coords``. :func:`representation_to_dict` / :func:`representation_from_dict` persist one as
+plain numbers, so model metadata never needs to pickle a class.
+
+- :class:`SortedCoordinates` ("coords"): particles ordered along an axis, scaled to [-1, 1],
+  flattened. Exact inverse (up to the particle order, which it fixes).
+- :class:`VoxelGrid` ("voxels"): particle density on n^d cells, optionally smeared with a
+  Gaussian, divided by its largest value. Inverse by peak picking (see its docstring).
+- :class:`DistanceMatrix` ("distances"): pairwise distances over the box diagonal, particles
+  ordered by distance from the origin. Inverse by classical MDS, up to a rigid motion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .geometry import classical_mds, pairwise_distances
+
+
+def _as_batch(coords, d: int | None = None) -> np.ndarray:
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    if coords.ndim != 3:
+        raise ValueError(f"configurations must be (M, N, d) or (N, d), got shape {coords.shape}")
+    if d is not None and coords.shape[-1] != d:
+        raise ValueError(f"configurations are {coords.shape[-1]}D, the representation is {d}D")
+    return coords
+
+
+class Representation(TransformerMixin, BaseEstimator):
+    """Shared checks: fit records the particle count; transforms insist on it."""
+
+    kind = ""
+
+    def fit(self, coords, y=None):
+        coords = _as_batch(coords, self.d)
+        self.n_particles_ = coords.shape[1]
+        return self
+
+    def _checked(self, coords) -> np.ndarray:
+        coords = _as_batch(coords, self.d)
+        if not hasattr(self, "n_particles_"):
+            raise RuntimeError(f"{type(self).__name__} must be fitted before use")
+        if coords.shape[1] != self.n_particles_:
+            raise ValueError(
+                f"configurations have {coords.shape[1]} particles, the representation was "
+                f"fitted on {self.n_particles_}"
+            )
+        return coords
+
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one transformed configuration (the model's input)."""
+        return self.transform(np.full((1, self.n_particles_, self.d), 0.5 * self.L)).shape[1:]
+
+
+# --------------------------------------------------------------------------- coords
+class SortedCoordinates(Representation):
+    """Particles sorted along ``sort_axis`` ('x' as in the original study, or the up axis),
+    coordinates mapped from [0, L] to [-1, 1] and flattened to N*d values."""
+
+    kind = "coords"
+
+    def __init__(self, L: float = 5.0, d: int = 3, sort_axis: str = "x"):
+        self.L = L
+        self.d = d
+        self.sort_axis = sort_axis
+
+    def _axis(self) -> int:
+        letters = "xyz"[: self.d]
+        if self.sort_axis not in letters:
+            raise ValueError(f"sort_axis must be one of {tuple(letters)}, got {self.sort_axis!r}")
+        return letters.index(self.sort_axis)
+
+    def sort(self, coords) -> np.ndarray:
+        """The configurations with their particles in this representation's order."""
+        coords = self._checked(coords)
+        order = np.argsort(coords[..., self._axis()], axis=1, kind="stable")
+        return np.take_along_axis(coords, order[..., None], axis=1)
+
+    def transform(self, coords) -> np.ndarray:
+        ordered = self.sort(coords)
+        return (2.0 * ordered / self.L - 1.0).reshape(len(ordered), -1)
+
+    def inverse_transform(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64).reshape(len(X), self.n_particles_, self.d)
+        return np.clip((X + 1.0) * (0.5 * self.L), 0.0, self.L)
+
+
+# --------------------------------------------------------------------------- voxels
+class VoxelGrid(Representation):
+    """Density of particles on a grid of ``n_cells``^d cells of side h = L / n_cells.
+
+    Without smearing a cell holds its particle count; with ``smearing`` = w > 0 each particle
+    spreads as a Gaussian of width w integrated over the cells (each particle's weight sums
+    to one inside the box). The grid is divided by its largest value (#N / #N_max, as in the
+    original study). Shape (n, n, n, 1) in 3D, (n, n, 1) in 2D. Give ``n_cells`` or
+    ``cell_size`` (h; n_cells = round(L / h)).
+
+    Inverse: the grid is rescaled to hold N particles, then N peaks are picked greedily: the
+    fullest cell, refined to the weighted centroid of its 3^d neighbourhood, then one
+    particle's footprint is removed there. Without smearing, particles land on cell centres
+    (error up to h * sqrt(d) / 2 each); the round-trip error as a function of h and w is
+    printed by ``scripts/representations.py`` and tabled in the README.
+    """
+
+    kind = "voxels"
+
+    def __init__(self, L: float = 5.0, d: int = 3, n_cells: int | None = 16,
+                 cell_size: float | None = None, smearing: float = 0.0):
+        self.L = L
+        self.d = d
+        self.n_cells = n_cells
+        self.cell_size = cell_size
+        self.smearing = smearing
+
+    def cells(self) -> int:
+        if self.cell_size is not None:
+            if not self.cell_size > 0:
+                raise ValueError(f"cell size must be positive, got {self.cell_size}")
+            return max(1, int(round(self.L / self.cell_size)))
+        if self.n_cells is None or int(self.n_cells) < 1:
+            raise ValueError(f"number of cells must be at least 1, got {self.n_cells}")
+        return int(self.n_cells)
+
+    def _axis_weights(self, x) -> np.ndarray:
+        """(..., n) weight of coordinate(s) x in each cell along one axis, summing to one."""
+        n = self.cells()
+        h = self.L / n
+        x = np.asarray(x, dtype=np.float64)
+        if self.smearing <= 0:
+            k = np.clip((x / h).astype(np.int64), 0, n - 1)
+            return np.eye(n)[k]
+        edges = np.linspace(0.0, self.L, n + 1)
+        cdf = _normal_cdf((edges - x[..., None]) / self.smearing)
+        mass = np.diff(cdf, axis=-1)
+        return mass / np.maximum(mass.sum(axis=-1, keepdims=True), 1e-300)
+
+    def _counts(self, coords) -> np.ndarray:
+        """(M, n, ..., n) expected particle count per cell (separable per axis)."""
+        letters = "abc"[: self.d]
+        w = [self._axis_weights(coords[..., c]) for c in range(self.d)]  # each (M, N, n)
+        spec = ",".join(f"mp{letter}" for letter in letters) + "->m" + letters
+        return np.einsum(spec, *w, optimize=True)
+
+    def transform(self, coords) -> np.ndarray:
+        counts = self._counts(self._checked(coords))
+        peak = counts.reshape(len(counts), -1).max(axis=1)
+        return (counts / peak.reshape((-1,) + (1,) * self.d))[..., None]
+
+    def inverse_transform(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        grid = np.clip(X.reshape(X.shape[: self.d + 1]), 0.0, None)
+        total = grid.reshape(len(grid), -1).sum(axis=1)
+        scale = self.n_particles_ / np.maximum(total, 1e-300)
+        grid = grid * scale.reshape((-1,) + (1,) * self.d)
+        out = np.empty((len(grid), self.n_particles_, self.d))
+        for i in range(self.n_particles_):
+            out[:, i] = self._next_peak(grid)
+            grid -= self._footprints(out[:, i])
+        return out
+
+    def _next_peak(self, grid) -> np.ndarray:
+        """(M, d) position of the fullest cell of each grid, refined (smeared grids only) to
+        the weighted centroid of its 3^d neighbourhood."""
+        m, n = len(grid), self.cells()
+        h = self.L / n
+        cell = np.stack(np.unravel_index(grid.reshape(m, -1).argmax(axis=1), grid.shape[1:]), 1)
+        if self.smearing <= 0:
+            return (cell + 0.5) * h
+        offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * self.d, indexing="ij"), -1)
+        offsets = offsets.reshape(-1, self.d)
+        near = cell[:, None, :] + offsets[None]  # (M, 3^d, d)
+        inside = np.all((near >= 0) & (near < n), axis=-1)
+        index = (np.arange(m)[:, None],) + tuple(np.clip(near[..., c], 0, n - 1)
+                                                  for c in range(self.d))
+        weight = np.clip(grid[index], 0.0, None) * inside
+        mass = weight.sum(axis=1, keepdims=True)
+        centroid = (weight[..., None] * (near + 0.5) * h).sum(axis=1) / np.maximum(mass, 1e-300)
+        return np.where(mass > 0, centroid, (cell + 0.5) * h)
+
+    def _footprints(self, points) -> np.ndarray:
+        """(M, n, ..., n) grid contribution of one particle at each of the points (M, d)."""
+        return self._counts(points[:, None, :])
+
+
+def _normal_cdf(x):
+    from scipy.special import ndtr
+
+    return ndtr(x)
+
+
+# --------------------------------------------------------------------------- distances
+class DistanceMatrix(Representation):
+    """Pairwise distances, particles ordered by distance from the box origin, divided by the
+    box diagonal L*sqrt(d) so that they lie in (0, 1); shape (N, N, 1).
+
+    Inverse: classical MDS (:func:`ljvae_core.geometry.classical_mds`), then placed back in
+    the box: principal axes along the box axes with the flattest one up (a layer settled by
+    gravity is flattest along z), centred across, resting on the floor, clipped into the box.
+    The orientation of a distance matrix is lost, so round trips are exact only up to a
+    rigid motion and a mirror image (compare with :func:`ljvae_core.geometry.kabsch`).
+    """
+
+    kind = "distances"
+
+    def __init__(self, L: float = 5.0, d: int = 3):
+        self.L = L
+        self.d = d
+
+    @property
+    def scale(self) -> float:
+        return self.L * math.sqrt(self.d)
+
+    def sort(self, coords) -> np.ndarray:
+        """The configurations with their particles in this representation's order."""
+        coords = self._checked(coords)
+        order = np.argsort((coords**2).sum(axis=-1), axis=1, kind="stable")
+        return np.take_along_axis(coords, order[..., None], axis=1)
+
+    def transform(self, coords) -> np.ndarray:
+        return (pairwise_distances(self.sort(coords)) / self.scale)[..., None]
+
+    def distances(self, X) -> np.ndarray:
+        """Distance matrices (M, N, N) in sigma from model outputs: symmetrized, zero diagonal,
+        no negative entries."""
+        D = np.asarray(X, dtype=np.float64)[..., 0] * self.scale
+        D = np.clip(0.5 * (D + np.swapaxes(D, -1, -2)), 0.0, None)
+        idx = np.arange(D.shape[-1])
+        D[..., idx, idx] = 0.0
+        return D
+
+    def inverse_transform(self, X) -> np.ndarray:
+        centred = classical_mds(self.distances(X), self.d)
+        return place_in_box(centred, self.L)
+
+
+def place_in_box(centred, L: float) -> np.ndarray:
+    """Put centred point sets (M, N, d) into [0, L]^d: principal axes along the box axes (the
+    least spread one up), centred across, lowest particle at half a diameter above the floor
+    (or centred when taller than the box allows), then clipped into the box."""
+    X = np.asarray(centred, dtype=np.float64)
+    X = X - X.mean(axis=1, keepdims=True)
+    _, axes = np.linalg.eigh(np.swapaxes(X, -1, -2) @ X)  # ascending variance
+    X = X @ axes[..., ::-1]  # descending: the flattest axis comes last, i.e. up
+    X[..., :-1] += 0.5 * L
+    floor = X[..., -1].min(axis=1, keepdims=True)
+    height = X[..., -1].max(axis=1, keepdims=True) - floor
+    lift = np.where(height + 1.0 <= L, 0.5 - floor, 0.5 * L - 0.5 * (height + 2 * floor))
+    X[..., -1] += lift
+    return np.clip(X, 0.0, L)
+
+
+# --------------------------------------------------------------------------- persistence
+REPRESENTATIONS = {cls.kind: cls for cls in (SortedCoordinates, VoxelGrid, DistanceMatrix)}
+
+
+def make_representation(kind: str, L: float, d: int, **params) -> Representation:
+    """A representation by its name ('coords', 'voxels' or 'distances')."""
+    if kind not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {kind!r}; choose from {sorted(REPRESENTATIONS)}")
+    return REPRESENTATIONS[kind](L=L, d=d, **params)
+
+
+def representation_to_dict(rep: Representation) -> dict:
+    """Plain-data description of a fitted representation (for model metadata)."""
+    return {"kind": rep.kind, "params": rep.get_params(), "n_particles": rep.n_particles_}
+
+
+def representation_from_dict(data: dict) -> Representation:
+    rep = make_representation(data["kind"], **data["params"])
+    rep.n_particles_ = int(data["n_particles"])
+    return rep

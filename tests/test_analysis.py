@@ -1,0 +1,120 @@
+"""g(r), distribution distances and structure statistics."""
+
+import numpy as np
+import pytest
+
+from ljvae_core.analysis import (
+    compare_distributions,
+    energies_per_particle,
+    nearest_neighbour_distances,
+    radial_distribution,
+    structure_statistics,
+    uniform_pair_distance_probability,
+    valid_fraction,
+)
+from ljvae_core.potential import total_energy
+
+
+@pytest.mark.parametrize("dim,periodic", [(3, ""), (2, ""), (3, "xy"), (2, "x")])
+def test_ideal_gas_has_flat_g_of_r_in_any_box(dim, periodic):
+    rng = np.random.default_rng(0)
+    gas = rng.uniform(0, 4.0, (3000, 20, dim))
+    rdf = radial_distribution(gas, 4.0, periodic, r_max=3.0 if not periodic else 2.0, bins=15)
+    # Pair counts are Poisson around the uniform expectation: z-scores stay small.
+    expected = rdf.pair_counts * rdf.configurations / rdf.g
+    assert np.all(np.abs(rdf.g - 1) * np.sqrt(expected) < 4.5)
+    assert abs(rdf.g.mean() - 1) < 0.02
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_pair_distance_probability_integrates_to_one_and_matches_shells(dim):
+    box = 3.0
+    edges = np.linspace(0, box * np.sqrt(dim), 301)
+    for periodic in ("", "x", "xyz"[:dim]):
+        assert uniform_pair_distance_probability(edges, box, dim, periodic).sum() == (
+            pytest.approx(1.0, abs=2e-3))
+    # Beyond L/2 the fully periodic case is integrated numerically; below it, it must agree
+    # with the exact shell volumes.
+    numeric = uniform_pair_distance_probability(edges, box, dim, "xyz"[:dim])
+    below = edges[1:] <= box / 2
+    exact = uniform_pair_distance_probability(edges[: below.sum() + 1], box, dim, "xyz"[:dim])
+    assert np.allclose(numeric[below], exact, rtol=1e-6, atol=1e-12)
+
+
+def test_g_of_r_matches_freud_on_a_periodic_box():
+    freud = pytest.importorskip("freud")
+    rng = np.random.default_rng(1)
+    box = 8.0
+    # A structured (non-ideal) configuration: a jittered lattice.
+    grid = np.stack(np.meshgrid(*[np.arange(8) + 0.5] * 3, indexing="ij"), -1).reshape(-1, 3)
+    frames = (grid[None] + rng.normal(0, 0.05, (5, len(grid), 3))) % box
+    ours = radial_distribution(frames, box, "xyz", r_max=3.5, bins=35)
+    fbox = freud.box.Box.cube(box)
+    theirs = freud.density.RDF(bins=35, r_max=3.5)
+    for frame in frames:
+        theirs.compute(system=(fbox, (frame - box / 2).astype(np.float32)), reset=False)
+    assert np.allclose(ours.r, theirs.bin_centers, atol=1e-6)
+    # freud normalizes by N^2 rather than N(N-1): correct for it, then compare.
+    n = len(grid)
+    assert np.allclose(ours.g * (n - 1) / n, theirs.rdf, atol=2e-3, rtol=2e-3)
+    assert ours.g.max() > 2  # the lattice peak is there
+
+
+def test_l1_distance_between_g_of_r_curves():
+    rng = np.random.default_rng(2)
+    a = radial_distribution(rng.uniform(0, 5, (200, 30, 3)), 5.0, bins=20)
+    b = radial_distribution(rng.uniform(0, 5, (200, 30, 3)), 5.0, bins=20)
+    assert a.l1_distance(a) == 0
+    assert 0 < a.l1_distance(b) < 0.3
+    with pytest.raises(ValueError, match="share their bins"):
+        a.l1_distance(radial_distribution(rng.uniform(0, 5, (5, 30, 3)), 5.0, bins=10))
+
+
+def test_nearest_neighbours_and_validity():
+    X = np.array([[[0, 0, 0], [0.5, 0, 0], [3, 0, 0]], [[0, 0, 0], [1, 0, 0], [3, 0, 0]]],
+                 dtype=float)
+    nn = nearest_neighbour_distances(X, 10.0)
+    assert np.allclose(nn, [[0.5, 0.5, 2.5], [1, 1, 2]])
+    assert valid_fraction(X, 10.0) == 0.5
+    # Periodic images count.
+    Y = np.array([[[0.2, 1, 1], [9.9, 1, 1]]])
+    assert nearest_neighbour_distances(Y, 10.0, "x")[0, 0] == pytest.approx(0.3)
+
+
+def test_energies_per_particle_agree_with_total_energy_and_are_capped():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 5, (4, 10, 3))
+    e = energies_per_particle(X, 5.0, gamma=0.5)
+    for m in range(4):
+        assert e[m] == pytest.approx(min(total_energy(X[m], 5.0, 0.5)["total"] / 10, 1e3))
+    X[0, 1] = X[0, 0]  # exact overlap: infinite energy
+    assert energies_per_particle(X, 5.0)[0] == 1e3
+
+
+def test_compare_distributions_separates_different_states():
+    rng = np.random.default_rng(4)
+    low = rng.uniform(0, 5, (300, 30, 3)) * [1, 1, 0.5]
+    also_low = rng.uniform(0, 5, (300, 30, 3)) * [1, 1, 0.5]
+    high = rng.uniform(0, 5, (300, 30, 3))
+    same = compare_distributions(low, also_low, 5.0, gamma=1.0)
+    different = compare_distributions(low, high, 5.0, gamma=1.0)
+    for key in ("w1_energy_per_particle", "w1_nearest_neighbour", "w1_height", "rdf_l1"):
+        assert 0 <= same[key] < different[key]
+    # Uniform heights on [0, 2.5] vs [0, 5]: W1 = integral of |2.5u - 5u| du = 1.25.
+    assert different["w1_height"] == pytest.approx(1.25, rel=0.1)
+    assert 0 <= different["valid_fraction"] <= 1
+    with pytest.raises(ValueError, match="differ in shape"):
+        compare_distributions(low[:, :10], high, 5.0)
+
+
+def test_structure_statistics_of_a_barometric_gas():
+    rng = np.random.default_rng(5)
+    rate, box = 2.0, 5.0
+    # Inverse-CDF sampling of the truncated exponential.
+    u = rng.uniform(size=(400, 10))
+    z = -np.log1p(-u * -np.expm1(-rate * box)) / rate
+    X = np.concatenate([rng.uniform(0, box, (400, 10, 2)), z[..., None]], axis=-1)
+    stats = structure_statistics(X, box, gamma=0.5, temperature=1.0)
+    assert stats["barometric_rate_dilute"] == 2.0
+    assert stats["barometric_rate_fit"] == pytest.approx(2.0, rel=0.05)
+    assert stats["configurations"] == 400

@@ -1,0 +1,138 @@
+"""Representations: shapes, ranges and round trips."""
+
+import numpy as np
+import pytest
+
+from ljvae_core.features import (
+    DistanceMatrix,
+    SortedCoordinates,
+    VoxelGrid,
+    make_representation,
+    place_in_box,
+    representation_from_dict,
+    representation_to_dict,
+)
+from ljvae_core.geometry import classical_mds, kabsch, matched_rmsd, pairwise_distances, rmsd
+
+
+@pytest.fixture
+def configs():
+    return np.random.default_rng(0).uniform(0.2, 4.8, (40, 30, 3))
+
+
+@pytest.mark.parametrize("axis", ["x", "z"])
+def test_sorted_coordinates_round_trip_is_exact(configs, axis):
+    rep = SortedCoordinates(L=5.0, d=3, sort_axis=axis).fit(configs)
+    X = rep.transform(configs)
+    assert X.shape == (40, 90) and X.min() >= -1 and X.max() <= 1
+    column = "xyz".index(axis)
+    assert np.all(np.diff(X.reshape(40, 30, 3)[..., column], axis=1) >= 0)
+    assert np.allclose(rep.inverse_transform(X), rep.sort(configs), atol=1e-12)
+    # Sorting only permutes the particles.
+    assert matched_rmsd(rep.inverse_transform(X[:3]), configs[:3]).max() < 1e-8
+
+
+def test_sorted_coordinates_rejects_bad_input(configs):
+    rep = SortedCoordinates(L=5.0, d=3).fit(configs)
+    with pytest.raises(ValueError, match="fitted on 30"):
+        rep.transform(configs[:, :10])
+    with pytest.raises(ValueError, match="2D, the representation is 3D"):
+        rep.transform(configs[..., :2])
+    with pytest.raises(ValueError, match="sort_axis"):
+        SortedCoordinates(L=5.0, d=2, sort_axis="z").fit(configs[..., :2]).transform(
+            configs[..., :2])
+    with pytest.raises(RuntimeError, match="fitted"):
+        SortedCoordinates().transform(configs)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_distance_matrix_round_trip_up_to_rigid_motion(d):
+    rng = np.random.default_rng(1)
+    coords = rng.uniform(0, 5, (30, 25, d))
+    rep = DistanceMatrix(L=5.0, d=d).fit(coords)
+    X = rep.transform(coords)
+    assert X.shape == (30, 25, 25, 1)
+    assert X.min() >= 0 and X.max() < 1
+    assert np.allclose(X[..., 0], np.swapaxes(X[..., 0], 1, 2))
+    ordered = rep.sort(coords)
+    assert np.all(np.diff((ordered**2).sum(-1), axis=1) >= 0)
+    mds = classical_mds(rep.distances(X), d)
+    assert rmsd(kabsch(mds, ordered), ordered).max() < 1e-8
+
+
+def test_distance_matrix_inverse_lands_in_the_box_and_keeps_compact_shapes():
+    rng = np.random.default_rng(2)
+    # A compact cluster (fits the box whatever its orientation) survives exactly.
+    coords = 2.5 + rng.uniform(-1.2, 1.2, (20, 20, 3))
+    rep = DistanceMatrix(L=5.0, d=3).fit(coords)
+    back = rep.inverse_transform(rep.transform(coords))
+    assert back.min() >= 0 and back.max() <= 5
+    assert np.allclose(pairwise_distances(back), pairwise_distances(rep.sort(coords)),
+                       atol=1e-8)
+    # Its flattest direction ends up vertical, resting half a diameter above the floor.
+    assert np.allclose(back[..., -1].min(axis=1), 0.5)
+
+
+def test_place_in_box_centres_tall_shapes():
+    tall = np.zeros((1, 3, 3))
+    tall[0, :, 0] = [-4, 0, 4]  # spread along one axis only: becomes horizontal
+    out = place_in_box(tall, 10.0)
+    assert np.allclose(out[0, :, 0], [9, 5, 1]) or np.allclose(out[0, :, 0], [1, 5, 9])
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_voxel_grid_shape_normalization_and_mass(d):
+    rng = np.random.default_rng(3)
+    coords = rng.uniform(0, 5, (10, 30, d))
+    rep = VoxelGrid(L=5.0, d=d, n_cells=10).fit(coords)
+    X = rep.transform(coords)
+    assert X.shape == (10,) + (10,) * d + (1,)
+    assert np.allclose(X.reshape(10, -1).max(axis=1), 1.0)
+    counts = rep._counts(coords)
+    assert np.allclose(counts.reshape(10, -1).sum(axis=1), 30)
+    # Unsmeared counts equal a plain histogram.
+    expected = np.histogramdd(coords[0], bins=10, range=[(0, 5)] * d)[0]
+    assert np.array_equal(counts[0], expected)
+
+
+def test_voxel_grid_inverse_error_follows_the_cell_size():
+    rng = np.random.default_rng(4)
+    coords = rng.uniform(0.2, 4.8, (60, 20, 3))
+    errors = []
+    for n in (10, 20, 40):
+        rep = VoxelGrid(L=5.0, d=3, n_cells=n).fit(coords)
+        errors.append(np.median(matched_rmsd(rep.inverse_transform(rep.transform(coords)),
+                                             coords)))
+        # Quantization to cell centres: RMS error h * sqrt(d / 12).
+        assert errors[-1] == pytest.approx(5.0 / n * np.sqrt(3 / 12), rel=0.25)
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_smeared_voxels_are_refined_below_the_quantization_error():
+    rng = np.random.default_rng(5)
+    coords = rng.uniform(0.5, 4.5, (40, 20, 3))
+    plain = VoxelGrid(L=5.0, d=3, n_cells=16).fit(coords)
+    smeared = VoxelGrid(L=5.0, d=3, n_cells=16, smearing=0.3).fit(coords)
+    err = [np.median(matched_rmsd(r.inverse_transform(r.transform(coords)), coords))
+           for r in (plain, smeared)]
+    assert err[1] < err[0]
+    assert smeared.transform(coords).min() >= 0
+
+
+def test_voxel_cell_size_sets_the_grid():
+    rep = VoxelGrid(L=5.0, d=2, n_cells=None, cell_size=0.25)
+    assert rep.cells() == 20
+    with pytest.raises(ValueError, match="positive"):
+        VoxelGrid(L=5.0, d=2, cell_size=0.0).cells()
+
+
+@pytest.mark.parametrize("kind", ["coords", "voxels", "distances"])
+def test_representations_persist_as_plain_data(configs, kind):
+    rep = make_representation(kind, L=5.0, d=3).fit(configs)
+    data = representation_to_dict(rep)
+    assert set(data) == {"kind", "params", "n_particles"}
+    again = representation_from_dict(data)
+    assert np.array_equal(again.transform(configs[:4]), rep.transform(configs[:4]))
+    assert again.input_shape() == rep.transform(configs[:1]).shape[1:]
+    with pytest.raises(ValueError, match="unknown representation"):
+        make_representation("pixels", L=5.0, d=3)
