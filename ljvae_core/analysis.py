@@ -1,5 +1,5 @@
 """Structural and statistical analysis of configurations: density profiles and the barometric
-law, the radial distribution function g(r), energy statistics, and the distribution distances
+law, the radial distribution function g(r), structure statistics, and the distribution distances
 that judge generated configurations against Monte Carlo ones.
 
 The barometric law for non-interacting particles in [0, L] under gravity is the truncated
@@ -92,17 +92,6 @@ def density_profile(coords, box: float, bins: int = 40) -> DensityProfile:
     width = np.diff(edges)
     density = counts / (m * width * box ** (dim - 1))
     return DensityProfile(0.5 * (edges[1:] + edges[:-1]), density, edges, box, n, dim)
-
-
-def energy_statistics(energy, n_particles: int) -> dict:
-    """Mean, standard deviation and range of the energy per particle."""
-    e = np.asarray(energy, dtype=np.float64) / n_particles
-    return {
-        "mean_per_particle": float(e.mean()),
-        "std_per_particle": float(e.std()),
-        "min_per_particle": float(e.min()),
-        "max_per_particle": float(e.max()),
-    }
 
 
 # --------------------------------------------------------------------------- g(r)

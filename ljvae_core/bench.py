@@ -4,6 +4,8 @@ Systems (issue 3):
 - ``n30``: the original study's system, 30 particles, 3D, L = 5, T = 1, gamma = 0.1, no cut-off.
 - ``n4000``: 4000 particles at density 0.5, T = 1, gamma = 0, cut-off 3, periodic x and y.
 - ``sampling``: wall time for 8000 decorrelated samples of ``n30``, kernel start-up included.
+- ``geometry``: 10 000 exact distance matrices of 30 particles back to aligned coordinates
+  (classical MDS + Kabsch), with the worst RMSD.
 
 When a C++ compiler and ``shared/bench/ref_mc.cpp`` are at hand, the straightforward C++
 reference is compiled with ``-O3 -march=native`` and run on the same systems (without cut-off
@@ -72,6 +74,19 @@ def sampling_seconds(n_samples: int = 8000) -> dict:
     }
 
 
+def geometry_seconds(n_matrices: int = 10_000, n_particles: int = 30) -> dict:
+    """Wall time of classical MDS + Kabsch for a batch of exact distance matrices."""
+    from .geometry import classical_mds, kabsch, pairwise_distances, rmsd
+
+    coords = np.random.default_rng(0).uniform(0.0, 5.0, (n_matrices, n_particles, 3))
+    distances = pairwise_distances(coords)
+    start = time.perf_counter()
+    aligned = kabsch(classical_mds(distances, 3), coords)
+    seconds = time.perf_counter() - start
+    return {"matrices": n_matrices, "seconds": seconds,
+            "max_rmsd": float(rmsd(aligned, coords).max())}
+
+
 def find_reference_source() -> Path | None:
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "shared", here.parent / "shared", Path.cwd().parent / "shared"):
@@ -104,6 +119,7 @@ def run_benchmark(quick: bool = False) -> dict:
             "n4000": mc_moves_per_second(N4000, math.ceil(200 * scale), 3.0, "xy"),
         },
         "sampling": sampling_seconds(400 if quick else 8000),
+        "geometry": geometry_seconds(500 if quick else 10_000),
     }
     source = find_reference_source()
     if source is not None and not quick:

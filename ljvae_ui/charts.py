@@ -1,4 +1,5 @@
-"""Altair charts of datasets: energy traces, autocorrelation, histograms, density profiles."""
+"""Altair charts of datasets: energy traces, autocorrelation, histograms, density profiles,
+radial distribution functions."""
 
 from __future__ import annotations
 
@@ -61,3 +62,15 @@ def density_profile_chart(coords, gamma, temperature, box: float, bins: int = 30
         x="height:Q", y="ρ:Q", color=f"{GAMMA_TITLE}:N",
         strokeDash=alt.StrokeDash("source:N", title=None),
     ).properties(title="Density profile ρ(z) and the barometric law ρ ∝ exp(−4γz/T)")
+
+
+def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
+    """g(r) per condition from a frame with columns r, g and condition."""
+    line = alt.Chart(curves).mark_line().encode(
+        x=alt.X("r:Q", title="r (σ)"), y=alt.Y("g:Q", title="g(r)"),
+        color=alt.Color("condition:N", title=GAMMA_TITLE),
+        tooltip=["condition:N", alt.Tooltip("r:Q", format=".2f"), alt.Tooltip("g:Q", format=".3f")],
+    )
+    ideal = alt.Chart(pd.DataFrame({"g": [1.0]})).mark_rule(color="gray", strokeDash=[4, 4]) \
+        .encode(y="g:Q")
+    return (line + ideal).properties(title="Radial distribution g(r) (dashed: ideal gas)")

@@ -82,6 +82,12 @@ def test_simulate_page_makes_a_dataset_the_dataset_page_shows(cache):
     assert at.selectbox(key="dataset_picker").value == "from_the_page"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Particles N"] == "10" and metrics["Samples"] == "40"
+    structure = next(d.value for d in at.dataframe if "valid (no pair < 0.8σ)" in d.value)
+    assert structure["γ"].tolist() == [0.0, 1.0]
+    assert structure["4γ/T"].tolist() == [0.0, 4.0]
+    assert structure["U/N"].notna().all()
+    charts = [str(c.proto) for c in at.get("vega_lite_chart")]
+    assert any("Radial distribution" in c for c in charts)
     at.number_input(key="sample_index").set_value(39)
     at.selectbox(key="diag_condition").set_value(1)
     at.run()
@@ -91,3 +97,4 @@ def test_simulate_page_makes_a_dataset_the_dataset_page_shows(cache):
     at.switch_page("pages/home.py")
     at.run()
     assert "from_the_page" in at.dataframe[0].value["name"].tolist()
+

@@ -73,11 +73,18 @@ def test_distance_matrix_inverse_lands_in_the_box_and_keeps_compact_shapes():
     assert np.allclose(back[..., -1].min(axis=1), 0.5)
 
 
-def test_place_in_box_centres_tall_shapes():
-    tall = np.zeros((1, 3, 3))
-    tall[0, :, 0] = [-4, 0, 4]  # spread along one axis only: becomes horizontal
-    out = place_in_box(tall, 10.0)
-    assert np.allclose(out[0, :, 0], [9, 5, 1]) or np.allclose(out[0, :, 0], [1, 5, 9])
+def test_place_in_box_lays_shapes_flat_and_rotates_them_in():
+    line = np.zeros((1, 3, 3))
+    line[0, :, 2] = [-4, 0, 4]  # upright: ends lying on the floor, centred across
+    out = place_in_box(line, 10.0)[0]
+    assert np.allclose(out[:, 2], 0.5)
+    assert np.allclose(np.sort(np.ptp(out[:, :2], axis=0)), [0, 8])
+    assert np.allclose(out[:, :2].mean(axis=0), 5)
+    # A rod longer than the side fits only along a diagonal.
+    rod = np.zeros((1, 2, 3))
+    rod[0, :, 0] = [-6, 6]
+    placed = place_in_box(rod, 10.0)[0]
+    assert np.linalg.norm(placed[0] - placed[1]) == pytest.approx(12.0)
 
 
 @pytest.mark.parametrize("d", [2, 3])
