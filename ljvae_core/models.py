@@ -1,0 +1,349 @@
+"""Variational autoencoders for LJ configurations (Keras 3 on TensorFlow).
+
+- :class:`Sampling`: the reparameterization z = mean + exp(log_var / 2) * eps.
+- :class:`VAE`: encoder + decoder with its own ``train_step`` / ``test_step``, tracking the
+  reconstruction, KL, physics and total losses.
+
+The reconstruction term is the negative log-likelihood of a Gaussian decoder whose variance is
+*calibrated*: set at every step to the batch's mean squared error (the "optimal sigma-VAE" of
+Rybkin et al., 2021). A bare MSE has an arbitrary scale against the KL term and lets the
+posterior collapse (the original study's "all particles in the middle"); the calibrated
+likelihood weighs them as the ELBO says. The variance reached at the end of training is kept
+(``decoder_log_var``) so that the ELBO of a new configuration can be scored later.
+
+Architectures (built by :func:`build_vae`):
+- ``dense`` on sorted coordinates: the original study's mirrored encoder/decoder
+  (N*d -> 0.75 N*d -> 0.37 N*d -> latent; 60 -> 45 -> 22 -> 2 for 30 particles in 2D).
+- ``conv2d`` on distance matrices: Conv2D encoder, dense decoder whose output is made symmetric
+  with a zero diagonal by construction (:class:`SymmetricDistances`).
+- ``conv3d`` on voxel grids (``conv2d_grid`` for 2D grids): three blocks of convolution and
+  2x pooling, flattened to mean and log-variance; transposed convolutions back.
+- ``conditional=True`` feeds (gamma, T) to the encoder and the decoder.
+
+The joint physics loss adds ``physics_weight * softplus(U/N - energy_cap)`` per configuration,
+U being the LJ energy of the decoded configuration computed in TensorFlow from its distances
+(distance and coordinate representations), so decoded samples stop overlapping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+PACKAGE = "ljvae"
+# Distances are floored here before entering r^-12, so one overlapping pair gives a large but
+# finite energy and a usable gradient.
+PHYSICS_MIN_DISTANCE = 0.6
+
+
+# --------------------------------------------------------------------------- layers
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Sampling(layers.Layer):
+    """Draw z ~ N(mean, exp(log_var)) by reparameterization (seeded)."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        mean, log_var = inputs
+        eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        return mean + ops.exp(0.5 * log_var) * eps
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SymmetricDistances(layers.Layer):
+    """(N, N, 1) output made symmetric with a zero diagonal: (A + A^T) / 2 off the diagonal."""
+
+    def call(self, inputs):
+        a = inputs[..., 0]
+        sym = 0.5 * (a + ops.transpose(a, (0, 2, 1)))
+        n = ops.shape(a)[-1]
+        off_diagonal = 1.0 - ops.eye(n, dtype=sym.dtype)
+        return ops.expand_dims(sym * off_diagonal, -1)
+
+
+# --------------------------------------------------------------------------- physics in TF
+def lj_energy_from_distances(distances, n_particles: int):
+    """LJ energy per particle of (B, N, N) distance matrices in sigma (upper triangle)."""
+    r = ops.maximum(distances, PHYSICS_MIN_DISTANCE)
+    inv6 = ops.power(r, -6.0)
+    pair = 4.0 * (inv6 * inv6 - inv6)
+    upper = ops.triu(ops.ones((n_particles, n_particles)), k=1)
+    return ops.sum(pair * upper, axis=(1, 2)) / n_particles
+
+
+def pairwise_distances_tf(coords):
+    """(B, N, N) distances of (B, N, d) coordinates, differentiable at r = 0."""
+    diff = ops.expand_dims(coords, 2) - ops.expand_dims(coords, 1)
+    return ops.sqrt(ops.sum(diff * diff, axis=-1) + 1e-12)
+
+
+# --------------------------------------------------------------------------- the model
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VAE(keras.Model):
+    """Encoder (x[, c]) -> (mean, log_var); decoder (z[, c]) -> x_hat.
+
+    Parameters
+    ----------
+    encoder, decoder : Keras models.
+    beta : weight of the KL term (1 = the ELBO).
+    physics : None or {"weight", "energy_cap", "kind" ('distances' or 'coords'),
+        "n_particles", "dim", "scale"} for the joint physics loss (``scale`` turns model
+        outputs into sigma: the box diagonal for distances, L/2 for coordinates in [-1, 1]).
+    conditional : inputs are (x, c) pairs with c = (gamma, T) features.
+    """
+
+    def __init__(self, encoder, decoder, beta=1.0, physics=None, conditional=False, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta = float(beta)
+        self.physics = dict(physics) if physics else None
+        self.conditional = bool(conditional)
+        self.seed = seed
+        self.sampling = Sampling(seed=seed)
+        # Scales beta during a warm-up (set by BetaWarmup); 1 once warm.
+        self.beta_scale = keras.Variable(1.0, trainable=False, name="beta_scale")
+        # Log-variance of the calibrated Gaussian decoder, tracked as training goes.
+        self.decoder_log_var = keras.Variable(0.0, trainable=False, name="decoder_log_var")
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "reconstruction", "kl", "physics")}
+
+    # -- plumbing
+    def _split(self, data):
+        """(x, c) from a batch: x alone, or the pair (x, c) for conditional models."""
+        if isinstance(data, (tuple, list)) and len(data) == 1:
+            data = data[0]
+        if self.conditional:
+            x, c = data
+            return x, c
+        return data, None
+
+    def encode(self, x, c=None):
+        return self.encoder([x, c] if self.conditional else x)
+
+    def decode(self, z, c=None):
+        return self.decoder([z, c] if self.conditional else z)
+
+    def call(self, inputs, training=False):
+        x, c = (inputs if self.conditional else (inputs, None))
+        mean, _ = self.encode(x, c)
+        return self.decode(mean, c)
+
+    def build(self, input_shape=None):
+        # Encoder and decoder are functional models, built when they were made.
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # -- losses
+    def _loss_terms(self, x, c, training):
+        mean, log_var = self.encode(x, c)
+        z = self.sampling([mean, log_var])
+        x_hat = self.decode(z, c)
+        axes = tuple(range(1, len(x.shape)))
+        sq = ops.sum(ops.square(x - x_hat), axis=axes)
+        dims = float(math.prod(x.shape[1:]))
+        # Calibrated decoder: variance = the batch's mean squared error per value.
+        mse = ops.mean(sq) / dims + 1e-12
+        reconstruction = 0.5 * sq / mse + 0.5 * dims * ops.log(mse)
+        kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
+        physics = self._physics_penalty(x_hat)
+        total = ops.mean(reconstruction + self.beta * self.beta_scale * kl + physics)
+        if training:
+            self.decoder_log_var.assign(ops.log(mse))
+        return total, ops.mean(reconstruction), ops.mean(kl), ops.mean(physics)
+
+    def _physics_penalty(self, x_hat):
+        if not self.physics or self.physics.get("weight", 0.0) <= 0.0:
+            return ops.zeros((ops.shape(x_hat)[0],))
+        p = self.physics
+        if p["kind"] == "distances":
+            distances = x_hat[..., 0] * p["scale"]
+        else:
+            coords = ops.reshape(x_hat, (-1, p["n_particles"], p["dim"])) * p["scale"]
+            distances = pairwise_distances_tf(coords)
+        energy = lj_energy_from_distances(distances, p["n_particles"])
+        return p["weight"] * ops.softplus(energy - p["energy_cap"])
+
+    def _record(self, values):
+        for name, value in zip(("loss", "reconstruction", "kl", "physics"), values, strict=True):
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, c = self._split(data)
+        with tf.GradientTape() as tape:
+            values = self._loss_terms(x, c, training=True)
+        grads = tape.gradient(values[0], self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
+        return self._record(values)
+
+    def test_step(self, data):
+        x, c = self._split(data)
+        return self._record(self._loss_terms(x, c, training=False))
+
+    # -- persistence
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": self.beta, "physics": self.physics, "conditional": self.conditional,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
+
+
+def exportable(model: VAE) -> VAE:
+    """An uncompiled copy with the same weights (saved files then carry no optimizer state)."""
+    copy = VAE.from_config(model.get_config())
+    copy.build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+class BetaWarmup(keras.callbacks.Callback):
+    """Raise the KL weight linearly from 0 to beta over the first `epochs` epochs."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = int(epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epochs > 0:
+            self.model.beta_scale.assign(min(1.0, epoch / self.epochs))
+
+
+# --------------------------------------------------------------------------- architectures
+def _inputs(shape, conditional, n_conditions):
+    x = keras.Input(shape=shape, name="x")
+    c = keras.Input(shape=(n_conditions,), name="condition") if conditional else None
+    return x, c
+
+
+def _with_condition(h, c):
+    return layers.Concatenate()([h, c]) if c is not None else h
+
+
+def _heads(h, latent_dim):
+    mean = layers.Dense(latent_dim, name="z_mean")(h)
+    log_var = layers.Dense(latent_dim, name="z_log_var",
+                           kernel_initializer="zeros", bias_initializer="zeros")(h)
+    return mean, log_var
+
+
+def _functional(inputs, outputs, name):
+    x, c = inputs
+    return keras.Model([x, c] if c is not None else x, outputs, name=name)
+
+
+def default_dense_widths(n_values: int) -> list[int]:
+    """The original study's hidden widths (60 -> 45 -> 22): 3/4 and 3/8 of the input size."""
+    return [max(4, round(0.75 * n_values)), max(2, round(0.367 * n_values))]
+
+
+def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
+    x, c = _inputs((n_values,), conditional, n_conditions)
+    h = _with_condition(x, c)
+    for w in widths:
+        h = layers.Dense(w, activation="relu")(h)
+    encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
+    z, cd = _inputs((latent_dim,), conditional, n_conditions)
+    h = _with_condition(z, cd)
+    for w in reversed(widths):
+        h = layers.Dense(w, activation="relu")(h)
+    out = layers.Dense(n_values, activation="tanh", name="coords")(h)
+    decoder = _functional((z, cd), out, "decoder")
+    return encoder, decoder
+
+
+def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions):
+    x, c = _inputs((n_particles, n_particles, 1), conditional, n_conditions)
+    h = x
+    for f in filters:
+        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(hidden, activation="relu")(_with_condition(h, c))
+    encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
+    z, cd = _inputs((latent_dim,), conditional, n_conditions)
+    h = layers.Dense(hidden, activation="relu")(_with_condition(z, cd))
+    h = layers.Dense(2 * hidden, activation="relu")(h)
+    h = layers.Dense(n_particles * n_particles, activation="sigmoid")(h)
+    h = layers.Reshape((n_particles, n_particles, 1))(h)
+    decoder = _functional((z, cd), SymmetricDistances(name="distances")(h), "decoder")
+    return encoder, decoder
+
+
+def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_conditions):
+    """grid_shape (n,)*dim + (1,); n must be divisible by 2^len(filters)."""
+    dim = len(grid_shape) - 1
+    n = grid_shape[0]
+    blocks = len(filters)
+    if n % (2**blocks):
+        raise ValueError(f"a grid of {n} cells per axis cannot be halved {blocks} times; use a "
+                         f"multiple of {2**blocks}")
+    conv = layers.Conv3D if dim == 3 else layers.Conv2D
+    pool = layers.MaxPooling3D if dim == 3 else layers.MaxPooling2D
+    deconv = layers.Conv3DTranspose if dim == 3 else layers.Conv2DTranspose
+    x, c = _inputs(grid_shape, conditional, n_conditions)
+    h = x
+    for f in filters:
+        h = conv(f, 3, padding="same", activation="relu")(h)
+        h = pool(2)(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(hidden, activation="relu")(_with_condition(h, c))
+    encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
+    z, cd = _inputs((latent_dim,), conditional, n_conditions)
+    small = n // 2**blocks
+    h = layers.Dense(hidden, activation="relu")(_with_condition(z, cd))
+    h = layers.Dense(small**dim * filters[-1], activation="relu")(h)
+    h = layers.Reshape((small,) * dim + (filters[-1],))(h)
+    for f in reversed(filters):
+        h = deconv(f, 3, strides=2, padding="same", activation="relu")(h)
+    out = conv(1, 3, padding="same", activation="sigmoid", name="density")(h)
+    decoder = _functional((z, cd), out, "decoder")
+    return encoder, decoder
+
+
+ARCHITECTURES = {"coords": "dense", "distances": "conv2d", "voxels": "conv3d"}
+
+
+def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
+              conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
+              widths=None, filters=(32, 64, 64), hidden: int = 256) -> VAE:
+    """The default VAE for a representation ('coords', 'distances' or 'voxels')."""
+    keras.utils.set_random_seed(0 if seed is None else int(seed))
+    if representation == "coords":
+        n_values = int(input_shape[0])
+        widths = list(widths) if widths else default_dense_widths(n_values)
+        parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
+    elif representation == "distances":
+        parts = distance_vae_parts(int(input_shape[0]), latent_dim, list(filters), hidden,
+                                   conditional, n_conditions)
+    elif representation == "voxels":
+        parts = voxel_vae_parts(tuple(input_shape), latent_dim, list(filters), hidden,
+                                conditional, n_conditions)
+    else:
+        raise ValueError(f"unknown representation {representation!r}")
+    if physics and representation == "voxels":
+        raise ValueError("the physics loss needs decoded distances or coordinates, not voxels")
+    return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed)

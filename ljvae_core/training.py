@@ -1,0 +1,294 @@
+"""Training VAEs on datasets, saving and loading them (imports TensorFlow when called).
+
+``train(dataset, settings, progress=..., stop=...)`` splits the samples by *chain* (successive
+samples of one chain are correlated, so a random split would leak), fits the representation on
+the training part, builds the model of :mod:`ljvae_core.models`, trains it with early stopping
+on the validation loss, and returns a :class:`TrainedModel`. The same ``progress`` callback
+(a dict per epoch) and ``stop`` event drive the app's live chart and the CLI's progress line.
+
+A saved model is a directory (DESIGN.md): ``model.keras`` (loads with ``safe_mode=True``) and
+``meta.joblib`` (plain data: settings, fitted representation, condition scaling, split,
+history, timings, metrics, dataset fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .features import make_representation, representation_from_dict, representation_to_dict
+from .potential import batch_pair_energies, periodic_mask
+
+MODEL_FILE = "model.keras"
+META_FILE = "meta.joblib"
+META_VERSION = 1
+
+
+class TrainingError(ValueError):
+    """Settings or data that training cannot work with (one clear sentence)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What to train; defaults are the ones the README's evaluation table uses."""
+
+    representation: str = "distances"
+    latent_dim: int = 64
+    beta: float = 1.0
+    warmup_epochs: int = 0
+    physics_weight: float = 0.0
+    conditional: bool = False
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.25
+    patience: int = 8
+    seed: int = 0
+    representation_params: dict = field(default_factory=dict)
+
+    def errors(self):
+        if self.representation not in ("coords", "distances", "voxels"):
+            yield f"unknown representation {self.representation!r}"
+        if self.latent_dim < 1:
+            yield "the latent size must be at least 1"
+        if self.epochs < 1 or self.batch_size < 1:
+            yield "epochs and batch size must be at least 1"
+        if self.beta < 0 or self.physics_weight < 0:
+            yield "beta and the physics weight cannot be negative"
+        if not 0 < self.validation_fraction < 1:
+            yield "the validation fraction must lie strictly between 0 and 1"
+        if self.physics_weight > 0 and self.representation == "voxels":
+            yield "the physics loss needs the coords or distances representation"
+
+    def validate(self):
+        problems = list(self.errors())
+        if problems:
+            raise TrainingError("; ".join(problems))
+
+
+@dataclass
+class TrainedModel:
+    """A trained VAE with everything needed to use it on new configurations."""
+
+    model: object
+    representation: object
+    settings: TrainSettings
+    meta: dict
+
+    @property
+    def history(self) -> dict:
+        return self.meta["history"]
+
+    def condition_features(self, gamma, temperature) -> np.ndarray:
+        """(M, 2) scaled (gamma, T) inputs of conditional models."""
+        raw = np.stack([np.asarray(gamma, float), np.asarray(temperature, float)], axis=-1)
+        scale = self.meta["condition_scale"]
+        return ((raw - scale["mean"]) / scale["std"]).astype("float32")
+
+    def model_inputs(self, coords, gamma=None, temperature=None):
+        x = self.representation.transform(coords).astype("float32")
+        if not self.settings.conditional:
+            return x
+        return x, self.condition_features(gamma, temperature)
+
+
+# --------------------------------------------------------------------------- data
+def split_by_chain(dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample indices (train, validation): whole chains go to validation, at least one per
+    condition when a condition has two or more chains."""
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for k in np.unique(dataset.condition):
+        chains = np.unique(dataset.chain[dataset.condition == k])
+        if len(chains) < 2:
+            continue
+        n_val = min(len(chains) - 1, max(1, round(fraction * len(chains))))
+        held_out.extend(rng.choice(chains, n_val, replace=False))
+    if not held_out:
+        raise TrainingError("a validation split needs at least two chains per condition; "
+                            "simulate with more chains")
+    val = np.isin(dataset.chain, held_out)
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def dataset_fingerprint(dataset) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.coords).tobytes())
+    digest.update(np.ascontiguousarray(dataset.energy).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _physics_config(dataset, rep, settings, train_idx):
+    if settings.physics_weight <= 0:
+        return None
+    coords = np.ascontiguousarray(dataset.coords[train_idx])
+    mask = periodic_mask(dataset.params.get("periodic", ""), dataset.dim)
+    pair = batch_pair_energies(coords, dataset.box, mask, np.inf) / dataset.n_particles
+    distances = settings.representation == "distances"
+    return {"weight": float(settings.physics_weight), "energy_cap": float(pair.max()),
+            "kind": "distances" if distances else "coords", "n_particles": dataset.n_particles,
+            "dim": dataset.dim, "scale": float(rep.scale if distances else 0.5 * dataset.box)}
+
+
+def _tf_dataset(x, batch_size, shuffle, seed):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices(x)
+    if shuffle:
+        data = data.shuffle(len(x[0]) if isinstance(x, tuple) else len(x), seed=seed,
+                            reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(2)
+
+
+# --------------------------------------------------------------------------- training
+def train(dataset, settings: TrainSettings | None = None, progress=None, stop=None
+          ) -> TrainedModel:
+    """Fit a VAE to a dataset. ``progress(dict)`` is called after every epoch with the epoch,
+    the number of epochs and the logged losses; setting the ``stop`` event ends training
+    after the current batch (the model trained so far is kept)."""
+    import keras
+
+    from .models import BetaWarmup, build_vae
+
+    settings = settings or TrainSettings()
+    settings.validate()
+    train_idx, val_idx = split_by_chain(dataset, settings.validation_fraction, settings.seed)
+    rep = make_representation(settings.representation, L=dataset.box, d=dataset.dim,
+                              **settings.representation_params)
+    rep.fit(dataset.coords[train_idx])
+    conditions = np.stack([dataset.gamma, dataset.temperature], axis=-1)
+    std = conditions[train_idx].std(axis=0)
+    scale = {"mean": conditions[train_idx].mean(axis=0), "std": np.where(std > 0, std, 1.0)}
+    trained = TrainedModel(None, rep, settings, {"condition_scale": scale})
+
+    def inputs(idx):
+        return trained.model_inputs(dataset.coords[idx], dataset.gamma[idx],
+                                    dataset.temperature[idx])
+
+    x_train, x_val = inputs(train_idx), inputs(val_idx)
+    model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
+                      beta=settings.beta, conditional=settings.conditional,
+                      physics=_physics_config(dataset, rep, settings, train_idx),
+                      seed=settings.seed)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+    timer = _EpochTimer()
+    callbacks = [timer, keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True)]
+    if settings.warmup_epochs > 0:
+        callbacks.append(BetaWarmup(settings.warmup_epochs))
+    callbacks.append(_Progress(settings.epochs, progress, stop))
+    history = model.fit(
+        _tf_dataset(x_train, settings.batch_size, True, settings.seed),
+        validation_data=_tf_dataset(x_val, settings.batch_size, False, settings.seed),
+        epochs=settings.epochs, callbacks=callbacks, verbose=0, shuffle=False,
+    )
+    trained.model = model
+    trained.meta.update({
+        "version": META_VERSION,
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "seconds_per_epoch": timer.median(),
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_indices": train_idx, "validation_indices": val_idx,
+        "dataset_fingerprint": dataset_fingerprint(dataset),
+        "dataset_params": dict(dataset.params),
+        "decoder_log_var": float(model.decoder_log_var.numpy()),
+        "metrics": {},
+    })
+    return trained
+
+
+class _EpochTimer:
+    """Wall time of each epoch (a Keras callback, built lazily to keep imports light)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+
+            def median(self):
+                return float(np.median(self.seconds)) if self.seconds else float("nan")
+
+        return Timer()
+
+
+class _Progress:
+    """Relays epoch logs to a plain callable, and a stop event to Keras."""
+
+    def __new__(cls, epochs, progress, stop):
+        import keras
+
+        class Relay(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if stop is not None and stop.is_set():
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                if progress is not None:
+                    progress({"epoch": epoch + 1, "epochs": epochs,
+                              **{k: float(v) for k, v in (logs or {}).items()}})
+                if stop is not None and stop.is_set():
+                    self.model.stop_training = True
+
+        return Relay()
+
+
+# --------------------------------------------------------------------------- persistence
+def save_model(trained: TrainedModel, directory) -> Path:
+    """Write the model directory atomically (a temporary sibling, then a rename)."""
+    import joblib
+
+    from .models import exportable
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        exportable(trained.model).save(tmp / MODEL_FILE)
+        meta = {**trained.meta, "settings": asdict(trained.settings),
+                "representation": representation_to_dict(trained.representation)}
+        joblib.dump(meta, tmp / META_FILE)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_model(directory) -> TrainedModel:
+    """A model directory written by :func:`save_model` (Keras safe mode)."""
+    import joblib
+    import keras
+
+    from . import models  # noqa: F401  (registers the custom classes)
+
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).is_file() or not (directory / META_FILE).is_file():
+        raise FileNotFoundError(f"{directory} is not a saved model (needs {MODEL_FILE} and "
+                                f"{META_FILE})")
+    meta = joblib.load(directory / META_FILE)
+    model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
+    settings = TrainSettings(**meta.pop("settings"))
+    rep = representation_from_dict(meta.pop("representation"))
+    return TrainedModel(model, rep, settings, meta)

@@ -1,0 +1,95 @@
+"""Training: chain split, learning, persistence, stopping, and the physics loss."""
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from ljvae_core.models import lj_energy_from_distances  # noqa: E402
+from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
+from ljvae_core.training import (  # noqa: E402
+    TrainingError,
+    TrainSettings,
+    load_model,
+    save_model,
+    split_by_chain,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def small_dataset():
+    params = SimulationParams(n_particles=10, dim=2, box=5.0, gammas=(0.0, 1.0),
+                              n_samples=160, n_chains=4, seed=11)
+    return simulate(params)
+
+
+def test_split_keeps_chains_whole(small_dataset):
+    train_idx, val_idx = split_by_chain(small_dataset, 0.25, 0)
+    assert len(train_idx) + len(val_idx) == len(small_dataset)
+    assert not set(small_dataset.chain[train_idx]) & set(small_dataset.chain[val_idx])
+    # Every condition is represented in validation.
+    assert set(small_dataset.condition[val_idx]) == {0, 1}
+
+
+def test_training_lowers_the_loss_and_round_trips(small_dataset, tmp_path):
+    seen = []
+    settings = TrainSettings(representation="distances", latent_dim=4, epochs=6, batch_size=32)
+    trained = train(small_dataset, settings, progress=seen.append)
+    loss = trained.history["loss"]
+    assert loss[-1] < loss[0]
+    assert [p["epoch"] for p in seen] == list(range(1, len(loss) + 1))
+    assert {"loss", "reconstruction", "kl", "val_loss"} <= set(seen[0])
+    path = save_model(trained, tmp_path / "model")
+    again = load_model(path)
+    x = again.model_inputs(small_dataset.coords[:8])
+    assert np.array_equal(np.asarray(again.model(x)), np.asarray(trained.model(x)))
+    assert again.settings == settings
+    assert again.meta["dataset_fingerprint"] == trained.meta["dataset_fingerprint"]
+    # Saving again over it replaces it whole.
+    save_model(again, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_conditional_coordinates_model_trains(small_dataset):
+    settings = TrainSettings(representation="coords", latent_dim=2, epochs=3, conditional=True)
+    trained = train(small_dataset, settings)
+    x, c = trained.model_inputs(small_dataset.coords[:4], small_dataset.gamma[:4],
+                                small_dataset.temperature[:4])
+    assert c.shape == (4, 2)
+    assert trained.model((x, c)).shape == x.shape
+
+
+def test_stop_event_ends_training_early(small_dataset):
+    stop = threading.Event()
+
+    def progress(p):
+        if p["epoch"] == 2:
+            stop.set()
+
+    trained = train(small_dataset, TrainSettings(latent_dim=2, epochs=50), progress, stop)
+    assert trained.meta["epochs_run"] == 2
+
+
+def test_physics_loss_lowers_decoded_energies(small_dataset):
+    def decoded_energy(weight):
+        settings = TrainSettings(representation="distances", latent_dim=4, epochs=8,
+                                 physics_weight=weight, seed=3)
+        trained = train(small_dataset, settings)
+        rng = np.random.default_rng(0)
+        z = rng.normal(size=(200, 4)).astype("float32")
+        distances = trained.representation.distances(np.asarray(trained.model.decode(z)))
+        return float(np.mean(lj_energy_from_distances(distances.astype("float32"), 10)))
+
+    # The energy the penalty sees (pairs floored at 0.6 sigma) of samples from the prior.
+    with_physics, without = decoded_energy(20.0), decoded_energy(0.0)
+    assert with_physics < without
+
+
+def test_bad_settings_are_refused(small_dataset):
+    with pytest.raises(TrainingError, match="physics loss needs"):
+        train(small_dataset, TrainSettings(representation="voxels", physics_weight=1.0))
+    with pytest.raises(TrainingError, match="validation fraction"):
+        TrainSettings(validation_fraction=1.5).validate()
