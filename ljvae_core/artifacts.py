@@ -1,10 +1,10 @@
-"""The ``cache/`` store: datasets (and later models) saved atomically and listed cheaply.
+"""The ``cache/`` store: datasets and models saved atomically and listed cheaply.
 
 Layout::
 
     cache/datasets/<name>.joblib   the dataset as a plain dict (joblib)
     cache/datasets/<name>.json     a small summary, so listing never unpickles anything
-    cache/models/<name>/           model.keras + meta.joblib (models issue)
+    cache/models/<name>/           model.keras + meta.joblib + summary.json
 
 Every write goes to a temporary file in the same folder, then ``os.replace``: a crash never
 leaves a half-written artifact under its final name. Only files listed by this store (i.e.
@@ -35,6 +35,13 @@ def cache_dir(root: str | os.PathLike | None = None) -> Path:
 
 def datasets_dir(root=None) -> Path:
     return cache_dir(root) / "datasets"
+
+
+def models_dir(root=None) -> Path:
+    return cache_dir(root) / "models"
+
+
+MODEL_SUMMARY = "summary.json"
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -150,3 +157,30 @@ def simulate_and_save(params, name=None, root=None, progress=None, cancel=None, 
     if progress is not None:
         progress(1.0, "saving")
     return save_dataset(ds, name, root).stem
+
+
+def list_models(root=None) -> list[dict]:
+    """Summaries of the stored models (their summary.json), newest first; directories
+    without a readable summary are skipped with a warning."""
+    folder = models_dir(root)
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        try:
+            summary = json.loads((entry / MODEL_SUMMARY).read_text())
+            summary["modified"] = (entry / MODEL_SUMMARY).stat().st_mtime
+        except (OSError, ValueError) as err:
+            warnings.warn(f"skipping model {entry.name}: {err}", stacklevel=2)
+            continue
+        summary["name"], summary["path"] = entry.name, str(entry)
+        found.append(summary)
+    return sorted(found, key=lambda s: s["modified"], reverse=True)
+
+
+def delete_model(name: str, root=None) -> None:
+    import shutil
+
+    shutil.rmtree(models_dir(root) / safe_name(name), ignore_errors=True)

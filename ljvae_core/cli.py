@@ -1,4 +1,5 @@
-"""Command line: ``python -m ljvae_core {simulate,energy,bench} ...`` (DESIGN.md section 3).
+"""Command line: ``python -m ljvae_core {simulate,energy,train,evaluate,bench} ...``
+(DESIGN.md section 3).
 
 Results go to stdout (JSON where the contract says so), progress to stderr; an error prints
 one sentence to stderr and exits with status 2, never a traceback.
@@ -44,6 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--tail-correction", action="store_true")
     energy.add_argument("--gamma", type=float, default=0.0)
 
+    tr = sub.add_parser("train", help="train a VAE on a dataset and save it")
+    tr.add_argument("dataset", help="dataset file (.joblib) written by simulate")
+    tr.add_argument("--representation", choices=("coords", "voxels", "distances"),
+                    default="distances")
+    tr.add_argument("--latent-dim", type=int, default=64)
+    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    tr.add_argument("--warmup", type=int, default=0, help="epochs of linear KL warm-up")
+    tr.add_argument("--physics-weight", type=float, default=0.0, help="joint LJ energy loss")
+    tr.add_argument("--conditional", action="store_true", help="condition on (gamma, T)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", required=True, help="model directory to write")
+
+    ev = sub.add_parser("evaluate", help="reconstruction and generation quality, as JSON")
+    ev.add_argument("model", help="model directory written by train")
+    ev.add_argument("dataset", help="dataset file (.joblib)")
+    ev.add_argument("--generate", type=int, default=500, help="samples drawn from the prior")
+    ev.add_argument("--seed", type=int, default=0)
+
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     return parser
@@ -51,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"simulate": cmd_simulate, "energy": cmd_energy, "bench": cmd_bench}
+    handler = {"simulate": cmd_simulate, "energy": cmd_energy, "train": cmd_train,
+               "evaluate": cmd_evaluate, "bench": cmd_bench}
     try:
         return handler[args.command](args)
     except KeyboardInterrupt:
@@ -130,6 +152,44 @@ def _check_inside(coords, box) -> None:
             f"particles lie outside the box [0, {box:g}] on a reflecting axis; "
             "pass --periodic or a larger --box"
         )
+
+
+def cmd_train(args) -> int:
+    from .artifacts import load_dataset
+    from .training import TrainSettings, save_model, train
+
+    dataset = load_dataset(args.dataset)
+    settings = TrainSettings(
+        representation=args.representation, latent_dim=args.latent_dim, epochs=args.epochs,
+        batch_size=args.batch_size, beta=args.beta, warmup_epochs=args.warmup,
+        physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed)
+
+    def progress(p):
+        _progress_bar(p["epoch"] / p["epochs"],
+                      f"epoch {p['epoch']}: loss {p['loss']:.4g}, val {p['val_loss']:.4g}")
+
+    trained = train(dataset, settings, progress)
+    sys.stderr.write("\n")
+    path = save_model(trained, args.out)
+    print(json.dumps({"model": str(path), "epochs_run": trained.meta["epochs_run"],
+                      "seconds_per_epoch": trained.meta["seconds_per_epoch"],
+                      "val_loss": trained.history["val_loss"][-1]}))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .artifacts import load_dataset
+    from .evaluation import evaluate
+    from .training import load_model
+
+    trained = load_model(args.model)
+    dataset = load_dataset(args.dataset)
+    if dataset.coords.shape[1:] != (trained.representation.n_particles_, trained.representation.d):
+        raise ValueError(
+            f"the dataset holds {dataset.n_particles} particles in {dataset.dim}D, the model "
+            f"was trained on {trained.representation.n_particles_} in {trained.representation.d}D")
+    print(json.dumps(evaluate(trained, dataset, n_generate=args.generate, seed=args.seed)))
+    return 0
 
 
 def cmd_bench(args) -> int:

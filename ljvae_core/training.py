@@ -6,14 +6,16 @@ the training part, builds the model of :mod:`ljvae_core.models`, trains it with 
 on the validation loss, and returns a :class:`TrainedModel`. The same ``progress`` callback
 (a dict per epoch) and ``stop`` event drive the app's live chart and the CLI's progress line.
 
-A saved model is a directory (DESIGN.md): ``model.keras`` (loads with ``safe_mode=True``) and
+A saved model is a directory (DESIGN.md): ``model.keras`` (loads with ``safe_mode=True``),
 ``meta.joblib`` (plain data: settings, fitted representation, condition scaling, split,
-history, timings, metrics, dataset fingerprint).
+history, timings, metrics, dataset fingerprint) and ``summary.json`` (for listing without
+unpickling).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import MODEL_SUMMARY
 from .features import make_representation, representation_from_dict, representation_to_dict
 from .potential import batch_pair_energies, periodic_mask
 
@@ -262,6 +265,7 @@ def save_model(trained: TrainedModel, directory) -> Path:
         meta = {**trained.meta, "settings": asdict(trained.settings),
                 "representation": representation_to_dict(trained.representation)}
         joblib.dump(meta, tmp / META_FILE)
+        (tmp / MODEL_SUMMARY).write_text(json.dumps(model_summary(trained)))
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -274,6 +278,23 @@ def save_model(trained: TrainedModel, directory) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def model_summary(trained: TrainedModel) -> dict:
+    """What the model list shows (JSON-ready)."""
+    s, meta = trained.settings, trained.meta
+    params = meta.get("dataset_params", {})
+    history = meta.get("history", {})
+    return {
+        "representation": s.representation, "latent_dim": s.latent_dim, "beta": s.beta,
+        "physics_weight": s.physics_weight, "conditional": s.conditional,
+        "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),
+        "val_loss": history.get("val_loss", [None])[-1],
+        "particles": trained.representation.n_particles_, "dim": trained.representation.d,
+        "box": trained.representation.L, "gammas": params.get("gammas"),
+        "dataset_fingerprint": meta.get("dataset_fingerprint"),
+        "metrics": meta.get("metrics", {}),
+    }
 
 
 def load_model(directory) -> TrainedModel:

@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("keras")
 
+from ljvae_core.artifacts import list_models, models_dir  # noqa: E402
 from ljvae_core.models import lj_energy_from_distances  # noqa: E402
 from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
 from ljvae_core.training import (  # noqa: E402
@@ -42,15 +43,18 @@ def test_training_lowers_the_loss_and_round_trips(small_dataset, tmp_path):
     assert loss[-1] < loss[0]
     assert [p["epoch"] for p in seen] == list(range(1, len(loss) + 1))
     assert {"loss", "reconstruction", "kl", "val_loss"} <= set(seen[0])
-    path = save_model(trained, tmp_path / "model")
+    path = save_model(trained, models_dir(tmp_path) / "model")
     again = load_model(path)
     x = again.model_inputs(small_dataset.coords[:8])
     assert np.array_equal(np.asarray(again.model(x)), np.asarray(trained.model(x)))
     assert again.settings == settings
     assert again.meta["dataset_fingerprint"] == trained.meta["dataset_fingerprint"]
-    # Saving again over it replaces it whole.
+    # Saving again over it replaces it whole; the store lists it without unpickling.
     save_model(again, path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in models_dir(tmp_path).iterdir()) == ["model"]
+    listed = list_models(tmp_path)
+    assert [m["name"] for m in listed] == ["model"]
+    assert listed[0]["representation"] == "distances" and listed[0]["latent_dim"] == 4
 
 
 def test_conditional_coordinates_model_trains(small_dataset):

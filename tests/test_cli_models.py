@@ -1,0 +1,46 @@
+"""The train and evaluate commands, end to end on a tiny dataset."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("keras")
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "ljvae_core", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_train_then_evaluate_print_the_contract(tmp_path):
+    data = tmp_path / "tiny.joblib"
+    out = _run("simulate", "--particles", 8, "--dim", 2, "--box", 5, "--gamma", 0, 1,
+               "--samples", 60, "--chains", 3, "--seed", 2, "--out", data)
+    assert out.returncode == 0, out.stderr
+    model = tmp_path / "model"
+    out = _run("train", data, "--representation", "distances", "--latent-dim", 4,
+               "--epochs", 2, "--out", model)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["epochs_run"] == 2
+    assert "epoch 2" in out.stderr
+    out = _run("evaluate", model, data, "--generate", 40)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median"):
+        assert result["reconstruction"][key] >= 0
+    for key in ("valid_fraction", "valid_fraction_relaxed", "energy_w1", "energy_w1_relaxed"):
+        assert result["generation"][key] >= 0
+    # The quench only moves particles downhill: relaxation cannot lose validity on average.
+    assert result["generation"]["valid_fraction_relaxed"] >= result["generation"][
+        "valid_fraction"]
+    assert result["training"]["seconds_per_epoch"] > 0
+
+
+def test_train_and_evaluate_errors_are_one_sentence(tmp_path):
+    out = _run("train", tmp_path / "missing.joblib", "--out", tmp_path / "m")
+    assert out.returncode == 2 and out.stderr.startswith("error:")
+    assert "Traceback" not in out.stderr
+    out = _run("evaluate", tmp_path / "nothing", tmp_path / "missing.joblib")
+    assert out.returncode == 2 and "not a saved model" in out.stderr
