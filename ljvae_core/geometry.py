@@ -138,6 +138,36 @@ def _assign_and_align(P0, Q0, start, allow_reflection, max_rounds):
     return best
 
 
+def _best_match(p, q, allow_reflection, max_rounds):
+    """(squared error, p permuted and rigidly moved onto q) for one pair of point sets."""
+    d = p.shape[-1]
+    p0 = p - p.mean(axis=0)
+    q_mean = q.mean(axis=0)
+    q0 = q - q_mean
+    frame_p, frame_q = _principal_frame(p0), _principal_frame(q0)
+    best = (np.inf, p0)
+    for signs in itertools.product((1.0, -1.0), repeat=d):
+        start = frame_p @ np.diag(signs) @ frame_q.T
+        if not allow_reflection and np.linalg.det(start) < 0:
+            continue
+        found = _assign_and_align(p0, q0, start, allow_reflection, max_rounds)
+        if found[0] < best[0]:
+            best = found
+    return best[0], best[1] + q_mean
+
+
+def match_and_align(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np.ndarray:
+    """P's particles reordered to match Q's and rigidly moved onto them (see
+    :func:`matched_rmsd`); row i of the result corresponds to particle i of Q."""
+    Pb, single = _batched(P, 2)
+    Qb, _ = _batched(Q, 2)
+    if Pb.shape != Qb.shape:
+        raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
+    out = np.stack([_best_match(p, q, allow_reflection, max_rounds)[1]
+                    for p, q in zip(Pb, Qb, strict=True)])
+    return out[0] if single else out
+
+
 def matched_rmsd(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np.ndarray | float:
     """RMSD after the best rigid alignment and the best matching of indistinguishable particles.
 
@@ -150,21 +180,8 @@ def matched_rmsd(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np
     Qb, _ = _batched(Q, 2)
     if Pb.shape != Qb.shape:
         raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
-    d = Pb.shape[-1]
-    flips = [np.diag(s) for s in itertools.product((1.0, -1.0), repeat=d)]
-    out = np.empty(len(Pb))
-    for m, (p, q) in enumerate(zip(Pb, Qb, strict=True)):
-        p0 = p - p.mean(axis=0)
-        q0 = q - q.mean(axis=0)
-        frame_p, frame_q = _principal_frame(p0), _principal_frame(q0)
-        best = np.inf
-        for flip in flips:
-            start = frame_p @ flip @ frame_q.T
-            if not allow_reflection and np.linalg.det(start) < 0:
-                continue
-            error, _ = _assign_and_align(p0, q0, start, allow_reflection, max_rounds)
-            best = min(best, error)
-        out[m] = np.sqrt(best / len(p))
+    out = np.array([np.sqrt(_best_match(p, q, allow_reflection, max_rounds)[0] / len(p))
+                    for p, q in zip(Pb, Qb, strict=True)])
     return float(out[0]) if single else out
 
 

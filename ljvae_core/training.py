@@ -293,6 +293,7 @@ def model_summary(trained: TrainedModel) -> dict:
         "particles": trained.representation.n_particles_, "dim": trained.representation.d,
         "box": trained.representation.L, "gammas": params.get("gammas"),
         "dataset_fingerprint": meta.get("dataset_fingerprint"),
+        "dataset": meta.get("dataset_name"),
         "metrics": meta.get("metrics", {}),
     }
 
@@ -313,3 +314,41 @@ def load_model(directory) -> TrainedModel:
     settings = TrainSettings(**meta.pop("settings"))
     rep = representation_from_dict(meta.pop("representation"))
     return TrainedModel(model, rep, settings, meta)
+
+
+def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, progress=None,
+                   cancel=None, epoch_log=None, n_generate: int = 200) -> str:
+    """Train on a stored dataset, evaluate on its held-out chains, store the model in
+    ``cache/models/``; returns the model's name. What a background job of the app runs.
+
+    ``progress(fraction, message)`` follows the epochs (then the evaluation); every epoch's
+    losses are appended to ``epoch_log`` (a list) for live charts; setting ``cancel`` stops
+    training early and keeps the model trained so far.
+    """
+    from .artifacts import load_dataset, models_dir, safe_name
+    from .evaluation import evaluate
+
+    dataset = load_dataset(dataset_name, root)
+    report = progress or (lambda fraction, message="": None)
+
+    def on_epoch(logs):
+        if epoch_log is not None:
+            epoch_log.append(logs)
+        report(0.9 * logs["epoch"] / logs["epochs"],
+               f"epoch {logs['epoch']}/{logs['epochs']}: loss {logs['loss']:.4g}, "
+               f"validation {logs.get('val_loss', float('nan')):.4g}")
+
+    trained = train(dataset, settings, on_epoch, cancel)
+    report(0.92, "evaluating on held-out chains")
+    trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500, n_generate=n_generate,
+                                       seed=settings.seed)
+    trained.meta["dataset_name"] = Path(str(dataset_name)).stem
+    base = safe_name(name or f"{Path(str(dataset_name)).stem}-{settings.representation}"
+                             f"-z{settings.latent_dim}")
+    folder = models_dir(root)
+    final, k = base, 2
+    while name is None and (folder / final).exists():
+        final, k = f"{base}-{k}", k + 1
+    report(0.98, "saving")
+    save_model(trained, folder / final)
+    return final

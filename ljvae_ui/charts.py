@@ -74,3 +74,62 @@ def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
     ideal = alt.Chart(pd.DataFrame({"g": [1.0]})).mark_rule(color="gray", strokeDash=[4, 4]) \
         .encode(y="g:Q")
     return (line + ideal).properties(title="Radial distribution g(r) (dashed: ideal gas)")
+
+
+def training_chart(epoch_log: list[dict]) -> alt.Chart:
+    """Loss curves from the per-epoch logs: total loss (train and validation) and its terms."""
+    frame = pd.DataFrame(epoch_log)
+    names = {"loss": "total (train)", "val_loss": "total (validation)",
+             "reconstruction": "reconstruction", "kl": "KL", "physics": "physics"}
+    long = frame.melt(id_vars="epoch", value_vars=[k for k in names if k in frame],
+                      var_name="term", value_name="value")
+    long["term"] = long["term"].map(names)
+    long["panel"] = np.where(long["term"].str.startswith("total"), "total", "terms")
+    base = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("epoch:Q"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("term:N", title=None), tooltip=["epoch:Q", "term:N",
+                                                        alt.Tooltip("value:Q", format=".4g")])
+    total = base.transform_filter(alt.datum.panel == "total").properties(
+        title="Loss (negative ELBO per configuration)", width=320, height=220)
+    terms = base.transform_filter(alt.datum.panel == "terms").properties(
+        title="Terms of the training loss", width=320, height=220)
+    return alt.hconcat(total, terms)
+
+
+def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
+    """A distance matrix as a heatmap (particles in the given order)."""
+    n = distances.shape[0]
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    frame = pd.DataFrame({"i": i.ravel(), "j": j.ravel(), "r": np.asarray(distances).ravel()})
+    return alt.Chart(frame).mark_rect().encode(
+        x=alt.X("j:O", axis=None), y=alt.Y("i:O", axis=None),
+        color=alt.Color("r:Q", scale=alt.Scale(scheme="viridis", domain=[0, vmax]),
+                        title="r (σ)"),
+        tooltip=["i:O", "j:O", alt.Tooltip("r:Q", format=".3f")],
+    ).properties(title=title, width=230, height=230)
+
+
+def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> alt.Chart:
+    """Energy per particle, g(r) and rho(z) of several sets of configurations ({label: coords})
+    side by side (LJ energy only: gravity shows in rho(z))."""
+    from ljvae_core.analysis import energies_per_particle, radial_distribution
+
+    energy, rdf, rho = [], [], []
+    for label, coords in sets.items():
+        e = energies_per_particle(coords, box, 0.0, periodic)
+        energy.append(pd.DataFrame({"U_LJ / N": np.clip(e, None, 5.0), "set": label}))
+        g = radial_distribution(coords, box, periodic)
+        rdf.append(pd.DataFrame({"r": g.r, "g": g.g, "set": label}))
+        prof = density_profile(coords, box, 30)
+        rho.append(pd.DataFrame({"height": prof.z, "ρ": prof.density, "set": label}))
+    colour = alt.Color("set:N", title=None)
+    hist = alt.Chart(pd.concat(energy)).transform_density(
+        "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(
+        x="U_LJ / N:Q", y="density:Q", color=colour).properties(
+        title="LJ energy per particle (clipped at 5)", width=250, height=200)
+    g_chart = alt.Chart(pd.concat(rdf)).mark_line().encode(
+        x=alt.X("r:Q", title="r (σ)"), y="g:Q", color=colour).properties(
+        title="g(r)", width=250, height=200)
+    rho_chart = alt.Chart(pd.concat(rho)).mark_line().encode(
+        x="height:Q", y="ρ:Q", color=colour).properties(title="ρ(z)", width=250, height=200)
+    return alt.hconcat(hist, g_chart, rho_chart)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ljvae_core.artifacts import list_datasets, load_dataset
+from ljvae_core.artifacts import list_datasets, list_models, load_dataset
 
 SELECTED_DATASET = "dataset"
+SELECTED_MODEL = "model"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading dataset…")
@@ -33,3 +34,50 @@ def pick_dataset(key: str = "dataset_picker"):
                         format_func=lambda n: dataset_label(datasets[names.index(n)]))
     st.session_state[SELECTED_DATASET] = name
     return datasets[names.index(name)]
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading model…")
+def cached_model(path: str, modified: float):
+    """The trained model at path (imports TensorFlow); `modified` reloads a rewritten one."""
+    from ljvae_core.training import load_model
+
+    return load_model(path)
+
+
+def model_label(summary: dict) -> str:
+    kind = "conditional " if summary.get("conditional") else ""
+    return (f"{summary['name']} — {kind}{summary['representation']}, latent "
+            f"{summary['latent_dim']}, N={summary['particles']}, {summary['dim']}D")
+
+
+def pick_model(key: str = "model_picker"):
+    """Selectbox over stored models (the last one trained or chosen first); its summary."""
+    models = list_models()
+    if not models:
+        return None
+    names = [m["name"] for m in models]
+    chosen = st.session_state.get(SELECTED_MODEL)
+    index = names.index(chosen) if chosen in names else 0
+    name = st.selectbox("Model", names, index=index, key=key,
+                        format_func=lambda n: model_label(models[names.index(n)]))
+    st.session_state[SELECTED_MODEL] = name
+    return models[names.index(name)]
+
+
+def models_table(models: list[dict]):
+    """The model list as a small table (name, settings, held-out metrics)."""
+    import pandas as pd
+
+    rows = []
+    for m in models:
+        metrics = m.get("metrics") or {}
+        rec, gen = metrics.get("reconstruction", {}), metrics.get("generation", {})
+        rows.append({
+            "name": m["name"], "representation": m["representation"],
+            "latent": m["latent_dim"], "β": m["beta"], "physics λ": m["physics_weight"],
+            "conditional": m["conditional"], "epochs": m["epochs_run"],
+            "RMSD median (σ)": rec.get("rmsd_median"),
+            "valid (relaxed)": gen.get("valid_fraction_relaxed"),
+            "U/N W1 (relaxed)": gen.get("energy_w1_relaxed"), "dataset": m.get("dataset"),
+        })
+    return pd.DataFrame(rows)

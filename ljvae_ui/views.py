@@ -11,9 +11,18 @@ from ljvae_core.io import extxyz_text
 LOCAL_3DMOL = "/app/static/3Dmol-min.js"
 
 
+def _colour(fraction: float) -> str:
+    """Blue (0) through white (0.5) to red (1), as a hex colour."""
+    f = min(1.0, max(0.0, float(fraction)))
+    low, mid, high = np.array([49, 54, 149]), np.array([247, 247, 247]), np.array([165, 0, 38])
+    rgb = low + (mid - low) * 2 * f if f < 0.5 else mid + (high - mid) * (2 * f - 1)
+    return "#" + "".join(f"{int(round(c)):02x}" for c in rgb)
+
+
 def configuration_html(coords, box: float, width: int = 520, height: int = 420,
-                       radius: float = 0.5) -> str:
-    """HTML page with a 3D view of one configuration, particles coloured by height.
+                       radius: float = 0.5, values=None, value_range=None) -> str:
+    """HTML page with a 3D view of one configuration, particles coloured by height, or by
+    per-particle ``values`` (blue low, red high, over ``value_range`` or their own range).
 
     2D configurations are drawn in the z = 0 plane, seen from above.
     """
@@ -23,8 +32,16 @@ def configuration_html(coords, box: float, width: int = 520, height: int = 420,
     view = py3Dmol.view(width=width, height=height, js=LOCAL_3DMOL)
     view.addModel(text, "xyz")
     up = "z" if dim == 3 else "y"
-    view.setStyle({"sphere": {"radius": radius, "colorscheme": {
-        "prop": up, "gradient": "roygb", "min": box, "max": 0.0}}})
+    if values is None:
+        view.setStyle({"sphere": {"radius": radius, "colorscheme": {
+            "prop": up, "gradient": "roygb", "min": box, "max": 0.0}}})
+    else:
+        values = np.asarray(values, dtype=np.float64)
+        lo, hi = value_range if value_range is not None else (values.min(), values.max())
+        span = hi - lo if hi > lo else 1.0
+        for i, v in enumerate(values):
+            view.setStyle({"index": i}, {"sphere": {"radius": radius,
+                                                    "color": _colour((v - lo) / span)}})
     depth = box if dim == 3 else 0.01
     view.addBox({
         "center": {"x": box / 2, "y": box / 2, "z": depth / 2},

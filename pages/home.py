@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from ljvae_core.artifacts import cache_dir, list_datasets
+from ljvae_core.artifacts import cache_dir, list_datasets, list_models
+from ljvae_ui.state import models_table
 
 st.title("ljvae — Lennard-Jones configurations and variational autoencoders")
 st.markdown(
@@ -17,7 +18,11 @@ learn their configurations with variational autoencoders and read physics from t
    kept every ⌈k·τ⌉ sweeps.
 2. **Dataset** — energy traces, autocorrelation, energy histograms, density profiles ρ(z)
    against the barometric law, and 3D views of any configuration; downloads as XYZ or NPZ.
-3. **Train**, **Reconstruct**, **Latent & Anomaly** — the models (coming next).
+3. **Train** — variational autoencoders on sorted coordinates, voxel grids or distance
+   matrices, with live loss curves; each model is evaluated on held-out chains.
+4. **Reconstruct** — decoded configurations next to the originals, and new ones generated
+   from the latent prior, judged by their energies, g(r) and ρ(z).
+5. **Latent & Anomaly** — reading γ and energies from the latent space (coming next).
 
 Units are reduced Lennard-Jones units (σ = ε = m = k_B = 1); the potential energy is
 U = Σ 4(r⁻¹² − r⁻⁶) + 4γ Σ z.
@@ -38,5 +43,9 @@ else:
     st.page_link("pages/simulate.py", label="Simulate a dataset", icon="🎲")
 
 st.subheader("Models")
-st.caption("Trained models will be listed here once the Train page lands.")
+models = list_models()
+if models:
+    st.dataframe(models_table(models), hide_index=True, width="stretch")
+else:
+    st.caption("No model yet: train one on the **Train** page.")
 st.caption(f"Artifacts are stored under `{cache_dir().resolve()}`.")

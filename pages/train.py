@@ -1,10 +1,111 @@
-"""Train: not built yet (see the issue tracker)."""
+"""Train: choose dataset, representation and model settings; train in the background with live
+loss curves and a stop button; the saved model joins the model list with its evaluation."""
 
 import streamlit as st
 
+from ljvae_core.artifacts import list_models
+from ljvae_core.jobs import BackgroundJob
+from ljvae_core.training import TrainingError, TrainSettings, train_and_save
+from ljvae_ui.charts import training_chart
+from ljvae_ui.state import SELECTED_MODEL, models_table, pick_dataset
+
+JOB = "training_job"
+LOG = "training_log"
+REPRESENTATIONS = {
+    "distances": "distance matrix → Conv2D VAE (symmetric output, zero diagonal)",
+    "coords": "sorted coordinates → dense VAE (the original study's network)",
+    "voxels": "voxel density grid → Conv3D VAE (Conv2D for 2D)",
+}
+
 st.title("Train")
-st.info(
-    "Coming next: training variational autoencoders on three representations (sorted "
-    "coordinates, voxel grids, distance matrices) with live loss curves. This page fills in "
-    "when its issue lands; simulate and inspect datasets meanwhile."
-)
+st.caption("Variational autoencoders on Monte Carlo configurations; the validation set is made "
+           "of whole held-out chains.")
+
+summary = pick_dataset()
+if summary is None:
+    st.info("No dataset yet: make one on the Simulate page first.")
+    st.page_link("pages/simulate.py", label="Simulate", icon="🎲")
+    st.stop()
+
+
+def settings_from_widgets() -> tuple[TrainSettings, str | None]:
+    left, mid, right = st.columns(3)
+    with left:
+        rep = st.selectbox("Representation", list(REPRESENTATIONS), key="representation",
+                           format_func=REPRESENTATIONS.__getitem__)
+        latent = st.number_input("Latent size", 1, 512, 64 if rep == "distances" else 8,
+                                 key="latent_dim")
+        conditional = st.checkbox("Conditional on (γ, T)", key="conditional",
+                                  help="Feeds γ and T to encoder and decoder, so the decoder "
+                                       "can generate at a chosen γ.")
+        extra = {}
+        if rep == "voxels":
+            extra["n_cells"] = st.select_slider("Voxels per axis", [8, 16, 24, 32], 16,
+                                                key="n_cells")
+            extra["smearing"] = st.number_input("Gaussian smearing w (σ)", 0.0, 2.0, 0.0,
+                                                step=0.05, key="smearing")
+    with mid:
+        beta = st.number_input("β (KL weight)", 0.0, 100.0, 1.0, step=0.1, key="beta")
+        warmup = st.number_input("KL warm-up epochs", 0, 500, 0, key="warmup")
+        physics = st.number_input("Physics loss weight λ_E", 0.0, 1000.0, 0.0, step=1.0,
+                                  key="physics_weight", disabled=rep == "voxels",
+                                  help="Penalizes the LJ energy of decoded configurations "
+                                       "above the highest energy seen in training.")
+    with right:
+        epochs = st.number_input("Epochs", 1, 2000, 40, key="epochs")
+        batch = st.number_input("Batch size", 1, 4096, 64, key="batch_size")
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+        name = st.text_input("Model name (optional)", key="model_name")
+    settings = TrainSettings(
+        representation=rep, latent_dim=int(latent), beta=float(beta), warmup_epochs=int(warmup),
+        physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
+        epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra)
+    settings.validate()
+    return settings, name.strip() or None
+
+
+@st.fragment(run_every=1.0)
+def job_panel():
+    job = st.session_state.get(JOB)
+    log = st.session_state.get(LOG) or []
+    if job is None:
+        return
+    if job.running:
+        st.progress(job.fraction, text=f"{job.message} ({job.elapsed:.0f} s)")
+        if st.button("Stop training (keep the model so far)", key="stop"):
+            job.cancel()
+    if log:
+        st.altair_chart(training_chart(list(log)), width="content")
+    if job.running:
+        return
+    if job.status == "done":
+        st.session_state[SELECTED_MODEL] = job.result
+        st.success(f"Saved model **{job.result}** in {job.elapsed:.0f} s (evaluated on held-out "
+                   "chains, below).")
+        st.page_link("pages/reconstruct.py", label="Reconstruct and generate with it", icon="🔁")
+    else:
+        st.error(f"Training failed: {job.error}")
+
+
+try:
+    settings, name = settings_from_widgets()
+except TrainingError as err:
+    st.error(f"Please fix the settings: {err}.")
+    settings = None
+
+running = st.session_state.get(JOB) is not None and st.session_state[JOB].running
+if st.button("Train", type="primary", disabled=settings is None or running, key="train"):
+    st.session_state[LOG] = []
+    st.session_state[JOB] = BackgroundJob(train_and_save, summary["name"], settings, name,
+                                          epoch_log=st.session_state[LOG], label="train")
+    st.rerun()
+job_panel()
+
+st.subheader("Models")
+models = list_models()
+if models:
+    st.dataframe(models_table(models), hide_index=True, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.3g")
+        for c in ("RMSD median (σ)", "valid (relaxed)", "U/N W1 (relaxed)")})
+else:
+    st.caption("No model yet.")

@@ -98,3 +98,64 @@ def test_simulate_page_makes_a_dataset_the_dataset_page_shows(cache):
     at.run()
     assert "from_the_page" in at.dataframe[0].value["name"].tolist()
 
+
+
+@pytest.fixture
+def stored_dataset(cache):
+    from ljvae_core.artifacts import save_dataset
+    from ljvae_core.sampling import SimulationParams, simulate
+
+    params = SimulationParams(n_particles=8, dim=2, box=5.0, gammas=(0.0, 1.0), n_samples=60,
+                              n_chains=3, seed=4)
+    return save_dataset(simulate(params), "tiny").stem
+
+
+def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
+    at = _app()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception
+    at.number_input(key="latent_dim").set_value(3)
+    at.number_input(key="epochs").set_value(2)
+    at.text_input(key="model_name").set_value("page model")
+    at.run()
+    at.button(key="train").click()
+    at.run()
+    _wait_for_job(at, 300)
+    assert not at.exception
+    assert not at.error, (at.error[0].value, at.session_state["training_job"].details)
+    assert "page_model" in at.success[0].value
+    charts = [str(c.proto) for c in at.get("vega_lite_chart")]
+    assert any("Terms of the training loss" in c for c in charts)
+    at.run()
+    names = at.dataframe[-1].value["name"].tolist()
+    assert names == ["page_model"]
+
+    at.switch_page("pages/home.py")
+    at.run()
+    assert "page_model" in at.dataframe[-1].value["name"].tolist()
+
+    at.switch_page("pages/reconstruct.py")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="model_picker").value == "page_model"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["RMSD (matched, aligned)"].endswith("σ")
+    assert len(at.get("iframe")) == 2
+    at.number_input(key="n_generate").set_value(20)
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert table["set"].tolist() == ["generated", "generated, relaxed"]
+    assert (table["valid_fraction"].between(0, 1)).all()
+
+
+def test_train_page_refuses_bad_settings(stored_dataset):
+    at = _app()
+    at.switch_page("pages/train.py")
+    at.run()
+    at.selectbox(key="representation").set_value("voxels")
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="physics_weight").disabled

@@ -6,6 +6,7 @@ import pytest
 from ljvae_core.geometry import (
     classical_mds,
     kabsch,
+    match_and_align,
     matched_rmsd,
     pairwise_distances,
     rmsd,
@@ -107,3 +108,13 @@ def test_periodic_pairwise_distances_use_the_minimum_image():
     X = np.array([[0.1, 0.5, 0.5], [4.9, 0.5, 4.5]])
     D = pairwise_distances(X, 5.0, np.array([1.0, 0.0, 0.0]))
     assert D[0, 1] == pytest.approx(np.hypot(0.2, 4.0))
+
+
+def test_match_and_align_returns_the_matched_particles():
+    rng = np.random.default_rng(7)
+    Q = rng.uniform(0, 5, (30, 3))
+    perm = rng.permutation(30)
+    R, t = _random_rigid_motion(rng, 3)
+    P = Q[perm] @ R + t
+    matched = match_and_align(P, Q)
+    assert np.allclose(matched, Q, atol=1e-8)
