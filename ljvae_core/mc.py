@@ -298,155 +298,25 @@ def build_cells(xt, cell_len, ncell):
 
 
 @njit(inline="always", cache=True)
-def _axis_gaps(p, q, home, c, cell_len, reach, gaps):
-    """gaps[c, o]: squared distance from the nearer of p[c], q[c] to the slab of the cell at
-    offset o - reach[c] from the home cell coordinate along axis c."""
-    w = cell_len[c]
-    tp = p[c] - home * w
-    tq = q[c] - home * w
-    for o in range(2 * reach[c] + 1):
-        off = o - reach[c]
-        if off > 0:
-            gap = off * w - max(tp, tq)
-        elif off < 0:
-            gap = min(tp, tq) + (-off - 1) * w
-        else:
-            gap = 0.0
-        gaps[c, o] = gap * gap if gap > 0.0 else 0.0
+def _slab_gap2(off, w, tp, tq):
+    """Squared distance from the nearer of two coordinates tp, tq (measured from the lower face
+    of the home cell, of width w) to the slab of the cell off cells away; 0 inside it."""
+    if off > 0:
+        gap = off * w - max(tp, tq)
+    elif off < 0:
+        gap = min(tp, tq) + (-off - 1) * w
+    else:
+        gap = 0.0
+    return gap * gap if gap > 0.0 else 0.0
 
 
 @njit(inline="always", cache=True)
 def _lj_masked(r2, rc2):
+    """LJ pair energy at squared distance r2, zero beyond the cut-off."""
     inv6 = 1.0 / (r2 * r2 * r2)
-    return 4.0 * inv6 * (inv6 - 1.0) * (r2 < rc2)
-
-
-@njit(inline="always", cache=True)
-def _run_energies(sx, lo, hi, p, q, shift, rc2):
-    """Pair energies of points p and q with the particles in slots lo:hi, seen displaced by
-    shift (their periodic image near the points). Branch-free, so it vectorizes."""
-    e_p = 0.0
-    e_q = 0.0
-    if sx.shape[0] == 3:
-        px, py, pz = p[0] - shift[0], p[1] - shift[1], p[2] - shift[2]
-        qx, qy, qz = q[0] - shift[0], q[1] - shift[1], q[2] - shift[2]
-        for s in range(lo, hi):
-            ax, ay, az = sx[0, s] - px, sx[1, s] - py, sx[2, s] - pz
-            bx, by, bz = sx[0, s] - qx, sx[1, s] - qy, sx[2, s] - qz
-            e_p += _lj_masked(ax * ax + ay * ay + az * az, rc2)
-            e_q += _lj_masked(bx * bx + by * by + bz * bz, rc2)
-    else:
-        px, py = p[0] - shift[0], p[1] - shift[1]
-        qx, qy = q[0] - shift[0], q[1] - shift[1]
-        for s in range(lo, hi):
-            ax, ay = sx[0, s] - px, sx[1, s] - py
-            bx, by = sx[0, s] - qx, sx[1, s] - qy
-            e_p += _lj_masked(ax * ax + ay * ay, rc2)
-            e_q += _lj_masked(bx * bx + by * by, rc2)
-    return e_p, e_q
-
-
-@njit(inline="always", cache=True)
-def _column_energies(sx, start, col, hz, nb, wrap, ncell, reach, gaps, budget, p, q, shift,
-                     box, rc2):
-    """Energies of p and q with the cells of column `col` whose slab along the last axis lies
-    within the remaining squared distance `budget`; consecutive cells form one run."""
-    # Indexing the full tables (no row views) keeps reference counting out of this loop.
-    up = sx.shape[0] - 1
-    e_p = 0.0
-    e_q = 0.0
-    run_lo = -1
-    run_hi = -1
-    for o in range(2 * reach[up] + 1):
-        kz = nb[up, hz, o]
-        if kz < 0 or gaps[up, o] >= budget:
-            continue
-        k = col * ncell[up] + kz
-        if k == run_hi:  # consecutive cells in memory never straddle a periodic wrap
-            run_hi = k + 1
-            continue
-        if run_lo >= 0:
-            a, b = _run_energies(sx, start[run_lo], start[run_hi], p, q, shift, rc2)
-            e_p += a
-            e_q += b
-        shift[up] = box * wrap[up, hz, o]
-        run_lo = k
-        run_hi = k + 1
-    if run_lo >= 0:
-        a, b = _run_energies(sx, start[run_lo], start[run_hi], p, q, shift, rc2)
-        e_p += a
-        e_q += b
-    return e_p, e_q
-
-
-@njit(inline="always", cache=True)
-def _local_energies(sx, start, home, p, q, nb, wrap, ncell, cell_len, reach, box, rc2, gaps,
-                    shift):
-    """Pair energies of points p and q with every particle of the cells around cell `home`
-    (which holds q; p is within the stencil's margin of q)."""
-    d = sx.shape[0]
-    up = d - 1
-    hz = home % ncell[up]
-    rest = home // ncell[up]
-    hy = rest % ncell[up - 1]
-    hx = rest // ncell[up - 1] if d == 3 else 0
-    if d == 3:
-        _axis_gaps(p, q, hx, 0, cell_len, reach, gaps)
-    _axis_gaps(p, q, hy, up - 1, cell_len, reach, gaps)
-    _axis_gaps(p, q, hz, up, cell_len, reach, gaps)
-    e_p = 0.0
-    e_q = 0.0
-    for ox in range(2 * reach[0] + 1 if d == 3 else 1):
-        cx = nb[0, hx, ox] if d == 3 else 0
-        gx = gaps[0, ox] if d == 3 else 0.0
-        if cx < 0 or gx >= rc2:
-            continue
-        if d == 3:
-            shift[0] = box * wrap[0, hx, ox]
-        for oy in range(2 * reach[up - 1] + 1):
-            cy = nb[up - 1, hy, oy]
-            gxy = gx + gaps[up - 1, oy]
-            if cy < 0 or gxy >= rc2:
-                continue
-            shift[up - 1] = box * wrap[up - 1, hy, oy]
-            a, b = _column_energies(sx, start, cx * ncell[up - 1] + cy, hz, nb, wrap, ncell,
-                                    reach, gaps, rc2 - gxy, p, q, shift, box, rc2)
-            e_p += a
-            e_q += b
-    return e_p, e_q
-
-
-@njit(inline="always", cache=True)
-def _move_slot(src, dst, sx, order, where):
-    if src == dst:  # the slot holds a stale entry (the hole): nothing to move
-        return
-    for c in range(sx.shape[0]):
-        sx[c, dst] = sx[c, src]
-    j = order[src]
-    order[dst] = j
-    where[j] = dst
-
-
-@njit(inline="always", cache=True)
-def _relocate(i, old, new, start, order, where, sx, cell):
-    """Move particle i from cell old to cell new: the hole it leaves travels cell by cell
-    (one slot copy per cell in between), so no run of particles is shifted."""
-    hole = where[i]
-    if new > old:
-        for k in range(old, new):
-            last = start[k + 1] - 1
-            _move_slot(last, hole, sx, order, where)
-            hole = last
-            start[k + 1] -= 1
-    else:
-        for k in range(old, new, -1):
-            first = start[k]
-            _move_slot(first, hole, sx, order, where)
-            hole = first
-            start[k] += 1
-    order[hole] = i
-    where[i] = hole
-    cell[i] = new
+    val = 4.0 * inv6 * (inv6 - 1.0)
+    # A select (a mask), not a product with the flag: no int-to-float conversion per pair.
+    return val if r2 < rc2 else 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -463,9 +333,17 @@ def sweeps_cell_list(
     trial = np.empty(d)
     near = np.empty(d)
     p_old = np.empty(d)
-    gaps = np.zeros((d, nb.shape[2]))
-    shift = np.zeros(d)
+    home = np.empty(d - 1, np.int64)
+    gaps = np.zeros((d - 1, nb.shape[2]))
+    n_ox = 2 * reach[0] + 1 if d == 3 else 1
+    n_oy = 2 * reach[up - 1] + 1
+    nz = ncell[up]
+    inv_wz = 1.0 / cell_len[up]
+    z_periodic = pmask[up] != 0.0
     accepted = 0
+    # The stencil walk and the pair sums are written out here rather than in helpers taking
+    # arrays: every array handed to an inlined helper costs an atomic reference count
+    # increment and decrement per call, which cost more than the pair sums themselves.
     for sweep in range(n_sweeps):
         for _ in range(n):
             i = int(uniform01(state) * n)
@@ -477,14 +355,94 @@ def sweeps_cell_list(
                 # The trial's image next to the old position, which the stencil is built on.
                 near[c] = trial[c] - pmask[c] * box * np.rint((trial[c] - p_old[c]) / box)
             old_home = cell[i]
-            e_new, e_old = _local_energies(sx, start, old_home, near, p_old, nb, wrap, ncell,
-                                           cell_len, reach, box, rc2, gaps, shift)
+            # Home cell coordinates, and across the columns the squared distance from the
+            # nearer of the two points to each slab of cells around them, per axis.
+            hz = old_home % nz
+            rest = old_home // nz
+            for c in range(up - 1, -1, -1):
+                k = rest % ncell[c]
+                rest //= ncell[c]
+                home[c] = k
+                w = cell_len[c]
+                for o in range(2 * reach[c] + 1):
+                    gaps[c, o] = _slab_gap2(o - reach[c], w, near[c] - k * w, p_old[c] - k * w)
+            hx = home[0]
+            hy = home[up - 1]
+            z_min = min(near[up], p_old[up])
+            z_max = max(near[up], p_old[up])
+            e_new = 0.0
+            e_old = 0.0
+            for ox in range(n_ox):
+                cx = nb[0, hx, ox] if d == 3 else 0
+                gx = gaps[0, ox] if d == 3 else 0.0
+                if cx < 0 or gx >= rc2:
+                    continue
+                sh_x = box * wrap[0, hx, ox] if d == 3 else 0.0
+                for oy in range(n_oy):
+                    cy = nb[up - 1, hy, oy]
+                    gxy = gx + gaps[up - 1, oy]
+                    if cy < 0 or gxy >= rc2:
+                        continue
+                    sh_y = box * wrap[up - 1, hy, oy]
+                    # Cells of this column along the last axis that reach within the
+                    # remaining distance of either point: one range, computed directly (a
+                    # per-cell test costs mispredicted branches). The slack only adds cells.
+                    reach_z = math.sqrt(rc2 - gxy) + 1e-9
+                    kz_lo = max(int(math.floor((z_min - reach_z) * inv_wz)), hz - reach[up])
+                    kz_hi = min(int(math.floor((z_max + reach_z) * inv_wz)), hz + reach[up])
+                    col0 = (cx * ncell[up - 1] + cy) * nz
+                    # The range split where it crosses a periodic seam (images one box below,
+                    # in, above); a reflecting axis keeps only the middle piece.
+                    for piece in range(-1, 2):
+                        k_lo = max(kz_lo - piece * nz, 0)
+                        k_hi = min(kz_hi - piece * nz, nz - 1)
+                        if k_lo > k_hi or (piece != 0 and not z_periodic):
+                            continue
+                        sh_z = box * piece
+                        # Unsigned slot numbers: no negative-index wraparound, so the loads
+                        # stay contiguous and the loop vectorizes.
+                        lo = np.uint64(start[col0 + k_lo])
+                        hi = np.uint64(start[col0 + k_hi + 1])
+                        if d == 3:
+                            px, py, pz = near[0] - sh_x, near[1] - sh_y, near[2] - sh_z
+                            qx, qy, qz = p_old[0] - sh_x, p_old[1] - sh_y, p_old[2] - sh_z
+                            for s in range(lo, hi):
+                                ax, ay, az = sx[0, s] - px, sx[1, s] - py, sx[2, s] - pz
+                                bx, by, bz = sx[0, s] - qx, sx[1, s] - qy, sx[2, s] - qz
+                                e_new += _lj_masked(ax * ax + ay * ay + az * az, rc2)
+                                e_old += _lj_masked(bx * bx + by * by + bz * bz, rc2)
+                        else:
+                            px, py = near[0] - sh_y, near[1] - sh_z
+                            qx, qy = p_old[0] - sh_y, p_old[1] - sh_z
+                            for s in range(lo, hi):
+                                ax, ay = sx[0, s] - px, sx[1, s] - py
+                                bx, by = sx[0, s] - qx, sx[1, s] - qy
+                                e_new += _lj_masked(ax * ax + ay * ay, rc2)
+                                e_old += _lj_masked(bx * bx + by * by, rc2)
             du = e_new - e_old + gamma4 * (trial[up] - p_old[up])
             if _accepts(du, beta, state):
                 new_home = _cell_of_point(trial, cell_len, ncell)
                 if new_home != old_home:
-                    _relocate(i, old_home, new_home, start, order, where, sx, cell)
-                slot = where[i]
+                    # The hole the particle leaves travels cell by cell to the new cell (one
+                    # slot copy per cell boundary crossed), so no run of particles is shifted.
+                    step = 1 if new_home > old_home else -1
+                    for k in range(old_home, new_home, step):
+                        if step > 0:
+                            start[k + 1] -= 1
+                            src = start[k + 1]
+                        else:
+                            src = start[k]
+                            start[k] += 1
+                        if src != slot:  # otherwise the slot is the hole itself
+                            for c in range(d):
+                                sx[c, slot] = sx[c, src]
+                            j = order[src]
+                            order[slot] = j
+                            where[j] = slot
+                        slot = src
+                    order[slot] = i
+                    where[i] = slot
+                    cell[i] = new_home
                 for c in range(d):
                     xt[c, i] = trial[c]
                     sx[c, slot] = trial[c]
