@@ -124,41 +124,25 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
                     snapshots[k, j, c] = xt[c, j]
 
 
-@njit(inline="always", cache=True)
-def _squared_distances_all(xt, p, box, pmask, r2):
-    """r2[j] = squared distance from p to every particle j, minimum image."""
-    n = xt.shape[1]
-    for j in range(n):
-        r2[j] = 0.0
-    inv_box = 1.0 / box
-    for c in range(xt.shape[0]):
-        pc = p[c]
-        row = xt[c]
-        if pmask[c] != 0.0:
-            for j in range(n):
-                dx = row[j] - pc
-                dx -= box * np.rint(dx * inv_box)  # vectorizes better than compare-and-select
-                r2[j] += dx * dx
-        else:
-            for j in range(n):
-                dx = row[j] - pc
-                r2[j] += dx * dx
-
-
-@njit(inline="always", cache=True)
-def _pair_energies(r2, n_idx, rc2, u):
-    """u[m] = LJ pair energy at r2[m] (zero beyond the cut-off); returns their sum."""
-    total = 0.0
-    for m in range(n_idx):
-        # Branch-free (a product with the in-range flag) so that the loop vectorizes.
-        inv6 = 1.0 / (r2[m] * r2[m] * r2[m])
-        val = 4.0 * inv6 * (inv6 - 1.0) * (r2[m] < rc2)
-        u[m] = val
-        total += val
-    return total
-
-
 # --------------------------------------------------------------------------- pair-matrix kernel
+@njit(inline="always", cache=True)
+def _xoshiro(s0, s1, s2, s3):
+    """One xoshiro256+ step on a state held in scalars: (uniform in [0, 1), new state).
+
+    Hot loops keep the state in registers this way; passing the state array to a helper on
+    every draw costs an atomic reference-count pair per call.
+    """
+    result = s0 + s3
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0), s0, s1, s2, s3
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def sweeps_pair_matrix(
     xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
@@ -167,25 +151,60 @@ def sweeps_pair_matrix(
     """Run n_sweeps sweeps in place on positions xt (d, N); returns (energy, accepted moves).
 
     trace[s] gets the energy after sweep s (if trace is long enough); every record_every
-    sweeps the configuration is copied, as (N, d), into the next row of snapshots.
+    sweeps the configuration is copied, as (N, d), into the next row of snapshots. The move
+    is written out here (no helpers taking arrays) to keep reference counting out of it.
     """
     d, n = xt.shape
     up = d - 1
     r2 = np.empty(n)
     new_u = np.empty(n)
     trial = np.empty(d)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    inv_box = 1.0 / box
     accepted = 0
     for sweep in range(n_sweeps):
         for _ in range(n):
-            i = int(uniform01(state) * n)
-            _propose(xt, i, delta, box, pmask, state, trial)
-            _squared_distances_all(xt, trial, box, pmask, r2)
+            u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            i = int(u * n)
+            for j in range(n):
+                r2[j] = 0.0
+            for c in range(d):
+                u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                v = xt[c, i] + delta * (2.0 * u - 1.0)
+                if pmask[c] != 0.0:
+                    v -= box * math.floor(v / box)
+                    if v >= box:  # rounding of a tiny negative v
+                        v = 0.0
+                    for j in range(n):
+                        dx = xt[c, j] - v
+                        dx -= box * np.rint(dx * inv_box)
+                        r2[j] += dx * dx
+                else:
+                    if v < 0.0:
+                        v = -v
+                    elif v > box:
+                        v = 2.0 * box - v
+                    for j in range(n):
+                        dx = xt[c, j] - v
+                        r2[j] += dx * dx
+                trial[c] = v
             r2[i] = _SELF_R2
-            e_new = _pair_energies(r2, n, rc2, new_u)
+            e_new = 0.0
+            for j in range(n):
+                # Branch-free (a select on the cut-off) so that the loop vectorizes.
+                inv6 = 1.0 / (r2[j] * r2[j] * r2[j])
+                val = 4.0 * inv6 * (inv6 - 1.0)
+                val = val if r2[j] < rc2 else 0.0
+                new_u[j] = val
+                e_new += val
             e_new -= new_u[i]
             new_u[i] = 0.0
             du = e_new - part_u[i] + gamma4 * (trial[up] - xt[up, i])
-            if _accepts(du, beta, state):
+            accept = du <= 0.0
+            if not accept:
+                u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                accept = u < math.exp(-beta * du)
+            if accept:
                 for j in range(n):
                     part_u[j] += new_u[j] - pair_u[i, j]
                     pair_u[i, j] = new_u[j]
@@ -196,6 +215,7 @@ def sweeps_pair_matrix(
                 energy += du
                 accepted += 1
         _record(sweep, record_every, xt, energy, trace, snapshots)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return energy, accepted
 
 
