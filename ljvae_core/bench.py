@@ -6,6 +6,8 @@ Systems (issue 3):
 - ``sampling``: wall time for 8000 decorrelated samples of ``n30``, kernel start-up included.
 - ``geometry``: 10 000 exact distance matrices of 30 particles back to aligned coordinates
   (classical MDS + Kabsch), with the worst RMSD.
+- ``training``: seconds per epoch of the original study's dense setup (8000 samples of 30
+  particles in 2D, 60 -> 45 -> 22 -> 2), median over a few epochs after the first.
 
 When a C++ compiler and ``shared/bench/ref_mc.cpp`` are at hand, the straightforward C++
 reference is compiled with ``-O3 -march=native`` and run on the same systems (without cut-off
@@ -87,6 +89,29 @@ def geometry_seconds(n_matrices: int = 10_000, n_particles: int = 30) -> dict:
             "max_rmsd": float(rmsd(aligned, coords).max())}
 
 
+def dense_epoch_seconds(n_samples: int = 8000, epochs: int = 6, batch_size: int = 128) -> dict:
+    """Median epoch time of the original study's dense VAE (imports TensorFlow)."""
+    import keras
+
+    from .models import build_vae
+
+    x = np.random.default_rng(0).uniform(-1, 1, (n_samples, 60)).astype("float32")
+    model = build_vae("coords", (60,), 2, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[Timer()])
+    return {"samples": n_samples, "batch_size": batch_size,
+            "dense_epoch_seconds": float(np.median(times[1:]))}
+
+
 def find_reference_source() -> Path | None:
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "shared", here.parent / "shared", Path.cwd().parent / "shared"):
@@ -120,6 +145,7 @@ def run_benchmark(quick: bool = False) -> dict:
         },
         "sampling": sampling_seconds(400 if quick else 8000),
         "geometry": geometry_seconds(500 if quick else 10_000),
+        "training": dense_epoch_seconds(800 if quick else 8000, 3 if quick else 6),
     }
     source = find_reference_source()
     if source is not None and not quick:

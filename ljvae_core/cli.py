@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", help="dataset file (.joblib)")
     ev.add_argument("--generate", type=int, default=500, help="samples drawn from the prior")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--regressor-epochs", type=int, default=0,
+                    help="also train the learned distances->coordinates regressor this long "
+                         "and compare it with MDS (distance models)")
 
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
@@ -188,7 +191,8 @@ def cmd_evaluate(args) -> int:
         raise ValueError(
             f"the dataset holds {dataset.n_particles} particles in {dataset.dim}D, the model "
             f"was trained on {trained.representation.n_particles_} in {trained.representation.d}D")
-    print(json.dumps(evaluate(trained, dataset, n_generate=args.generate, seed=args.seed)))
+    print(json.dumps(evaluate(trained, dataset, n_generate=args.generate, seed=args.seed,
+                              regressor_epochs=args.regressor_epochs)))
     return 0
 
 

@@ -69,21 +69,47 @@ def quench(coords, box: float, gamma=0.0, periodic: str = "", sweeps: int = 30, 
 
 
 def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,
-             quench_sweeps: int = 30, seed: int = 0) -> dict:
-    """All evaluation figures as one JSON-ready dict."""
+             quench_sweeps: int = 30, seed: int = 0, regressor_epochs: int = 0) -> dict:
+    """All evaluation figures as one JSON-ready dict. For distance models, regressor_epochs
+    > 0 also trains the learned distances -> coordinates regressor on the training chains
+    and compares it with classical MDS on the decoded held-out matrices."""
     idx = held_out_indices(trained, dataset)
     rng = np.random.default_rng(seed)
     if len(idx) > n_reconstruct:
         idx = np.sort(rng.choice(idx, n_reconstruct, replace=False))
     coords = dataset.coords[idx]
     periodic = dataset.params.get("periodic", "")
-    return {
+    result = {
         "reconstruction": _reconstruction(trained, dataset, idx, periodic),
         "generation": _generation(trained, dataset, coords, idx, periodic, n_generate,
                                   quench_sweeps, seed),
         "training": {"seconds_per_epoch": trained.meta.get("seconds_per_epoch"),
                      "epochs_run": trained.meta.get("epochs_run")},
         "held_out_samples": int(len(idx)),
+    }
+    if regressor_epochs > 0 and trained.settings.representation == "distances":
+        result["regressor"] = compare_regressor(trained, dataset, idx, regressor_epochs, seed)
+    return result
+
+
+def compare_regressor(trained, dataset, idx, epochs: int, seed: int = 0) -> dict:
+    """Median matched RMSD of held-out reconstructions through MDS vs the learned regressor."""
+    from .training import regressor_coordinates, train_distance_regressor
+
+    train_idx = np.setdiff1d(np.arange(len(dataset)), held_out_indices(trained, dataset))
+    model, rep = train_distance_regressor(dataset, epochs, seed=seed, train_idx=train_idx)
+    coords = dataset.coords[idx]
+    x = trained.model_inputs(coords, dataset.gamma[idx], dataset.temperature[idx])
+    decoded = np.asarray(trained.model.predict(x, verbose=0, batch_size=256))
+    paths = {"mds": trained.representation.inverse_transform(decoded),
+             "regressor": regressor_coordinates(model, rep, decoded)}
+    exact = rep.transform(coords)
+    return {
+        **{f"{k}_rmsd_median": float(np.median(matched_rmsd(v, coords)))
+           for k, v in paths.items()},
+        "regressor_rmsd_median_exact_input": float(np.median(matched_rmsd(
+            regressor_coordinates(model, rep, exact), coords))),
+        "epochs": int(epochs),
     }
 
 

@@ -352,3 +352,33 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
     report(0.98, "saving")
     save_model(trained, folder / final)
     return final
+
+
+def train_distance_regressor(dataset, epochs: int = 30, batch_size: int = 64, seed: int = 0,
+                             train_idx=None):
+    """Fit the learned distances -> coordinates regressor on a dataset's exact distance
+    matrices (the training chains); returns (model, fitted DistanceMatrix representation)."""
+    import keras
+
+    from .features import DistanceMatrix
+    from .models import DistanceStress, build_distance_regressor
+
+    if train_idx is None:
+        train_idx, _ = split_by_chain(dataset, 0.25, seed)
+    rep = DistanceMatrix(L=dataset.box, d=dataset.dim).fit(dataset.coords[train_idx])
+    x = rep.transform(dataset.coords[train_idx]).astype("float32")
+    target = rep.distances(x).astype("float32")
+    model = build_distance_regressor(dataset.n_particles, dataset.dim, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=DistanceStress())
+    model.fit(x, target, epochs=epochs, batch_size=batch_size, verbose=0)
+    return model, rep
+
+
+def regressor_coordinates(model, representation, X) -> np.ndarray:
+    """Coordinates (M, N, d) from model outputs X through the regressor, placed in the box."""
+    from .features import place_in_box
+
+    distances = representation.distances(X)
+    normalized = (distances / representation.scale)[..., None].astype("float32")
+    coords = np.asarray(model.predict(normalized, verbose=0, batch_size=256), dtype=np.float64)
+    return place_in_box(coords - coords.mean(axis=1, keepdims=True), representation.L)

@@ -15,3 +15,4 @@ def test_quick_bench_prints_the_contract_keys():
     assert result["mc"]["n4000"]["cell_list"] is True
     assert result["sampling"]["samples"] == 400 and result["sampling"]["seconds"] > 0
     assert result["geometry"]["max_rmsd"] < 1e-8
+    assert result["training"]["dense_epoch_seconds"] > 0

@@ -25,7 +25,7 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["epochs_run"] == 2
     assert "epoch 2" in out.stderr
-    out = _run("evaluate", model, data, "--generate", 40)
+    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median"):
@@ -36,6 +36,7 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert result["generation"]["valid_fraction_relaxed"] >= result["generation"][
         "valid_fraction"]
     assert result["training"]["seconds_per_epoch"] > 0
+    assert {"mds_rmsd_median", "regressor_rmsd_median"} <= set(result["regressor"])
 
 
 def test_train_and_evaluate_errors_are_one_sentence(tmp_path):
