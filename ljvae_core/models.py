@@ -240,8 +240,10 @@ def _inputs(shape, conditional, n_conditions):
     return x, c
 
 
-def _with_condition(h, c):
-    return layers.Concatenate()([h, c]) if c is not None else h
+def _with_condition(h, c, name):
+    # Explicit layer names throughout: Keras' automatic ones can collide when models are
+    # built in several threads (the app trains in a worker thread).
+    return layers.Concatenate(name=name)([h, c]) if c is not None else h
 
 
 def _heads(h, latent_dim):
@@ -263,14 +265,14 @@ def default_dense_widths(n_values: int) -> list[int]:
 
 def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
     x, c = _inputs((n_values,), conditional, n_conditions)
-    h = _with_condition(x, c)
-    for w in widths:
-        h = layers.Dense(w, activation="relu")(h)
+    h = _with_condition(x, c, "encoder_with_condition")
+    for k, w in enumerate(widths):
+        h = layers.Dense(w, activation="relu", name=f"encoder_dense_{k}")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
-    h = _with_condition(z, cd)
-    for w in reversed(widths):
-        h = layers.Dense(w, activation="relu")(h)
+    h = _with_condition(z, cd, "decoder_with_condition")
+    for k, w in enumerate(reversed(widths)):
+        h = layers.Dense(w, activation="relu", name=f"decoder_dense_{k}")(h)
     out = layers.Dense(n_values, activation="tanh", name="coords")(h)
     decoder = _functional((z, cd), out, "decoder")
     return encoder, decoder
@@ -279,16 +281,19 @@ def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
 def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions):
     x, c = _inputs((n_particles, n_particles, 1), conditional, n_conditions)
     h = x
-    for f in filters:
-        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(h)
-    h = layers.Flatten()(h)
-    h = layers.Dense(hidden, activation="relu")(_with_condition(h, c))
+    for k, f in enumerate(filters):
+        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
+                          name=f"encoder_conv_{k}")(h)
+    h = layers.Flatten(name="encoder_flatten")(h)
+    h = _with_condition(h, c, "encoder_with_condition")
+    h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
-    h = layers.Dense(hidden, activation="relu")(_with_condition(z, cd))
-    h = layers.Dense(2 * hidden, activation="relu")(h)
-    h = layers.Dense(n_particles * n_particles, activation="sigmoid")(h)
-    h = layers.Reshape((n_particles, n_particles, 1))(h)
+    h = _with_condition(z, cd, "decoder_with_condition")
+    h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
+    h = layers.Dense(2 * hidden, activation="relu", name="decoder_dense_1")(h)
+    h = layers.Dense(n_particles * n_particles, activation="sigmoid", name="decoder_dense_2")(h)
+    h = layers.Reshape((n_particles, n_particles, 1), name="decoder_reshape")(h)
     decoder = _functional((z, cd), SymmetricDistances(name="distances")(h), "decoder")
     return encoder, decoder
 
@@ -306,19 +311,22 @@ def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_cond
     deconv = layers.Conv3DTranspose if dim == 3 else layers.Conv2DTranspose
     x, c = _inputs(grid_shape, conditional, n_conditions)
     h = x
-    for f in filters:
-        h = conv(f, 3, padding="same", activation="relu")(h)
-        h = pool(2)(h)
-    h = layers.Flatten()(h)
-    h = layers.Dense(hidden, activation="relu")(_with_condition(h, c))
+    for k, f in enumerate(filters):
+        h = conv(f, 3, padding="same", activation="relu", name=f"encoder_conv_{k}")(h)
+        h = pool(2, name=f"encoder_pool_{k}")(h)
+    h = layers.Flatten(name="encoder_flatten")(h)
+    h = _with_condition(h, c, "encoder_with_condition")
+    h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
     small = n // 2**blocks
-    h = layers.Dense(hidden, activation="relu")(_with_condition(z, cd))
-    h = layers.Dense(small**dim * filters[-1], activation="relu")(h)
-    h = layers.Reshape((small,) * dim + (filters[-1],))(h)
-    for f in reversed(filters):
-        h = deconv(f, 3, strides=2, padding="same", activation="relu")(h)
+    h = _with_condition(z, cd, "decoder_with_condition")
+    h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
+    h = layers.Dense(small**dim * filters[-1], activation="relu", name="decoder_dense_1")(h)
+    h = layers.Reshape((small,) * dim + (filters[-1],), name="decoder_reshape")(h)
+    for k, f in enumerate(reversed(filters)):
+        h = deconv(f, 3, strides=2, padding="same", activation="relu",
+                   name=f"decoder_deconv_{k}")(h)
     out = conv(1, 3, padding="same", activation="sigmoid", name="density")(h)
     decoder = _functional((z, cd), out, "decoder")
     return encoder, decoder
@@ -340,10 +348,11 @@ def build_distance_regressor(n_particles: int, dim: int, hidden: int = 512, seed
     (N, N, 1) to coordinates (N, d) in sigma, trained on the distance stress."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     x = keras.Input(shape=(n_particles, n_particles, 1), name="distances")
-    h = layers.Flatten()(x)
-    h = layers.Dense(hidden, activation="relu")(h)
-    h = layers.Dense(hidden, activation="relu")(h)
-    out = layers.Reshape((n_particles, dim))(layers.Dense(n_particles * dim)(h))
+    h = layers.Flatten(name="flatten")(x)
+    h = layers.Dense(hidden, activation="relu", name="dense_0")(h)
+    h = layers.Dense(hidden, activation="relu", name="dense_1")(h)
+    out = layers.Reshape((n_particles, dim), name="coords")(
+        layers.Dense(n_particles * dim, name="dense_2")(h))
     return keras.Model(x, out, name="distance_regressor")
 
 
