@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup", type=int, default=0, help="epochs of linear KL warm-up")
     tr.add_argument("--physics-weight", type=float, default=0.0, help="joint LJ energy loss")
     tr.add_argument("--conditional", action="store_true", help="condition on (gamma, T)")
+    tr.add_argument("--distance-decoder", choices=("direct", "coordinates"), default="direct",
+                    help="distances: decode the matrix, or coordinates and their distances")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", required=True, help="model directory to write")
 
@@ -165,7 +167,8 @@ def cmd_train(args) -> int:
     settings = TrainSettings(
         representation=args.representation, latent_dim=args.latent_dim, epochs=args.epochs,
         batch_size=args.batch_size, beta=args.beta, warmup_epochs=args.warmup,
-        physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed)
+        physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed,
+        distance_decoder=args.distance_decoder)
 
     def progress(p):
         _progress_bar(p["epoch"] / p["epochs"],

@@ -69,6 +69,24 @@ class SymmetricDistances(layers.Layer):
         return ops.expand_dims(sym * off_diagonal, -1)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DistancesFromCoordinates(layers.Layer):
+    """(N * d) decoded coordinates -> their (N, N, 1) distance matrix divided by `scale`: the
+    output is a Euclidean distance matrix by construction, so MDS recovers it exactly."""
+
+    def __init__(self, n_particles, dim, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.n_particles, self.dim, self.scale = int(n_particles), int(dim), float(scale)
+
+    def call(self, inputs):
+        coords = ops.reshape(inputs, (-1, self.n_particles, self.dim))
+        return ops.expand_dims(pairwise_distances_tf(coords) / self.scale, -1)
+
+    def get_config(self):
+        return {**super().get_config(), "n_particles": self.n_particles, "dim": self.dim,
+                "scale": self.scale}
+
+
 # --------------------------------------------------------------------------- physics in TF
 def lj_energy_from_distances(distances, n_particles: int):
     """LJ energy per particle of (B, N, N) distance matrices in sigma (upper triangle)."""
@@ -278,7 +296,10 @@ def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
     return encoder, decoder
 
 
-def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions):
+def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions,
+                       through_coordinates=None):
+    """Conv2D encoder; the decoder outputs the matrix directly (symmetric, zero diagonal), or,
+    with through_coordinates=(dim, scale), coordinates whose distances form the output."""
     x, c = _inputs((n_particles, n_particles, 1), conditional, n_conditions)
     h = x
     for k, f in enumerate(filters):
@@ -292,6 +313,11 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     h = _with_condition(z, cd, "decoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
     h = layers.Dense(2 * hidden, activation="relu", name="decoder_dense_1")(h)
+    if through_coordinates is not None:
+        dim, scale = through_coordinates
+        h = layers.Dense(n_particles * dim, name="decoder_coordinates")(h)
+        out = DistancesFromCoordinates(n_particles, dim, scale, name="distances")(h)
+        return encoder, _functional((z, cd), out, "decoder")
     h = layers.Dense(n_particles * n_particles, activation="sigmoid", name="decoder_dense_2")(h)
     h = layers.Reshape((n_particles, n_particles, 1), name="decoder_reshape")(h)
     decoder = _functional((z, cd), SymmetricDistances(name="distances")(h), "decoder")
@@ -361,8 +387,10 @@ ARCHITECTURES = {"coords": "dense", "distances": "conv2d", "voxels": "conv3d"}
 
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
-              widths=None, filters=(32, 64, 64), hidden: int = 256) -> VAE:
-    """The default VAE for a representation ('coords', 'distances' or 'voxels')."""
+              widths=None, filters=(32, 64, 64), hidden: int = 256,
+              through_coordinates=None) -> VAE:
+    """The default VAE for a representation ('coords', 'distances' or 'voxels');
+    through_coordinates=(d, scale) makes a distances decoder emit coordinates."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     if representation == "coords":
         n_values = int(input_shape[0])
@@ -370,7 +398,7 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
     elif representation == "distances":
         parts = distance_vae_parts(int(input_shape[0]), latent_dim, list(filters), hidden,
-                                   conditional, n_conditions)
+                                   conditional, n_conditions, through_coordinates)
     elif representation == "voxels":
         parts = voxel_vae_parts(tuple(input_shape), latent_dim, list(filters), hidden,
                                 conditional, n_conditions)

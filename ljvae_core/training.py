@@ -58,6 +58,9 @@ class TrainSettings:
     patience: int = 8
     seed: int = 0
     representation_params: dict = field(default_factory=dict)
+    # Distances only: "direct" (the decoder outputs the matrix) or "coordinates" (it outputs
+    # coordinates and their distances, a Euclidean matrix by construction).
+    distance_decoder: str = "direct"
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -72,6 +75,8 @@ class TrainSettings:
             yield "the validation fraction must lie strictly between 0 and 1"
         if self.physics_weight > 0 and self.representation == "voxels":
             yield "the physics loss needs the coords or distances representation"
+        if self.distance_decoder not in ("direct", "coordinates"):
+            yield f"unknown distance decoder {self.distance_decoder!r}"
 
     def validate(self):
         problems = list(self.errors())
@@ -142,6 +147,12 @@ def _physics_config(dataset, rep, settings, train_idx):
             "dim": dataset.dim, "scale": float(rep.scale if distances else 0.5 * dataset.box)}
 
 
+def _through_coordinates(rep, settings):
+    if settings.representation == "distances" and settings.distance_decoder == "coordinates":
+        return rep.d, rep.scale
+    return None
+
+
 def _tf_dataset(x, batch_size, shuffle, seed):
     import tensorflow as tf
 
@@ -181,7 +192,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
                       beta=settings.beta, conditional=settings.conditional,
                       physics=_physics_config(dataset, rep, settings, train_idx),
-                      seed=settings.seed)
+                      seed=settings.seed, through_coordinates=_through_coordinates(rep, settings))
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   steps_per_execution=STEPS_PER_EXECUTION)
     timer = _EpochTimer()

@@ -39,6 +39,13 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                                   help="Feeds γ and T to encoder and decoder, so the decoder "
                                        "can generate at a chosen γ.")
         extra = {}
+        decoder = "direct"
+        if rep == "distances":
+            decoder = st.radio("Distance decoder", ("direct", "coordinates"), horizontal=True,
+                               key="distance_decoder",
+                               help="direct: the decoder outputs the matrix (made symmetric); "
+                                    "coordinates: it outputs coordinates and their distances, "
+                                    "always a valid Euclidean matrix.")
         if rep == "voxels":
             extra["n_cells"] = st.select_slider("Voxels per axis", [8, 16, 24, 32], 16,
                                                 key="n_cells")
@@ -59,7 +66,8 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
     settings = TrainSettings(
         representation=rep, latent_dim=int(latent), beta=float(beta), warmup_epochs=int(warmup),
         physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
-        epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra)
+        epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
+        distance_decoder=decoder)
     settings.validate()
     return settings, name.strip() or None
 

@@ -72,3 +72,18 @@ def test_bad_architectures_are_refused_with_a_reason():
         build_vae("voxels", (12, 12, 12, 1), 4)
     with pytest.raises(ValueError, match="unknown representation"):
         build_vae("graph", (3,), 4)
+
+
+def test_coordinate_decoder_emits_euclidean_distance_matrices(tmp_path):
+    from ljvae_core.geometry import classical_mds
+
+    vae = build_vae("distances", (12, 12, 1), 4, through_coordinates=(3, 10.0))
+    z = np.random.default_rng(3).normal(size=(5, 4)).astype("float32")
+    D = np.asarray(vae.decode(z))[..., 0] * 10.0
+    assert np.allclose(D, np.swapaxes(D, 1, 2), atol=1e-5)
+    # A Euclidean matrix: MDS in 3D reproduces it.
+    Y = classical_mds(D.astype(float), 3)
+    assert np.allclose(pairwise_distances(Y), D, atol=1e-3)
+    vae.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert np.allclose(np.asarray(again.decode(z)), np.asarray(vae.decode(z)))
