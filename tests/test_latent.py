@@ -1,0 +1,71 @@
+"""Latent-space analysis: projections, gamma clustering, energy maps and anomaly scores."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from ljvae_core.latent import (  # noqa: E402
+    Projection,
+    encode,
+    energy_map,
+    energy_score,
+    gamma_clustering,
+    negative_elbo,
+)
+from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
+from ljvae_core.training import TrainSettings, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained_and_data():
+    params = SimulationParams(n_particles=10, dim=2, box=5.0, gammas=(0.0, 2.0),
+                              n_samples=160, n_chains=4, seed=21)
+    ds = simulate(params)
+    trained = train(ds, TrainSettings(representation="distances", latent_dim=6, epochs=10))
+    return trained, ds
+
+
+def test_projection_is_pca_above_two_dimensions():
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(200, 5)) * [5, 3, 0.1, 0.1, 0.1]
+    proj = Projection.fit(latent)
+    points = proj.transform(latent)
+    assert points.shape == (200, 2) and proj.explained > 0.99
+    assert np.allclose(proj.transform(proj.inverse(points)), points, atol=1e-8)
+    flat = Projection.fit(latent[:, :2])
+    assert flat.pca is None and np.array_equal(flat.transform(latent[:, :2]), latent[:, :2])
+
+
+def test_gamma_clustering_scores_separable_and_mixed_labels():
+    rng = np.random.default_rng(1)
+    gamma = np.repeat([0.0, 1.0, 2.0], 300)
+    chain = np.repeat(np.arange(18), 50)
+    separated = np.column_stack([gamma * 3 + rng.normal(0, 0.2, 900), rng.normal(size=900)])
+    mixed = rng.normal(size=(900, 2))
+    good, bad = gamma_clustering(separated, gamma, chain), gamma_clustering(mixed, gamma, chain)
+    assert good["gamma_r2"] > 0.95 and good["gamma_silhouette"] > 0.5
+    assert bad["gamma_r2"] < 0.1 and abs(bad["gamma_silhouette"]) < 0.1
+
+
+def test_encode_and_energy_map_shapes(trained_and_data):
+    trained, ds = trained_and_data
+    latent = encode(trained, ds.coords[:50])
+    assert latent.shape == (50, 6)
+    proj = Projection.fit(latent)
+    emap = energy_map(trained, proj, proj.transform(latent), ds.box, resolution=5)
+    assert emap.energy.shape == (5, 5) and emap.configurations.shape == (25, 10, 2)
+    assert np.isfinite(emap.energy).all()
+
+
+def test_anomaly_scores_rank_overlaps_above_normal_configurations(trained_and_data):
+    trained, ds = trained_and_data
+    normal = ds.coords[:60]
+    overlap = normal.copy()
+    overlap[:, 1] = overlap[:, 0] + 0.3  # one pair pushed within 0.3 sigma
+    overlap = np.clip(overlap, 0, ds.box)
+    assert np.all(energy_score(overlap, ds.box) > energy_score(normal, ds.box))
+    nelbo = negative_elbo(trained, normal)
+    assert nelbo.shape == (60,) and np.isfinite(nelbo).all()
+    uniform = np.random.default_rng(2).uniform(0, ds.box, normal.shape)
+    assert np.median(negative_elbo(trained, uniform)) > np.median(nelbo)
