@@ -133,3 +133,31 @@ def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> alt.
     rho_chart = alt.Chart(pd.concat(rho)).mark_line().encode(
         x="height:Q", y="ρ:Q", color=colour).properties(title="ρ(z)", width=250, height=200)
     return alt.hconcat(hist, g_chart, rho_chart)
+
+
+def latent_scatter(frame: pd.DataFrame, colour: str, emap=None) -> alt.Chart:
+    """Encoded configurations in the 2D latent view (columns u, v, index and the colour field),
+    over the decoded energy map if given; points are selectable (index)."""
+    pick = alt.selection_point(name="picked", fields=["index"], on="click")
+    layers = []
+    if emap is not None:
+        gx, gy = np.meshgrid(emap.xs, emap.ys)
+        dx, dy = np.diff(emap.xs).mean(), np.diff(emap.ys).mean()
+        grid = pd.DataFrame({"u": gx.ravel() - dx / 2, "u2": gx.ravel() + dx / 2,
+                             "v": gy.ravel() - dy / 2, "v2": gy.ravel() + dy / 2,
+                             "decoded U/N": np.clip(emap.energy.ravel(), None, 5.0),
+                             "cell": np.arange(gx.size)})
+        layers.append(alt.Chart(grid).mark_rect(opacity=0.75).encode(
+            x="u:Q", x2="u2", y="v:Q", y2="v2",
+            color=alt.Color("decoded U/N:Q", scale=alt.Scale(scheme="magma", reverse=True),
+                            title="decoded U/N (≤ 5)"),
+            tooltip=["cell:Q", alt.Tooltip("decoded U/N:Q", format=".3f")]))
+    kind = "N" if colour == "γ" and frame[colour].nunique() <= 10 else "Q"
+    layers.append(alt.Chart(frame).mark_circle(size=28, opacity=0.8, stroke="black",
+                                                strokeWidth=0.3).encode(
+        x=alt.X("u:Q", title="latent 1"), y=alt.Y("v:Q", title="latent 2"),
+        color=alt.Color(f"{colour}:{kind}", scale=alt.Scale(scheme="viridis"))
+        if emap is None else alt.value("white"),
+        tooltip=["index:Q", "γ:Q", "T:Q", alt.Tooltip("U/N:Q", format=".3f")],
+    ).add_params(pick))
+    return alt.layer(*layers).properties(height=480)

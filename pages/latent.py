@@ -1,10 +1,86 @@
-"""Latent & Anomaly: not built yet (see the issue tracker)."""
+"""Latent & Anomaly: the encoded dataset in a 2D view coloured by γ, T or energy, how well
+the latent separates γ, and the energy of configurations decoded over the map."""
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from ljvae_core.artifacts import list_datasets
+from ljvae_core.evaluation import held_out_indices
+from ljvae_core.latent import encode, energy_map, gamma_clustering, project
+from ljvae_ui.charts import latent_scatter
+from ljvae_ui.state import cached_dataset, cached_model, pick_model
+from ljvae_ui.views import configuration_html
+
+# Points drawn in the map (all are used for the scores).
+MAX_POINTS = 3000
+
 st.title("Latent & Anomaly")
-st.info(
-    "Coming next: maps of the latent space, γ clustering, energy maps and anomaly scores of "
-    "uploaded configurations. This page fills in when its issue lands; simulate and inspect "
-    "datasets meanwhile."
-)
+summary = pick_model()
+if summary is None:
+    st.info("No model yet: train one on the Train page first.")
+    st.page_link("pages/train.py", label="Train", icon="🧠")
+    st.stop()
+trained = cached_model(summary["path"], summary["modified"])
+datasets = {d["name"]: d for d in list_datasets()}
+compatible = [n for n, d in datasets.items() if d["particles"] == summary["particles"]
+              and d["dim"] == summary["dim"] and d["box"] == summary["box"]]
+if not compatible:
+    st.warning("No stored dataset has this model's particle number, dimension and box.")
+    st.stop()
+default = summary.get("dataset") if summary.get("dataset") in compatible else compatible[0]
+name = st.selectbox("Dataset to encode", compatible, index=compatible.index(default),
+                    key="latent_dataset")
+ds = cached_dataset(datasets[name]["path"], datasets[name]["modified"])
+
+
+@st.cache_data(max_entries=4, show_spinner="Encoding the dataset…")
+def encoded(model_path: str, model_modified: float, data_path: str, data_modified: float):
+    model = cached_model(model_path, model_modified)
+    data = cached_dataset(data_path, data_modified)
+    latent = encode(model, data.coords, data.gamma, data.temperature)
+    points, _ = project(latent)
+    scores = gamma_clustering(latent, data.gamma, data.chain)
+    return latent, points, scores
+
+
+latent, points, scores = encoded(summary["path"], summary["modified"], datasets[name]["path"],
+                                 datasets[name]["modified"])
+_, projection = project(latent)
+cols = st.columns(3)
+cols[0].metric("γ silhouette", "—" if scores["gamma_silhouette"] is None
+               else f"{scores['gamma_silhouette']:.3f}")
+cols[1].metric("γ probe R² (held-out chains)", "—" if scores["gamma_r2"] is None
+               else f"{scores['gamma_r2']:.3f}")
+cols[2].metric("View", "latent itself" if projection.pca is None
+               else f"PCA, {projection.explained:.0%} of the variance")
+
+left, right = st.columns([2, 1])
+colour = right.radio("Colour by", ("γ", "T", "U/N"), horizontal=True, key="latent_colour")
+show_map = right.checkbox("Energy map of decoded configurations", key="energy_map")
+held = held_out_indices(trained, ds)
+rng = np.random.default_rng(0)
+shown = np.sort(rng.choice(len(ds), min(len(ds), MAX_POINTS), replace=False))
+frame = pd.DataFrame({"u": points[shown, 0], "v": points[shown, 1], "index": shown,
+                      "γ": ds.gamma[shown], "T": ds.temperature[shown],
+                      "U/N": ds.energy[shown] / ds.n_particles})
+emap = None
+if show_map:
+    gamma_map = right.number_input("Decode at γ", -10.0, 10.0, float(ds.gamma[0]),
+                                   key="map_gamma") if trained.settings.conditional else 0.0
+    resolution = right.slider("Grid", 8, 40, 20, key="map_resolution")
+    with st.spinner("Decoding the grid…"):
+        emap = energy_map(trained, projection, points, ds.box, gamma_map,
+                          float(ds.temperature[0]), ds.params.get("periodic", ""), resolution)
+event = left.altair_chart(latent_scatter(frame, colour, emap), width="stretch",
+                          on_select="rerun", key="latent_chart")
+picked = event.selection.get("picked") if event and event.selection else None
+with right:
+    if picked:
+        k = int(picked[0]["index"])
+        st.markdown(f"**Configuration {k}** (γ = {ds.gamma[k]:g}, "
+                    f"{'held out' if k in set(held.tolist()) else 'training'})")
+        st.iframe(configuration_html(ds.coords[k], ds.box, width=340, height=300), height=320)
+    else:
+        st.caption("Click a point to see its configuration.")
+st.caption("Anomaly scores and uploads come with the next issue.")

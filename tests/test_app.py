@@ -164,6 +164,18 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     assert table["set"].tolist() == ["generated", "generated, relaxed"]
     assert (table["valid_fraction"].between(0, 1)).all()
 
+    at.switch_page("pages/latent.py")
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert -1 <= float(metrics["γ silhouette"]) <= 1
+    at.checkbox(key="energy_map").check()
+    at.run()
+    at.slider(key="map_resolution").set_value(8)
+    at.run()
+    assert not at.exception
+    assert any("decoded U/N" in str(c.proto) for c in at.get("vega_lite_chart"))
+
 
 def test_train_page_refuses_bad_settings(stored_dataset):
     at = _app()
