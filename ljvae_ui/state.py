@@ -81,3 +81,21 @@ def models_table(models: list[dict]):
             "U/N W1 (relaxed)": gen.get("energy_w1_relaxed"), "dataset": m.get("dataset"),
         })
     return pd.DataFrame(rows)
+
+
+def pick_compatible_dataset(model_summary: dict, label: str, key: str):
+    """Selectbox over the stored datasets with the model's N, dimension and box (its training
+    dataset first); returns (dataset summary, loaded dataset), or stops the page with a
+    message when there is none."""
+    datasets = {d["name"]: d for d in list_datasets()}
+    compatible = [n for n, d in datasets.items()
+                  if d["particles"] == model_summary["particles"]
+                  and d["dim"] == model_summary["dim"] and d["box"] == model_summary["box"]]
+    if not compatible:
+        st.warning("No stored dataset has this model's particle number, dimension and box.")
+        st.stop()
+    own = model_summary.get("dataset")
+    name = st.selectbox(label, compatible, key=key,
+                        index=compatible.index(own) if own in compatible else 0)
+    chosen = datasets[name]
+    return chosen, cached_dataset(chosen["path"], chosen["modified"])

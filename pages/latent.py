@@ -5,11 +5,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ljvae_core.artifacts import list_datasets
 from ljvae_core.evaluation import held_out_indices
 from ljvae_core.latent import encode, energy_map, gamma_clustering, project
 from ljvae_ui.charts import latent_scatter
-from ljvae_ui.state import cached_dataset, cached_model, pick_model
+from ljvae_ui.state import cached_dataset, cached_model, pick_compatible_dataset, pick_model
 from ljvae_ui.views import configuration_html
 
 # Points drawn in the map (all are used for the scores).
@@ -22,16 +21,7 @@ if summary is None:
     st.page_link("pages/train.py", label="Train", icon="🧠")
     st.stop()
 trained = cached_model(summary["path"], summary["modified"])
-datasets = {d["name"]: d for d in list_datasets()}
-compatible = [n for n, d in datasets.items() if d["particles"] == summary["particles"]
-              and d["dim"] == summary["dim"] and d["box"] == summary["box"]]
-if not compatible:
-    st.warning("No stored dataset has this model's particle number, dimension and box.")
-    st.stop()
-default = summary.get("dataset") if summary.get("dataset") in compatible else compatible[0]
-name = st.selectbox("Dataset to encode", compatible, index=compatible.index(default),
-                    key="latent_dataset")
-ds = cached_dataset(datasets[name]["path"], datasets[name]["modified"])
+chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_dataset")
 
 
 @st.cache_data(max_entries=4, show_spinner="Encoding the dataset…")
@@ -44,8 +34,8 @@ def encoded(model_path: str, model_modified: float, data_path: str, data_modifie
     return latent, points, scores
 
 
-latent, points, scores = encoded(summary["path"], summary["modified"], datasets[name]["path"],
-                                 datasets[name]["modified"])
+latent, points, scores = encoded(summary["path"], summary["modified"], chosen["path"],
+                                 chosen["modified"])
 _, projection = project(latent)
 cols = st.columns(3)
 cols[0].metric("γ silhouette", "—" if scores["gamma_silhouette"] is None

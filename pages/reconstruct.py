@@ -6,11 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from ljvae_core.analysis import compare_distributions, energies_per_particle
-from ljvae_core.artifacts import list_datasets
 from ljvae_core.evaluation import generate, held_out_indices, quench, reconstruct
 from ljvae_core.geometry import match_and_align, pairwise_distances
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
-from ljvae_ui.state import cached_dataset, cached_model, pick_model
+from ljvae_ui.state import cached_model, pick_compatible_dataset, pick_model
 from ljvae_ui.views import configuration_html
 
 GENERATED = "generated_samples"
@@ -28,17 +27,8 @@ except (OSError, ValueError) as err:
     st.error(f"This model could not be loaded ({err}); train it again.")
     st.stop()
 
-datasets = {d["name"]: d for d in list_datasets()}
-compatible = [n for n, d in datasets.items()
-              if d["particles"] == summary["particles"] and d["dim"] == summary["dim"]
-              and d["box"] == summary["box"]]
-if not compatible:
-    st.warning("No stored dataset has this model's particle number, dimension and box.")
-    st.stop()
-default = summary.get("dataset") if summary.get("dataset") in compatible else compatible[0]
-name = st.selectbox("Monte Carlo data to compare with", compatible,
-                    index=compatible.index(default), key="reconstruct_dataset")
-ds = cached_dataset(datasets[name]["path"], datasets[name]["modified"])
+chosen, ds = pick_compatible_dataset(summary, "Monte Carlo data to compare with",
+                                     "reconstruct_dataset")
 periodic = ds.params.get("periodic", "")
 held_out = held_out_indices(trained, ds)
 
