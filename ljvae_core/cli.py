@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup", type=int, default=0, help="epochs of linear KL warm-up")
     tr.add_argument("--physics-weight", type=float, default=0.0, help="joint LJ energy loss")
     tr.add_argument("--conditional", action="store_true", help="condition on (gamma, T)")
-    tr.add_argument("--distance-decoder", choices=("direct", "coordinates"), default="direct",
+    tr.add_argument("--distance-decoder", choices=("coordinates", "direct"),
+                    default="coordinates",
                     help="distances: decode the matrix, or coordinates and their distances")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", required=True, help="model directory to write")

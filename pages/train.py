@@ -41,11 +41,11 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         extra = {}
         decoder = "direct"
         if rep == "distances":
-            decoder = st.radio("Distance decoder", ("direct", "coordinates"), horizontal=True,
+            decoder = st.radio("Distance decoder", ("coordinates", "direct"), horizontal=True,
                                key="distance_decoder",
-                               help="direct: the decoder outputs the matrix (made symmetric); "
-                                    "coordinates: it outputs coordinates and their distances, "
-                                    "always a valid Euclidean matrix.")
+                               help="coordinates: the decoder outputs coordinates and their "
+                                    "distances, always a valid Euclidean matrix; direct: it "
+                                    "outputs the matrix (made symmetric).")
         if rep == "voxels":
             extra["n_cells"] = st.select_slider("Voxels per axis", [8, 16, 24, 32], 16,
                                                 key="n_cells")
