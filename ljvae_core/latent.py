@@ -78,10 +78,14 @@ def gamma_clustering(latent, gamma, chain, seed: int = 0, max_silhouette: int = 
     if len(labels) >= 2:
         pick = rng.choice(len(latent), min(len(latent), max_silhouette), replace=False)
         result["gamma_silhouette"] = float(silhouette_score(latent[pick], gamma[pick]))
-        chains = np.unique(chain)
-        held = rng.choice(chains, max(1, len(chains) // 4), replace=False)
+        # Held-out chains from every gamma, so that R^2 measures the spread across gammas.
+        held = []
+        for g in labels:
+            chains = np.unique(chain[gamma == g])
+            if len(chains) >= 2:
+                held.extend(rng.choice(chains, max(1, len(chains) // 4), replace=False))
         test = np.isin(chain, held)
-        if test.any() and (~test).any():
+        if test.any() and (~test).any() and len(np.unique(gamma[test])) >= 2:
             probe = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(latent[~test], gamma[~test])
             result["gamma_r2"] = float(r2_score(gamma[test], probe.predict(latent[test])))
     return result
@@ -154,3 +158,136 @@ def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
 def energy_score(coords, box: float, gamma=0.0, periodic: str = "") -> np.ndarray:
     """Energy per particle (LJ + gravity), the physical anomaly score."""
     return energies_per_particle(coords, box, gamma, periodic)
+
+
+# --------------------------------------------------------------------------- anomaly harness
+ANOMALY_KINDS = ("uniform", "overlap", "gamma_out_of_range", "temperature", "perturbed")
+
+
+def _push_pair_together(coords, rng, distance: float = 0.5):
+    """Copies with one random particle moved to within `distance` of another."""
+    out = coords.copy()
+    m, n, d = out.shape
+    for k in range(m):
+        i, j = rng.choice(n, 2, replace=False)
+        direction = rng.normal(size=d)
+        direction /= np.linalg.norm(direction)
+        out[k, i] = out[k, j] + rng.uniform(0.3, distance) * direction
+    return out
+
+
+def anomaly_sets(dataset, normal, n: int, seed: int = 0) -> dict:
+    """Configurations that do not belong, built from `normal` ones (M, N, d) and fresh
+    simulations of the same system: uniform random particles, one pair pushed within 0.5
+    sigma, gamma well above the training range, another temperature, small perturbations."""
+    from .sampling import SimulationParams, simulate
+
+    rng = np.random.default_rng(seed)
+    box, dim, n_particles = dataset.box, dataset.dim, dataset.n_particles
+    base = normal[rng.choice(len(normal), n, replace=len(normal) < n)]
+    gammas = np.unique(dataset.gamma)
+    temps = np.unique(dataset.temperature)
+    params = dict(n_particles=n_particles, dim=dim, box=box, n_chains=2, seed=seed + 1,
+                  cutoff=dataset.params.get("cutoff"), periodic=dataset.params.get("periodic",
+                                                                                   ""))
+    out_gamma = float(2.0 * gammas.max() if gammas.max() > 0 else 2.0)
+    hot = float(2.0 * temps.max())
+    far_gamma = simulate(SimulationParams(temperatures=(float(temps[0]),), gammas=(out_gamma,),
+                                          n_samples=n, **params))
+    other_t = simulate(SimulationParams(temperatures=(hot,), gammas=(float(gammas[0]),),
+                                        n_samples=n, **params))
+    return {
+        "uniform": (rng.uniform(0, box, (n, n_particles, dim)), gammas[0], temps[0]),
+        "overlap": (np.clip(_push_pair_together(base, rng), 0, box), gammas[0], temps[0]),
+        "gamma_out_of_range": (far_gamma.coords, out_gamma, temps[0]),
+        "temperature": (other_t.coords, gammas[0], hot),
+        "perturbed": (np.clip(base + rng.normal(0, 0.1, base.shape), 0, box), gammas[0],
+                      temps[0]),
+    }
+
+
+@dataclass
+class AnomalyScorer:
+    """Combines the negative ELBO and the LJ energy per particle of a configuration: each is
+    standardized robustly (median, interquartile range) on held-out normal data and the larger
+    of the two is the score; `threshold` is a percentile of the scores of normal data."""
+
+    elbo_centre: float
+    elbo_scale: float
+    energy_centre: float
+    energy_scale: float
+    threshold: float
+    percentile: float
+    normal_scores: np.ndarray
+
+    @staticmethod
+    def _robust(values):
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        return float(med), float(max(q3 - q1, 1e-12))
+
+    @classmethod
+    def fit(cls, elbo, energy, percentile: float = 99.0) -> AnomalyScorer:
+        (ec, es), (uc, us) = cls._robust(elbo), cls._robust(energy)
+        combined = np.maximum((elbo - ec) / es, (energy - uc) / us)
+        return cls(ec, es, uc, us, float(np.percentile(combined, percentile)), percentile,
+                   np.sort(combined))
+
+    def score(self, elbo, energy) -> np.ndarray:
+        return np.maximum((np.asarray(elbo) - self.elbo_centre) / self.elbo_scale,
+                          (np.asarray(energy) - self.energy_centre) / self.energy_scale)
+
+    def percentile_among_normal(self, scores) -> np.ndarray:
+        """Percentage of held-out normal configurations scoring below each score."""
+        return 100.0 * np.searchsorted(self.normal_scores, scores) / len(self.normal_scores)
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AnomalyScorer:
+        return cls(**{**data, "normal_scores": np.asarray(data["normal_scores"])})
+
+
+def lj_energy_per_particle(coords, box: float, periodic: str = "") -> np.ndarray:
+    """Pair (LJ) energy per particle, gravity left out: the gamma-agnostic physical score."""
+    return energies_per_particle(coords, box, 0.0, periodic)
+
+
+def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
+                       seed: int = 0) -> AnomalyScorer:
+    coords = dataset.coords[normal_idx]
+    elbo = negative_elbo(trained, coords, dataset.gamma[normal_idx],
+                         dataset.temperature[normal_idx], seed=seed)
+    energy = lj_energy_per_particle(coords, dataset.box, dataset.params.get("periodic", ""))
+    return AnomalyScorer.fit(elbo, energy, percentile)
+
+
+def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) -> dict:
+    """ROC AUC of the ELBO, the energy and their combination, for each anomaly set against
+    held-out normal configurations (half fit the scorer, half are the negatives)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(normal_idx)
+    fit_idx, test_idx = idx[: len(idx) // 2], idx[len(idx) // 2:][:n]
+    scorer = fit_anomaly_scorer(trained, dataset, fit_idx, seed=seed)
+    periodic = dataset.params.get("periodic", "")
+
+    def scores(coords, gamma, temperature):
+        elbo = negative_elbo(trained, coords, gamma, temperature, seed=seed)
+        energy = lj_energy_per_particle(coords, dataset.box, periodic)
+        return {"elbo": elbo, "energy": energy, "combined": scorer.score(elbo, energy)}
+
+    normal = scores(dataset.coords[test_idx], dataset.gamma[test_idx],
+                    dataset.temperature[test_idx])
+    sets = anomaly_sets(dataset, dataset.coords[fit_idx], n, seed)
+    detail = {}
+    for kind, (coords, gamma, temperature) in sets.items():
+        m = len(coords)
+        bad = scores(coords, np.full(m, gamma), np.full(m, temperature))
+        labels = np.r_[np.zeros(len(test_idx)), np.ones(m)]
+        detail[kind] = {key: float(roc_auc_score(labels, np.r_[normal[key], bad[key]]))
+                        for key in ("elbo", "energy", "combined")}
+    return {"auc": {k: v["combined"] for k, v in detail.items()}, "auc_detail": detail,
+            "threshold": scorer.threshold, "percentile": scorer.percentile}

@@ -69,3 +69,21 @@ def test_anomaly_scores_rank_overlaps_above_normal_configurations(trained_and_da
     assert nelbo.shape == (60,) and np.isfinite(nelbo).all()
     uniform = np.random.default_rng(2).uniform(0, ds.box, normal.shape)
     assert np.median(negative_elbo(trained, uniform)) > np.median(nelbo)
+
+
+def test_anomaly_harness_reports_auc_per_kind(trained_and_data):
+    from ljvae_core.evaluation import held_out_indices
+    from ljvae_core.latent import ANOMALY_KINDS, AnomalyScorer, anomaly_report
+
+    trained, ds = trained_and_data
+    report = anomaly_report(trained, ds, held_out_indices(trained, ds), n=40)
+    assert set(report["auc"]) == set(ANOMALY_KINDS)
+    for detail in report["auc_detail"].values():
+        assert all(0 <= v <= 1 for v in detail.values())
+    # Overlaps are what the energy score is for.
+    assert report["auc"]["uniform"] > 0.95 and report["auc"]["overlap"] > 0.95
+    scorer = AnomalyScorer.fit(np.arange(100.0), np.zeros(100))
+    assert scorer.threshold == pytest.approx(np.percentile(np.maximum(
+        (np.arange(100.0) - 49.5) / 49.5, 0.0), 99))
+    again = AnomalyScorer.from_dict(scorer.to_dict())
+    assert again.percentile_among_normal([scorer.threshold])[0] == pytest.approx(99, abs=1)
