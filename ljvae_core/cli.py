@@ -67,9 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", help="dataset file (.joblib)")
     ev.add_argument("--generate", type=int, default=500, help="samples drawn from the prior")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--anomalies", action="store_true",
+                    help="add gamma clustering of the latent and anomaly-detection AUCs")
     ev.add_argument("--regressor-epochs", type=int, default=0,
                     help="also train the learned distances->coordinates regressor this long "
                          "and compare it with MDS (distance models)")
+
+    sc = sub.add_parser("score", help="anomaly scores of configurations in files, as JSON")
+    sc.add_argument("model", help="model directory written by train")
+    sc.add_argument("files", nargs="+", help="extended XYZ, CSV (x,y[,z]) or .npy files")
+    sc.add_argument("--gamma", type=float, default=None,
+                    help="gamma of the configurations (conditional models; default: the "
+                         "lowest gamma trained on)")
+    sc.add_argument("--temperature", type=float, default=None)
 
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
@@ -79,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"simulate": cmd_simulate, "energy": cmd_energy, "train": cmd_train,
-               "evaluate": cmd_evaluate, "bench": cmd_bench}
+               "evaluate": cmd_evaluate, "score": cmd_score, "bench": cmd_bench}
     try:
         return handler[args.command](args)
     except KeyboardInterrupt:
@@ -162,7 +172,7 @@ def _check_inside(coords, box) -> None:
 
 def cmd_train(args) -> int:
     from .artifacts import load_dataset
-    from .training import TrainSettings, save_model, train
+    from .training import TrainSettings, attach_anomaly_scorer, save_model, train
 
     dataset = load_dataset(args.dataset)
     settings = TrainSettings(
@@ -177,6 +187,7 @@ def cmd_train(args) -> int:
 
     trained = train(dataset, settings, progress)
     sys.stderr.write("\n")
+    attach_anomaly_scorer(trained, dataset)
     path = save_model(trained, args.out)
     print(json.dumps({"model": str(path), "epochs_run": trained.meta["epochs_run"],
                       "seconds_per_epoch": trained.meta["seconds_per_epoch"],
@@ -195,8 +206,33 @@ def cmd_evaluate(args) -> int:
         raise ValueError(
             f"the dataset holds {dataset.n_particles} particles in {dataset.dim}D, the model "
             f"was trained on {trained.representation.n_particles_} in {trained.representation.d}D")
-    print(json.dumps(evaluate(trained, dataset, n_generate=args.generate, seed=args.seed,
-                              regressor_epochs=args.regressor_epochs)))
+    result = evaluate(trained, dataset, n_generate=args.generate, seed=args.seed,
+                      regressor_epochs=args.regressor_epochs)
+    if args.anomalies:
+        from .evaluation import held_out_indices
+        from .latent import anomaly_report, encode, gamma_clustering
+
+        latent = encode(trained, dataset.coords, dataset.gamma, dataset.temperature)
+        result["latent"] = gamma_clustering(latent, dataset.gamma, dataset.chain, args.seed)
+        result["anomaly"] = anomaly_report(trained, dataset, held_out_indices(trained, dataset),
+                                           seed=args.seed)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .io import read_configurations
+    from .latent import score_configurations
+    from .training import load_model
+
+    trained = load_model(args.model)
+    results = []
+    for path in args.files:
+        coords = read_configurations(path).coords
+        for k, row in enumerate(score_configurations(trained, coords, args.gamma,
+                                                     args.temperature)):
+            results.append({"file": path, "frame": k, **row})
+    print(json.dumps({"results": results}))
     return 0
 
 

@@ -354,7 +354,9 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
                f"validation {logs.get('val_loss', float('nan')):.4g}")
 
     trained = train(dataset, settings, on_epoch, cancel)
-    report(0.92, "evaluating on held-out chains")
+    report(0.91, "fitting the anomaly threshold on held-out chains")
+    attach_anomaly_scorer(trained, dataset)
+    report(0.93, "evaluating on held-out chains")
     trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500, n_generate=n_generate,
                                        seed=settings.seed)
     trained.meta["dataset_name"] = Path(str(dataset_name)).stem
@@ -397,3 +399,12 @@ def regressor_coordinates(model, representation, X) -> np.ndarray:
     normalized = (distances / representation.scale)[..., None].astype("float32")
     coords = np.asarray(model.predict(normalized, verbose=0, batch_size=256), dtype=np.float64)
     return place_in_box(coords - coords.mean(axis=1, keepdims=True), representation.L)
+
+
+def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:
+    """Fit the anomaly scorer (and its threshold) on the held-out chains; kept in the meta."""
+    from .latent import fit_anomaly_scorer
+
+    idx = np.asarray(trained.meta["validation_indices"])
+    scorer = fit_anomaly_scorer(trained, dataset, idx, percentile, seed=trained.settings.seed)
+    trained.meta["anomaly"] = scorer.to_dict()

@@ -25,7 +25,7 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["epochs_run"] == 2
     assert "epoch 2" in out.stderr
-    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2)
+    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median"):
@@ -37,6 +37,28 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
         "valid_fraction"]
     assert result["training"]["seconds_per_epoch"] > 0
     assert {"mds_rmsd_median", "regressor_rmsd_median"} <= set(result["regressor"])
+    assert set(result["latent"]) == {"gamma_r2", "gamma_silhouette"}
+    assert set(result["anomaly"]["auc"]) == {"uniform", "overlap", "gamma_out_of_range",
+                                             "temperature", "perturbed"}
+
+    # Scoring: one XYZ file with two frames, one of them with two particles on top of each other.
+    from ljvae_core.artifacts import load_dataset
+    from ljvae_core.io import write_extxyz
+
+    frames = load_dataset(data).coords[:2].copy()
+    frames[1, 1] = frames[1, 0] + 0.05
+    xyz = tmp_path / "mine.xyz"
+    write_extxyz(xyz, frames, 5.0)
+    out = _run("score", model, xyz)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["results"]
+    assert [(r["file"], r["frame"]) for r in rows] == [(str(xyz), 0), (str(xyz), 1)]
+    assert rows[1]["anomalous"] and rows[1]["score"] > rows[0]["score"]
+    assert len(rows[0]["latent"]) == 4
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n3,4\n")
+    out = _run("score", model, bad)
+    assert out.returncode == 2 and "particles" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_train_and_evaluate_errors_are_one_sentence(tmp_path):
