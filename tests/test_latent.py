@@ -87,3 +87,22 @@ def test_anomaly_harness_reports_auc_per_kind(trained_and_data):
         (np.arange(100.0) - 49.5) / 49.5, 0.0), 99))
     again = AnomalyScorer.from_dict(scorer.to_dict())
     assert again.percentile_among_normal([scorer.threshold])[0] == pytest.approx(99, abs=1)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros((0, 10, 2)), "no configuration"),
+    (np.full((1, 10, 3), 1.0), "3D, the model is 2D"),
+    (np.full((1, 7, 2), 1.0), "hold 7 particles, the model expects 10"),
+    (np.full((1, 10, 2), np.nan), "NaN"),
+    (np.full((1, 10, 2), 6.0), "outside the model's box"),
+])
+def test_uploads_are_validated_against_the_model(bad, message):
+    from types import SimpleNamespace
+
+    from ljvae_core.features import DistanceMatrix
+    from ljvae_core.latent import validate_for_model
+
+    model = SimpleNamespace(representation=DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))))
+    with pytest.raises(ValueError, match=message):
+        validate_for_model(model, bad)
+    assert validate_for_model(model, np.full((10, 2), 2.0)).shape == (1, 10, 2)
