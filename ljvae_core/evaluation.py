@@ -20,6 +20,7 @@ import numpy as np
 
 from .analysis import compare_distributions, energies_per_particle
 from .geometry import matched_rmsd
+from .latent import decode_latent
 from .mc import MetropolisSampler
 
 # A quench is Metropolis at this (practically zero) temperature: only downhill moves pass.
@@ -46,13 +47,8 @@ def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
 def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0) -> np.ndarray:
     """n configurations decoded from z ~ N(0, I) (at the given gamma, T if conditional)."""
     rng = np.random.default_rng(seed)
-    z = rng.normal(size=(n, trained.settings.latent_dim)).astype("float32")
-    if trained.settings.conditional:
-        c = trained.condition_features(np.broadcast_to(gamma, n), np.broadcast_to(temperature, n))
-        out = trained.model.decoder.predict([z, c], verbose=0, batch_size=256)
-    else:
-        out = trained.model.decoder.predict(z, verbose=0, batch_size=256)
-    return trained.representation.inverse_transform(np.asarray(out))
+    z = rng.normal(size=(n, trained.settings.latent_dim))
+    return decode_latent(trained, z, gamma, temperature)
 
 
 def quench(coords, box: float, gamma=0.0, periodic: str = "", sweeps: int = 30, seed: int = 0

@@ -155,11 +155,6 @@ def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
     return nll / draws + kl
 
 
-def energy_score(coords, box: float, gamma=0.0, periodic: str = "") -> np.ndarray:
-    """Energy per particle (LJ + gravity), the physical anomaly score."""
-    return energies_per_particle(coords, box, gamma, periodic)
-
-
 # --------------------------------------------------------------------------- anomaly harness
 ANOMALY_KINDS = ("uniform", "overlap", "gamma_out_of_range", "temperature", "perturbed")
 
@@ -249,8 +244,9 @@ class AnomalyScorer:
         return cls(**{**data, "normal_scores": np.asarray(data["normal_scores"])})
 
 
-def lj_energy_per_particle(coords, box: float, periodic: str = "") -> np.ndarray:
-    """Pair (LJ) energy per particle, gravity left out: the gamma-agnostic physical score."""
+def energy_score(coords, box: float, periodic: str = "") -> np.ndarray:
+    """The physical anomaly score: pair (LJ) energy per particle, gravity left out so that it
+    does not depend on the gamma a configuration is claimed to have."""
     return energies_per_particle(coords, box, 0.0, periodic)
 
 
@@ -259,7 +255,7 @@ def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
     coords = dataset.coords[normal_idx]
     elbo = negative_elbo(trained, coords, dataset.gamma[normal_idx],
                          dataset.temperature[normal_idx], seed=seed)
-    energy = lj_energy_per_particle(coords, dataset.box, dataset.params.get("periodic", ""))
+    energy = energy_score(coords, dataset.box, dataset.params.get("periodic", ""))
     return AnomalyScorer.fit(elbo, energy, percentile)
 
 
@@ -276,7 +272,7 @@ def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) ->
 
     def scores(coords, gamma, temperature):
         elbo = negative_elbo(trained, coords, gamma, temperature, seed=seed)
-        energy = lj_energy_per_particle(coords, dataset.box, periodic)
+        energy = energy_score(coords, dataset.box, periodic)
         return {"elbo": elbo, "energy": energy, "combined": scorer.score(elbo, energy)}
 
     normal = scores(dataset.coords[test_idx], dataset.gamma[test_idx],
@@ -327,7 +323,7 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     g, t = np.full(m, float(gamma)), np.full(m, float(temperature))
     scorer = AnomalyScorer.from_dict(trained.meta["anomaly"])
     elbo = negative_elbo(trained, coords, g, t)
-    energy = lj_energy_per_particle(coords, trained.representation.L,
+    energy = energy_score(coords, trained.representation.L,
                                     params.get("periodic", ""))
     scores = scorer.score(elbo, energy)
     latent = encode(trained, coords, g, t)

@@ -54,12 +54,12 @@ def _rotl(x, k):
 
 
 @njit(inline="always", cache=True)
-def uniform01(state):
-    """Next double in [0, 1) from a xoshiro256+ state, updated in place."""
-    s0 = state[0]
-    s1 = state[1]
-    s2 = state[2]
-    s3 = state[3]
+def _xoshiro(s0, s1, s2, s3):
+    """One xoshiro256+ step on a state held in scalars: (uniform in [0, 1), new state).
+
+    Hot loops keep the state in registers this way; passing the state array to a helper on
+    every draw costs an atomic reference-count pair per call.
+    """
     result = s0 + s3
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -68,11 +68,18 @@ def uniform01(state):
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
+    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0), s0, s1, s2, s3
+
+
+@njit(inline="always", cache=True)
+def uniform01(state):
+    """Next double in [0, 1) from a xoshiro256+ state array, updated in place."""
+    u, s0, s1, s2, s3 = _xoshiro(state[0], state[1], state[2], state[3])
     state[0] = s0
     state[1] = s1
     state[2] = s2
     state[3] = s3
-    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return u
 
 
 @njit(cache=True, nogil=True)
@@ -125,24 +132,6 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
 
 
 # --------------------------------------------------------------------------- pair-matrix kernel
-@njit(inline="always", cache=True)
-def _xoshiro(s0, s1, s2, s3):
-    """One xoshiro256+ step on a state held in scalars: (uniform in [0, 1), new state).
-
-    Hot loops keep the state in registers this way; passing the state array to a helper on
-    every draw costs an atomic reference-count pair per call.
-    """
-    result = s0 + s3
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0), s0, s1, s2, s3
-
-
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def sweeps_pair_matrix(
     xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,

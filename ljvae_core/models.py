@@ -382,9 +382,6 @@ def build_distance_regressor(n_particles: int, dim: int, hidden: int = 512, seed
     return keras.Model(x, out, name="distance_regressor")
 
 
-ARCHITECTURES = {"coords": "dense", "distances": "conv2d", "voxels": "conv3d"}
-
-
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,

@@ -22,18 +22,22 @@ def dataset_label(summary: dict) -> str:
             f"L={summary['box']:g}, γ∈{{{gammas}}}, {summary['samples']} samples")
 
 
+def _remembered_choice(summaries: list[dict], label: str, remember: str, key: str, describe):
+    """Selectbox over artifact summaries, opening on the one last made or chosen on any page
+    (its name kept in session state under `remember`); returns the chosen summary or None."""
+    if not summaries:
+        return None
+    names = [s["name"] for s in summaries]
+    chosen = st.session_state.get(remember)
+    name = st.selectbox(label, names, index=names.index(chosen) if chosen in names else 0,
+                        key=key, format_func=lambda n: describe(summaries[names.index(n)]))
+    st.session_state[remember] = name
+    return summaries[names.index(name)]
+
+
 def pick_dataset(key: str = "dataset_picker"):
     """Selectbox over stored datasets (the last one made or chosen first); returns its summary."""
-    datasets = list_datasets()
-    if not datasets:
-        return None
-    names = [d["name"] for d in datasets]
-    chosen = st.session_state.get(SELECTED_DATASET)
-    index = names.index(chosen) if chosen in names else 0
-    name = st.selectbox("Dataset", names, index=index, key=key,
-                        format_func=lambda n: dataset_label(datasets[names.index(n)]))
-    st.session_state[SELECTED_DATASET] = name
-    return datasets[names.index(name)]
+    return _remembered_choice(list_datasets(), "Dataset", SELECTED_DATASET, key, dataset_label)
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading model…")
@@ -52,16 +56,7 @@ def model_label(summary: dict) -> str:
 
 def pick_model(key: str = "model_picker"):
     """Selectbox over stored models (the last one trained or chosen first); its summary."""
-    models = list_models()
-    if not models:
-        return None
-    names = [m["name"] for m in models]
-    chosen = st.session_state.get(SELECTED_MODEL)
-    index = names.index(chosen) if chosen in names else 0
-    name = st.selectbox("Model", names, index=index, key=key,
-                        format_func=lambda n: model_label(models[names.index(n)]))
-    st.session_state[SELECTED_MODEL] = name
-    return models[names.index(name)]
+    return _remembered_choice(list_models(), "Model", SELECTED_MODEL, key, model_label)
 
 
 def models_table(models: list[dict]):

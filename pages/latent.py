@@ -29,14 +29,13 @@ def encoded(model_path: str, model_modified: float, data_path: str, data_modifie
     model = cached_model(model_path, model_modified)
     data = cached_dataset(data_path, data_modified)
     latent = encode(model, data.coords, data.gamma, data.temperature)
-    points, _ = project(latent)
+    points, projection = project(latent)
     scores = gamma_clustering(latent, data.gamma, data.chain)
-    return latent, points, scores
+    return points, projection, scores
 
 
-latent, points, scores = encoded(summary["path"], summary["modified"], chosen["path"],
-                                 chosen["modified"])
-_, projection = project(latent)
+points, projection, scores = encoded(summary["path"], summary["modified"], chosen["path"],
+                                     chosen["modified"])
 cols = st.columns(3)
 cols[0].metric("γ silhouette", "—" if scores["gamma_silhouette"] is None
                else f"{scores['gamma_silhouette']:.3f}")
