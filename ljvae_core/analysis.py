@@ -16,7 +16,12 @@ from scipy.optimize import brentq
 from scipy.stats import wasserstein_distance
 
 from .geometry import pairwise_distances
-from .potential import configuration_energies, periodic_mask
+from .potential import (
+    configuration_energies,
+    cutoff_squared,
+    pair_energies_per_particle,
+    periodic_mask,
+)
 
 
 def barometric_rate(gamma: float, temperature: float) -> float:
@@ -242,6 +247,18 @@ def energies_per_particle(coords, box: float, gamma: float = 0.0, periodic_axes:
         coords = coords[None]
     energy = configuration_energies(coords, box, gamma, periodic_axes, cutoff) / coords.shape[1]
     return np.minimum(np.nan_to_num(energy, nan=np.inf), ENERGY_PER_PARTICLE_CAP)
+
+
+def particle_energies(coords, box: float, periodic_axes: str = "",
+                      cutoff: float | None = None) -> np.ndarray:
+    """Pair energy of each particle with all the others, e_i = sum_j u(r_ij), for (M, N, d)
+    configurations (e_i sum to twice the pair energy); what a view colours particles by."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    mask, rc2 = periodic_mask(periodic_axes, coords.shape[-1]), cutoff_squared(cutoff)
+    return np.stack([pair_energies_per_particle(np.ascontiguousarray(c), float(box), mask, rc2)
+                     for c in coords])
 
 
 def compare_distributions(

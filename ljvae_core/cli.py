@@ -221,19 +221,19 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .io import read_configurations
-    from .latent import score_configurations
+    from .latent import score_files
     from .training import load_model
 
     trained = load_model(args.model)
-    results = []
-    for path in args.files:
-        coords = read_configurations(path).coords
-        for k, row in enumerate(score_configurations(trained, coords, args.gamma,
-                                                     args.temperature)):
-            results.append({"file": path, "frame": k, **row})
+    scored = score_files(trained, [(path, path) for path in args.files], args.gamma,
+                         args.temperature)
+    results = [{"file": f.name, "frame": k, **row}
+               for f in scored for k, row in enumerate(f.results)]
     print(json.dumps({"results": results}))
-    return 0
+    errors = [f.error for f in scored if f.error]
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    return 2 if errors else 0
 
 
 def cmd_bench(args) -> int:

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Uploads larger than this are refused before parsing: ~20 MB is over 10^5 frames of 30
+# particles in XYZ, far more than one scores at a time.
+MAX_UPLOAD_BYTES = 20 * 2**20
+
 
 class ConfigurationFormatError(ValueError):
     """A configuration file that cannot be read (one clear sentence)."""
@@ -42,11 +46,29 @@ def read_configurations(source, name: str | None = None) -> Configurations:
             return _read_npy(source)
     except ConfigurationFormatError:
         raise
-    except (ValueError, IndexError, KeyError, OSError, UnicodeDecodeError) as err:
-        raise ConfigurationFormatError(f"could not read {Path(name).name}: {err}") from None
+    except MemoryError:
+        raise ConfigurationFormatError(f"{Path(name).name} is too large to read") from None
+    except Exception as err:  # noqa: BLE001 - parsers of untrusted files raise anything
+        raise ConfigurationFormatError(f"could not read {Path(name).name}: "
+                                       f"{_one_line(err)}") from None
     raise ConfigurationFormatError(
         f"unknown file type {suffix or '(none)'}: use .xyz (extended XYZ), .csv or .npy"
     )
+
+
+def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Configurations:
+    """Configurations from an uploaded file's name and bytes, refusing empty or huge files."""
+    if len(data) == 0:
+        raise ConfigurationFormatError(f"{name} is empty")
+    if len(data) > max_bytes:
+        raise ConfigurationFormatError(
+            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+    return read_configurations(_io.BytesIO(data), name)
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _as_text_stream(source):

@@ -7,11 +7,12 @@ scores (imports TensorFlow through the model it is given).
   regression from latent mean to gamma) scored by R^2 on held-out chains.
 - :func:`energy_map`: a grid over the 2D view decoded to configurations and their energies.
 - :func:`negative_elbo` and :func:`energy_score`: the two anomaly scores of a configuration.
+- :func:`score_files`: uploaded or given files read, checked against a model and scored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -305,6 +306,10 @@ def validate_for_model(trained, coords) -> np.ndarray:
                          f"expects {rep.n_particles_}")
     if not np.isfinite(coords).all():
         raise ValueError("the configurations hold NaN or infinite coordinates")
+    periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
+    for axis in (a for a, letter in enumerate("xyz"[:rep.d]) if letter in periodic):
+        # DESIGN.md: coordinates on periodic axes are wrapped into [0, L).
+        coords[..., axis] = np.mod(coords[..., axis], rep.L)
     if coords.min() < 0 or coords.max() > rep.L:
         raise ValueError(f"particles lie outside the model's box [0, {rep.L:g}]")
     return coords
@@ -332,3 +337,34 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
              "anomalous": bool(s > scorer.threshold), "percentile": float(p),
              "negative_elbo": float(e), "energy_per_particle": float(u), "latent": z.tolist()}
             for s, p, e, u, z in zip(scores, percentile, elbo, energy, latent, strict=True)]
+
+
+@dataclass
+class ScoredFile:
+    """The configurations of one file and their scores, or why the file could not be scored."""
+
+    name: str
+    coords: np.ndarray | None = None
+    results: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+def score_files(trained, files, gamma=None, temperature=None) -> list[ScoredFile]:
+    """Read, check and score files given as (name, source) pairs, source being a path or the
+    file's bytes (an upload). A bad file gets one clear sentence and never stops the others."""
+    from .io import read_configurations, read_upload
+
+    scored = []
+    for name, source in files:
+        try:
+            if isinstance(source, (bytes, bytearray)):
+                coords = read_upload(name, bytes(source)).coords
+            else:
+                coords = read_configurations(source, name).coords
+            coords = validate_for_model(trained, coords)
+            results = score_configurations(trained, coords, gamma, temperature)
+        except ValueError as err:
+            scored.append(ScoredFile(name, error=f"{name}: {err}"))
+            continue
+        scored.append(ScoredFile(name, coords, results))
+    return scored

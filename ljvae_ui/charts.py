@@ -135,23 +135,15 @@ def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> alt.
     return alt.hconcat(hist, g_chart, rho_chart)
 
 
-def latent_scatter(frame: pd.DataFrame, colour: str, emap=None) -> alt.Chart:
+def latent_scatter(frame: pd.DataFrame, colour: str, emap=None,
+                   uploaded: pd.DataFrame | None = None) -> alt.Chart:
     """Encoded configurations in the 2D latent view (columns u, v, index and the colour field),
-    over the decoded energy map if given; points are selectable (index)."""
+    over the decoded energy map if given, with uploaded configurations (u, v, name, verdict)
+    as large diamonds. Points ("picked", by index) and map cells ("cell") are selectable."""
     pick = alt.selection_point(name="picked", fields=["index"], on="click")
     layers = []
     if emap is not None:
-        gx, gy = np.meshgrid(emap.xs, emap.ys)
-        dx, dy = np.diff(emap.xs).mean(), np.diff(emap.ys).mean()
-        grid = pd.DataFrame({"u": gx.ravel() - dx / 2, "u2": gx.ravel() + dx / 2,
-                             "v": gy.ravel() - dy / 2, "v2": gy.ravel() + dy / 2,
-                             "decoded U/N": np.clip(emap.energy.ravel(), None, 5.0),
-                             "cell": np.arange(gx.size)})
-        layers.append(alt.Chart(grid).mark_rect(opacity=0.75).encode(
-            x="u:Q", x2="u2", y="v:Q", y2="v2",
-            color=alt.Color("decoded U/N:Q", scale=alt.Scale(scheme="magma", reverse=True),
-                            title="decoded U/N (≤ 5)"),
-            tooltip=["cell:Q", alt.Tooltip("decoded U/N:Q", format=".3f")]))
+        layers.append(_energy_map_layer(emap))
     kind = "N" if colour == "γ" and frame[colour].nunique() <= 10 else "Q"
     layers.append(alt.Chart(frame).mark_circle(size=28, opacity=0.8, stroke="black",
                                                 strokeWidth=0.3).encode(
@@ -160,4 +152,27 @@ def latent_scatter(frame: pd.DataFrame, colour: str, emap=None) -> alt.Chart:
         if emap is None else alt.value("white"),
         tooltip=["index:Q", "γ:Q", "T:Q", alt.Tooltip("U/N:Q", format=".3f")],
     ).add_params(pick))
+    if uploaded is not None and len(uploaded):
+        layers.append(alt.Chart(uploaded).mark_point(
+            shape="diamond", size=220, filled=True, stroke="black", strokeWidth=1.2).encode(
+            x="u:Q", y="v:Q",
+            fill=alt.Fill("verdict:N", scale=alt.Scale(domain=["normal", "anomalous"],
+                                                       range=["#1a9850", "#d73027"]),
+                          title="uploaded"),
+            tooltip=["name:N", "verdict:N", alt.Tooltip("score:Q", format=".2f")]))
     return alt.layer(*layers).properties(height=480)
+
+
+def _energy_map_layer(emap) -> alt.Chart:
+    gx, gy = np.meshgrid(emap.xs, emap.ys)
+    dx, dy = np.diff(emap.xs).mean(), np.diff(emap.ys).mean()
+    grid = pd.DataFrame({"u": gx.ravel() - dx / 2, "u2": gx.ravel() + dx / 2,
+                         "v": gy.ravel() - dy / 2, "v2": gy.ravel() + dy / 2,
+                         "decoded U/N": np.clip(emap.energy.ravel(), None, 5.0),
+                         "cell": np.arange(gx.size)})
+    cell = alt.selection_point(name="cell", fields=["cell"], on="click")
+    return alt.Chart(grid).mark_rect(opacity=0.75).encode(
+        x="u:Q", x2="u2", y="v:Q", y2="v2",
+        color=alt.Color("decoded U/N:Q", scale=alt.Scale(scheme="magma", reverse=True),
+                        title="decoded U/N (≤ 5)"),
+        tooltip=["cell:Q", alt.Tooltip("decoded U/N:Q", format=".3f")]).add_params(cell)

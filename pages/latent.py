@@ -1,18 +1,23 @@
 """Latent & Anomaly: the encoded dataset in a 2D view coloured by γ, T or energy, how well
-the latent separates γ, and the energy of configurations decoded over the map."""
+the latent separates γ, the energy of configurations decoded over the map, and anomaly
+scores of uploaded configurations."""
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ljvae_core.analysis import particle_energies
 from ljvae_core.evaluation import held_out_indices
-from ljvae_core.latent import encode, energy_map, gamma_clustering, project
+from ljvae_core.io import MAX_UPLOAD_BYTES
+from ljvae_core.latent import encode, energy_map, gamma_clustering, project, score_files
 from ljvae_ui.charts import latent_scatter
 from ljvae_ui.state import cached_dataset, cached_model, pick_compatible_dataset, pick_model
 from ljvae_ui.views import configuration_html
 
 # Points drawn in the map (all are used for the scores).
 MAX_POINTS = 3000
+# Particles are coloured by their pair energy over this range (ε): blue bound, red repelled.
+PARTICLE_ENERGY_RANGE = (-6.0, 2.0)
 
 st.title("Latent & Anomaly")
 summary = pick_model()
@@ -22,6 +27,7 @@ if summary is None:
     st.stop()
 trained = cached_model(summary["path"], summary["modified"])
 chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_dataset")
+periodic = ds.params.get("periodic", "")
 
 
 @st.cache_data(max_entries=4, show_spinner="Encoding the dataset…")
@@ -32,6 +38,27 @@ def encoded(model_path: str, model_modified: float, data_path: str, data_modifie
     points, projection = project(latent)
     scores = gamma_clustering(latent, data.gamma, data.chain)
     return points, projection, scores
+
+
+@st.cache_data(max_entries=8, show_spinner="Decoding the grid…")
+def decoded_map(model_path, model_modified, data_path, data_modified, gamma, resolution):
+    points, projection, _ = encoded(model_path, model_modified, data_path, data_modified)
+    data = cached_dataset(data_path, data_modified)
+    return energy_map(cached_model(model_path, model_modified), projection, points, data.box,
+                      gamma, float(data.temperature[0]), data.params.get("periodic", ""),
+                      resolution)
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring the uploaded configurations…")
+def scored_uploads(model_path, model_modified, files: tuple, gamma, temperature):
+    return score_files(cached_model(model_path, model_modified), files, gamma, temperature)
+
+
+def show_configuration(title: str, coords, energies=None):
+    st.markdown(title)
+    st.iframe(configuration_html(coords, ds.box, width=340, height=300, values=energies,
+                                 value_range=PARTICLE_ENERGY_RANGE if energies is not None
+                                 else None), height=320)
 
 
 points, projection, scores = encoded(summary["path"], summary["modified"], chosen["path"],
@@ -45,31 +72,101 @@ cols[2].metric("View", "latent itself" if projection.pca is None
                else f"PCA, {projection.explained:.0%} of the variance")
 
 left, right = st.columns([2, 1])
+map_area = left.container()
 colour = right.radio("Colour by", ("γ", "T", "U/N"), horizontal=True, key="latent_colour")
 show_map = right.checkbox("Energy map of decoded configurations", key="energy_map")
+emap = None
+if show_map:
+    gamma_map = right.number_input("Decode at γ", -10.0, 10.0, float(ds.gamma[0]),
+                                   key="map_gamma") if trained.settings.conditional else 0.0
+    resolution = right.slider("Grid", 8, 40, 20, key="map_resolution")
+    emap = decoded_map(summary["path"], summary["modified"], chosen["path"], chosen["modified"],
+                       float(gamma_map), int(resolution))
+    right.caption("Click a cell to see the configuration decoded there.")
+
+# ---------------------------------------------------------------- uploads
+st.subheader("Score configurations")
+st.caption(
+    "Extended XYZ (several frames allowed), CSV with x,y[,z] columns, or .npy of shape (N, d) "
+    f"or (frames, N, d); up to {MAX_UPLOAD_BYTES // 2**20} MB per file. A configuration is "
+    "anomalous when its score, the larger of its robust z-scores of negative ELBO and LJ "
+    f"energy, exceeds the model's {trained.meta.get('anomaly', {}).get('percentile', 99):g}th "
+    "percentile of held-out normal data.")
+uploads = st.file_uploader("Configurations", type=["xyz", "extxyz", "csv", "npy"],
+                           accept_multiple_files=True, key="uploads")
+params = trained.meta.get("dataset_params", {})
+gamma_score, temperature_score = None, None
+if trained.settings.conditional and uploads:
+    c1, c2 = st.columns(2)
+    gamma_score = c1.number_input("Score at γ", value=float(min(params.get("gammas", [0.0]))),
+                                  key="score_gamma")
+    temperature_score = c2.number_input(
+        "Score at T", min_value=0.01, value=float(min(params.get("temperatures", [1.0]))),
+        key="score_temperature")
+scored = []
+if uploads:
+    files = tuple((f.name, f.getvalue()) for f in uploads)
+    scored = scored_uploads(summary["path"], summary["modified"], files, gamma_score,
+                            temperature_score)
+for failed in (f for f in scored if f.error):
+    st.error(failed.error)
+rows = [(f, k, r) for f in scored if not f.error for k, r in enumerate(f.results)]
+uploaded_points = None
+if rows:
+    table = pd.DataFrame([{"file": f.name, "frame": k, "score": r["score"],
+                           "threshold": r["threshold"],
+                           "verdict": "anomalous" if r["anomalous"] else "normal",
+                           "percentile among normal": r["percentile"],
+                           "U_LJ/N": r["energy_per_particle"], "−ELBO": r["negative_elbo"]}
+                          for f, k, r in rows])
+    st.dataframe(table, hide_index=True, column_config={
+        "score": st.column_config.NumberColumn(format="%.2f"),
+        "threshold": st.column_config.NumberColumn(format="%.2f"),
+        "percentile among normal": st.column_config.NumberColumn(format="%.1f %%"),
+        "U_LJ/N": st.column_config.NumberColumn(format="%.3f"),
+        "−ELBO": st.column_config.NumberColumn(format="%.1f")})
+    uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
+    uploaded_points = pd.DataFrame({"u": uv[:, 0], "v": uv[:, 1],
+                                    "name": [f"{f.name} #{k}" for f, k, _ in rows],
+                                    "verdict": table["verdict"], "score": table["score"]})
+    labels = [f"{f.name} · frame {k} · {'anomalous' if r['anomalous'] else 'normal'}"
+              for f, k, r in rows]
+    which = st.selectbox("Show", range(len(rows)), format_func=labels.__getitem__,
+                         key="upload_shown")
+    f, k, r = rows[which]
+    view, legend = st.columns([1, 1])
+    with view:
+        energies = particle_energies(f.coords[k], ds.box, periodic)[0]
+        show_configuration(f"**{f.name}**, frame {k}", f.coords[k], energies)
+    legend.markdown(
+        f"Score **{r['score']:.2f}** against threshold {r['threshold']:.2f}: "
+        f"**{'anomalous' if r['anomalous'] else 'normal'}**, above "
+        f"{r['percentile']:.1f} % of held-out normal configurations.\n\n"
+        f"Particles are coloured by their pair energy, blue at {PARTICLE_ENERGY_RANGE[0]:g} ε "
+        f"(well bound) to red at {PARTICLE_ENERGY_RANGE[1]:g} ε and above (overlapping). "
+        f"Highest: {energies.max():.2f} ε.")
+
+# ---------------------------------------------------------------- the map
 held = held_out_indices(trained, ds)
 rng = np.random.default_rng(0)
 shown = np.sort(rng.choice(len(ds), min(len(ds), MAX_POINTS), replace=False))
 frame = pd.DataFrame({"u": points[shown, 0], "v": points[shown, 1], "index": shown,
                       "γ": ds.gamma[shown], "T": ds.temperature[shown],
                       "U/N": ds.energy[shown] / ds.n_particles})
-emap = None
-if show_map:
-    gamma_map = right.number_input("Decode at γ", -10.0, 10.0, float(ds.gamma[0]),
-                                   key="map_gamma") if trained.settings.conditional else 0.0
-    resolution = right.slider("Grid", 8, 40, 20, key="map_resolution")
-    with st.spinner("Decoding the grid…"):
-        emap = energy_map(trained, projection, points, ds.box, gamma_map,
-                          float(ds.temperature[0]), ds.params.get("periodic", ""), resolution)
-event = left.altair_chart(latent_scatter(frame, colour, emap), width="stretch",
-                          on_select="rerun", key="latent_chart")
-picked = event.selection.get("picked") if event and event.selection else None
+event = map_area.altair_chart(latent_scatter(frame, colour, emap, uploaded_points),
+                              width="stretch", on_select="rerun", key="latent_chart")
+selection = event.selection if event and event.selection else {}
 with right:
+    picked, cell = selection.get("picked"), selection.get("cell")
     if picked:
         k = int(picked[0]["index"])
-        st.markdown(f"**Configuration {k}** (γ = {ds.gamma[k]:g}, "
-                    f"{'held out' if k in set(held.tolist()) else 'training'})")
-        st.iframe(configuration_html(ds.coords[k], ds.box, width=340, height=300), height=320)
+        show_configuration(f"**Configuration {k}** (γ = {ds.gamma[k]:g}, "
+                           f"{'held out' if k in set(held.tolist()) else 'training'})",
+                           ds.coords[k])
+    elif cell and emap is not None:
+        c = int(cell[0]["cell"])
+        show_configuration(f"**Decoded at cell {c}**: U/N = {emap.energy.ravel()[c]:.3f}",
+                           emap.configurations[c],
+                           particle_energies(emap.configurations[c], ds.box, periodic)[0])
     else:
         st.caption("Click a point to see its configuration.")
-st.caption("Anomaly scores and uploads come with the next issue.")

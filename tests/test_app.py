@@ -175,6 +175,39 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     at.run()
     assert not at.exception
     assert any("decoded U/N" in str(c.proto) for c in at.get("vega_lite_chart"))
+    _score_uploads_on_the_latent_page(at, stored_dataset)
+
+
+def _score_uploads_on_the_latent_page(at, dataset_name):
+    from ljvae_core.artifacts import load_dataset
+    from ljvae_core.io import extxyz_text
+
+    ds = load_dataset(dataset_name)
+    frames = ds.coords[:2].copy()
+    frames[1, 1] = frames[1, 0] + 0.05  # one pair overlapping
+    at.file_uploader(key="uploads").set_value([
+        ("mine.xyz", extxyz_text(frames, ds.box).encode(), "text/plain"),
+        ("wrong_n.csv", b"x,y\n1,2\n3,4\n", "text/csv"),
+        ("empty.npy", b"", "application/octet-stream"),
+        ("junk.xyz", bytes(range(256)) * 4, "text/plain"),
+    ])
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 3
+    assert any(e.startswith("wrong_n.csv") and "particles" in e for e in errors)
+    assert any(e.startswith("empty.npy") and "empty" in e for e in errors)
+    assert any(e.startswith("junk.xyz") for e in errors)
+    table = at.dataframe[-1].value
+    assert table["frame"].tolist() == [0, 1]
+    assert table["verdict"].tolist()[1] == "anomalous"
+    assert table["score"][1] > table["score"][0]
+    assert any("uploaded" in str(c.proto) for c in at.get("vega_lite_chart"))
+    at.selectbox(key="upload_shown").set_value(1)
+    at.run()
+    assert not at.exception
+    # The overlapping pair is drawn red, the colour of the top of the energy range.
+    assert "#a50026" in str(at.get("iframe")[0].proto)
 
 
 def test_train_page_refuses_bad_settings(stored_dataset):

@@ -57,8 +57,10 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert len(rows[0]["latent"]) == 4
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y\n1,2\n3,4\n")
-    out = _run("score", model, bad)
+    out = _run("score", model, bad, xyz)
     assert out.returncode == 2 and "particles" in out.stderr and "Traceback" not in out.stderr
+    # The good file is still scored.
+    assert [r["frame"] for r in json.loads(out.stdout)["results"]] == [0, 1]
 
 
 def test_train_and_evaluate_errors_are_one_sentence(tmp_path):

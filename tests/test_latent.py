@@ -102,7 +102,26 @@ def test_uploads_are_validated_against_the_model(bad, message):
     from ljvae_core.features import DistanceMatrix
     from ljvae_core.latent import validate_for_model
 
-    model = SimpleNamespace(representation=DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))))
+    model = SimpleNamespace(representation=DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
+                            meta={"dataset_params": {"periodic": ""}})
     with pytest.raises(ValueError, match=message):
         validate_for_model(model, bad)
     assert validate_for_model(model, np.full((10, 2), 2.0)).shape == (1, 10, 2)
+
+
+def test_uploads_are_wrapped_on_periodic_axes_only():
+    from types import SimpleNamespace
+
+    from ljvae_core.features import DistanceMatrix
+    from ljvae_core.latent import validate_for_model
+
+    model = SimpleNamespace(representation=DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
+                            meta={"dataset_params": {"periodic": "x"}})
+    coords = np.full((10, 2), 2.0)
+    coords[0] = [6.5, 1.0]
+    coords[1] = [-0.5, 1.0]
+    wrapped = validate_for_model(model, coords)[0]
+    np.testing.assert_allclose(wrapped[:2], [[1.5, 1.0], [4.5, 1.0]])
+    coords[0] = [1.0, 6.5]
+    with pytest.raises(ValueError, match="outside"):
+        validate_for_model(model, coords)
