@@ -149,11 +149,13 @@ def delete_dataset(name: str, root=None) -> None:
         (folder / f"{safe_name(name)}{suffix}").unlink(missing_ok=True)
 
 
-def simulate_and_save(params, name=None, root=None, progress=None, cancel=None, n_jobs=None):
-    """Simulate and store in one go (what a background job of the app runs); returns the name."""
+def simulate_and_save(params, name=None, root=None, progress=None, cancel=None, n_jobs=None,
+                      scheduler=None):
+    """Simulate (on a Dask cluster if ``scheduler`` is an address) and store in one go (what a
+    background job of the app runs); returns the name."""
     from .sampling import simulate
 
-    ds = simulate(params, progress=progress, cancel=cancel, n_jobs=n_jobs)
+    ds = simulate(params, progress=progress, cancel=cancel, n_jobs=n_jobs, scheduler=scheduler)
     if progress is not None:
         progress(1.0, "saving")
     return save_dataset(ds, name, root).stem

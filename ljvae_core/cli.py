@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--cutoff", type=float, default=None, help="truncate u(r) at this radius")
     sim.add_argument("--periodic", default="", help="periodic axes, e.g. xy (default none)")
     sim.add_argument("--jobs", type=int, default=None, help="worker threads (default: cores)")
+    sim.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the chains on this Dask scheduler (e.g. tcp://host:8786) "
+                          "instead of local threads; the same seed gives the same dataset")
     sim.add_argument("--out", required=True, help="dataset file to write (.joblib)")
 
     energy = sub.add_parser("energy", help="energy of the configurations in an XYZ file")
@@ -118,7 +121,7 @@ def cmd_simulate(args) -> int:
         n_samples=args.samples, n_chains=args.chains, seed=args.seed, cutoff=args.cutoff,
         periodic=args.periodic,
     )
-    ds = simulate(params, progress=_progress_bar, n_jobs=args.jobs)
+    ds = simulate(params, progress=_progress_bar, n_jobs=args.jobs, scheduler=args.scheduler)
     sys.stderr.write("\n")
     path = write_dataset_file(ds, args.out)
     for row in ds.condition_table():

@@ -349,28 +349,78 @@ class Dataset:
         ]
 
 
-def simulate(params: SimulationParams, progress=None, cancel=None, n_jobs=None) -> Dataset:
-    """Run every chain of every condition (in parallel threads) and assemble the dataset.
+def simulate(params: SimulationParams, progress=None, cancel=None, n_jobs=None,
+             scheduler: str | None = None) -> Dataset:
+    """Run every chain of every condition in parallel and assemble the dataset.
 
-    progress(fraction, message) is called from worker threads as chunks finish; setting the
-    threading.Event ``cancel`` stops the run (raises :class:`Cancelled`).
+    Locally the chains run in threads (the kernels release the GIL). With ``scheduler`` (a
+    Dask scheduler address such as ``tcp://host:8786``) they run on that cluster through
+    joblib's Dask backend; every chain has its own seed, so the dataset is the same either way.
+
+    progress(fraction, message) is called as work finishes (from worker threads locally, per
+    finished chain on a cluster); setting the threading.Event ``cancel`` stops the run (raises
+    :class:`Cancelled`).
     """
+    tasks = _chain_tasks(params)
+    if scheduler:
+        results = _run_on_cluster(params, tasks, scheduler, progress, cancel)
+    else:
+        results = _run_locally(params, tasks, progress, cancel, n_jobs)
+    _check(cancel)
+    return _assemble(params, tasks, results)
+
+
+def _chain_label(params, task) -> str:
+    _, temperature, gamma, chain, _ = task
+    return f"T = {temperature:g}, gamma = {gamma:g}, chain {chain + 1}/{params.n_chains}"
+
+
+def _run_locally(params, tasks, progress, cancel, n_jobs):
     from joblib import Parallel, delayed
 
-    tasks = _chain_tasks(params)
     reporter = _ProgressReporter(len(tasks), progress)
     n_jobs = n_jobs or min(len(tasks), _available_cores())
 
     def one(task):
-        cond_index, temperature, gamma, chain, seed = task
-        label = f"T = {temperature:g}, gamma = {gamma:g}, chain {chain + 1}/{params.n_chains}"
+        _, temperature, gamma, _, seed = task
+        label = _chain_label(params, task)
         return run_chain(
             params, temperature, gamma, seed, cancel, lambda f: reporter.advance(f, label)
         )
 
-    results = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(one)(t) for t in tasks)
-    _check(cancel)
-    return _assemble(params, tasks, results)
+    return Parallel(n_jobs=n_jobs, prefer="threads")(delayed(one)(t) for t in tasks)
+
+
+# How long to wait for a Dask scheduler to answer before giving up.
+SCHEDULER_TIMEOUT_S = 10.0
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be reached or used (one clear sentence)."""
+
+
+def _run_on_cluster(params, tasks, address, progress, cancel):
+    """Chains as joblib tasks on a Dask cluster; results arrive in task order, so progress
+    advances by whole chains and cancelling stops waiting for the rest."""
+    try:
+        from distributed import Client
+        from joblib import Parallel, delayed, parallel_config
+    except ImportError as err:
+        raise SchedulerError(f"running on a Dask cluster needs dask.distributed: {err}") from None
+    try:
+        client = Client(address, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+    results = []
+    with client, parallel_config(backend="dask", client=client):
+        stream = Parallel(n_jobs=-1, return_as="generator")(
+            delayed(run_chain)(params, t[1], t[2], t[4]) for t in tasks)
+        for k, result in enumerate(stream):
+            results.append(result)
+            if progress is not None:
+                progress((k + 1) / len(tasks), _chain_label(params, tasks[k]) + " (cluster)")
+            _check(cancel)
+    return results
 
 
 def _available_cores() -> int:

@@ -23,7 +23,7 @@ def parse_numbers(text: str, what: str) -> tuple:
     return values
 
 
-def params_from_widgets() -> tuple[SimulationParams, str]:
+def params_from_widgets() -> tuple[SimulationParams, str | None, str | None]:
     left, mid, right = st.columns(3)
     with left:
         n = st.number_input("Particles N", 2, 5000, 30, key="n_particles")
@@ -47,6 +47,11 @@ def params_from_widgets() -> tuple[SimulationParams, str]:
         cutoff = st.number_input("Cut-off rc (σ)", 1.0, 50.0, 3.0, key="cutoff",
                                  disabled=not use_cutoff)
         name = st.text_input("Dataset name (optional)", key="name")
+    with st.expander("Scale-out"):
+        scheduler = st.text_input(
+            "Dask scheduler (optional)", key="scheduler", placeholder="tcp://host:8786",
+            help="Run the chains on this Dask cluster instead of this machine's cores. "
+                 "The same seed gives the same dataset either way.")
     params = SimulationParams(
         n_particles=int(n), dim=int(dim), box=float(box),
         temperatures=parse_numbers(temps, "temperatures"),
@@ -54,7 +59,7 @@ def params_from_widgets() -> tuple[SimulationParams, str]:
         n_chains=int(chains), seed=int(seed), cutoff=float(cutoff) if use_cutoff else None,
         periodic="".join(periodic),
     )
-    return params, name.strip() or None
+    return params, name.strip() or None, scheduler.strip() or None
 
 
 @st.fragment(run_every=1.0)
@@ -79,13 +84,14 @@ def job_panel():
 
 
 try:
-    params, name = params_from_widgets()
+    params, name, scheduler = params_from_widgets()
 except ParameterError as err:
     st.error(f"Please fix the parameters: {err}.")
-    params = None
+    params, name, scheduler = None, None, None
 
 running = st.session_state.get(JOB) is not None and st.session_state[JOB].running
 if st.button("Run simulation", type="primary", disabled=params is None or running, key="run"):
-    st.session_state[JOB] = BackgroundJob(simulate_and_save, params, name, label="simulate")
+    st.session_state[JOB] = BackgroundJob(simulate_and_save, params, name,
+                                          label="simulate", scheduler=scheduler)
     st.rerun()
 job_panel()
