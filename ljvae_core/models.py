@@ -129,9 +129,12 @@ class VAE(keras.Model):
         self.seed = seed
         self.sampling = Sampling(seed=seed)
         # Scales beta during a warm-up (set by BetaWarmup); 1 once warm.
-        self.beta_scale = keras.Variable(1.0, trainable=False, name="beta_scale")
-        # Log-variance of the calibrated Gaussian decoder, tracked as training goes.
-        self.decoder_log_var = keras.Variable(0.0, trainable=False, name="decoder_log_var")
+        self.beta_scale = keras.Variable(1.0, trainable=False, name="beta_scale",
+                                         aggregation="only_first_replica")
+        # Log-variance of the calibrated Gaussian decoder, tracked as training goes; assigned
+        # in every replica under a tf.distribute strategy, hence averaged.
+        self.decoder_log_var = keras.Variable(0.0, trainable=False, name="decoder_log_var",
+                                              aggregation="mean")
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "reconstruction", "kl", "physics")}
 

@@ -14,6 +14,7 @@ unpickling).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -164,11 +165,16 @@ def _tf_dataset(x, batch_size, shuffle, seed):
 
 
 # --------------------------------------------------------------------------- training
-def train(dataset, settings: TrainSettings | None = None, progress=None, stop=None
-          ) -> TrainedModel:
+def train(dataset, settings: TrainSettings | None = None, progress=None, stop=None,
+          strategy=None) -> TrainedModel:
     """Fit a VAE to a dataset. ``progress(dict)`` is called after every epoch with the epoch,
     the number of epochs and the logged losses; setting the ``stop`` event ends training
-    after the current batch (the model trained so far is kept)."""
+    after the current batch (the model trained so far is kept).
+
+    ``strategy``: a ``tf.distribute`` strategy to build and train the model under. On a machine
+    with several GPUs, ``tf.distribute.MirroredStrategy()`` splits every batch across them
+    (raise ``batch_size`` in proportion); ``OneDeviceStrategy("/gpu:0")`` pins one device.
+    Without one, TensorFlow's default placement is used."""
     import keras
 
     from .models import BetaWarmup, build_vae
@@ -189,12 +195,14 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
                                     dataset.temperature[idx])
 
     x_train, x_val = inputs(train_idx), inputs(val_idx)
-    model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
-                      beta=settings.beta, conditional=settings.conditional,
-                      physics=_physics_config(dataset, rep, settings, train_idx),
-                      seed=settings.seed, through_coordinates=_through_coordinates(rep, settings))
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
+                          beta=settings.beta, conditional=settings.conditional,
+                          physics=_physics_config(dataset, rep, settings, train_idx),
+                          seed=settings.seed,
+                          through_coordinates=_through_coordinates(rep, settings))
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                      steps_per_execution=STEPS_PER_EXECUTION)
     timer = _EpochTimer()
     callbacks = [timer, keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True)]

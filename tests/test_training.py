@@ -66,6 +66,20 @@ def test_conditional_coordinates_model_trains(small_dataset):
     assert trained.model((x, c)).shape == x.shape
 
 
+def test_training_under_a_one_device_strategy(small_dataset, tmp_path):
+    import tensorflow as tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    settings = TrainSettings(representation="distances", latent_dim=4, epochs=4, batch_size=32)
+    trained = train(small_dataset, settings, strategy=strategy)
+    assert trained.model.distribute_strategy is strategy
+    assert trained.history["loss"][-1] < trained.history["loss"][0]
+    again = load_model(save_model(trained, models_dir(tmp_path) / "distributed"))
+    x = again.model_inputs(small_dataset.coords[:4])
+    np.testing.assert_allclose(np.asarray(again.model(x)), np.asarray(trained.model(x)),
+                               rtol=1e-6)
+
+
 def test_stop_event_ends_training_early(small_dataset):
     stop = threading.Event()
 
