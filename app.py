@@ -1,6 +1,8 @@
 """ljvae: learn Lennard-Jones configurations with variational autoencoders.
 
-Run with ``streamlit run app.py``. This file declares the navigation; each page lives in pages/.
+Run with ``streamlit run app.py``. This file declares the navigation; each page lives in
+app_pages/. Not pages/: a folder of that name next to this file makes a served Streamlit app
+fall back to its legacy page discovery, which never runs this file.
 """
 
 import streamlit as st
@@ -8,15 +10,15 @@ import streamlit as st
 st.set_page_config(page_title="ljvae", page_icon="⚛️", layout="wide")
 
 pages = {
-    "": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
+    "": [st.Page("app_pages/home.py", title="Home", icon="🏠", default=True)],
     "Data": [
-        st.Page("pages/simulate.py", title="Simulate", icon="🎲"),
-        st.Page("pages/dataset.py", title="Dataset", icon="📊"),
+        st.Page("app_pages/simulate.py", title="Simulate", icon="🎲"),
+        st.Page("app_pages/dataset.py", title="Dataset", icon="📊"),
     ],
     "Learning": [
-        st.Page("pages/train.py", title="Train", icon="🧠"),
-        st.Page("pages/reconstruct.py", title="Reconstruct", icon="🔁"),
-        st.Page("pages/latent.py", title="Latent & Anomaly", icon="🗺️"),
+        st.Page("app_pages/train.py", title="Train", icon="🧠"),
+        st.Page("app_pages/reconstruct.py", title="Reconstruct", icon="🔁"),
+        st.Page("app_pages/latent.py", title="Latent & Anomaly", icon="🗺️"),
     ],
 }
 st.navigation(pages).run()

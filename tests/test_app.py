@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/home.py", "pages/simulate.py", "pages/dataset.py", "pages/train.py",
-         "pages/reconstruct.py", "pages/latent.py"]
+PAGES = ["app_pages/home.py", "app_pages/simulate.py", "app_pages/dataset.py", "app_pages/train.py",
+         "app_pages/reconstruct.py", "app_pages/latent.py"]
 
 
 def _app() -> AppTest:
@@ -35,7 +35,7 @@ def test_home_and_data_pages_import_no_tensorflow(cache):
         "from streamlit.testing.v1 import AppTest\n"
         f"at = AppTest.from_file({APP!r}, default_timeout=120)\n"
         "at.run()\n"
-        "for page in ('pages/simulate.py', 'pages/dataset.py', 'pages/train.py'):\n"
+        "for page in ('app_pages/simulate.py', 'app_pages/dataset.py', 'app_pages/train.py'):\n"
         "    at.switch_page(page)\n"
         "    at.run()\n"
         "assert not at.exception\n"
@@ -48,7 +48,7 @@ def test_home_and_data_pages_import_no_tensorflow(cache):
 
 def test_bad_parameters_show_a_message_not_a_traceback(cache):
     at = _app()
-    at.switch_page("pages/simulate.py")
+    at.switch_page("app_pages/simulate.py")
     at.run()
     at.text_input(key="gammas").set_value("0, one")
     at.run()
@@ -73,7 +73,7 @@ def _wait_for_job(at: AppTest, seconds: float = 120.0) -> None:
 
 def test_simulate_page_makes_a_dataset_the_dataset_page_shows(cache):
     at = _app()
-    at.switch_page("pages/simulate.py")
+    at.switch_page("app_pages/simulate.py")
     at.run()
     at.number_input(key="n_particles").set_value(10)
     at.radio(key="dim").set_value(2)
@@ -90,7 +90,7 @@ def test_simulate_page_makes_a_dataset_the_dataset_page_shows(cache):
     assert "from_the_page" in at.success[0].value
     assert (cache / "datasets" / "from_the_page.joblib").is_file()
 
-    at.switch_page("pages/dataset.py")
+    at.switch_page("app_pages/dataset.py")
     at.run()
     assert not at.exception
     assert at.selectbox(key="dataset_picker").value == "from_the_page"
@@ -108,7 +108,7 @@ def test_simulate_page_makes_a_dataset_the_dataset_page_shows(cache):
     assert not at.exception
     assert "3Dmol-min.js" in str(at.get("iframe")[0].proto)
 
-    at.switch_page("pages/home.py")
+    at.switch_page("app_pages/home.py")
     at.run()
     assert "from_the_page" in at.dataframe[0].value["name"].tolist()
 
@@ -126,7 +126,7 @@ def stored_dataset(cache):
 
 def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     at = _app()
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     assert not at.exception
     at.number_input(key="latent_dim").set_value(3)
@@ -145,11 +145,11 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     names = at.dataframe[-1].value["name"].tolist()
     assert names == ["page_model"]
 
-    at.switch_page("pages/home.py")
+    at.switch_page("app_pages/home.py")
     at.run()
     assert "page_model" in at.dataframe[-1].value["name"].tolist()
 
-    at.switch_page("pages/reconstruct.py")
+    at.switch_page("app_pages/reconstruct.py")
     at.run()
     assert not at.exception
     assert at.selectbox(key="model_picker").value == "page_model"
@@ -164,7 +164,7 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     assert table["set"].tolist() == ["generated", "generated, relaxed"]
     assert (table["valid_fraction"].between(0, 1)).all()
 
-    at.switch_page("pages/latent.py")
+    at.switch_page("app_pages/latent.py")
     at.run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -212,7 +212,7 @@ def _score_uploads_on_the_latent_page(at, dataset_name):
 
 def test_train_page_refuses_bad_settings(stored_dataset):
     at = _app()
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     at.selectbox(key="representation").set_value("voxels")
     at.run()

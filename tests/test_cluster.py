@@ -58,7 +58,7 @@ def _simulate_from_the_page(scheduler: str):
     from test_app import _app, _wait_for_job
 
     at = _app()
-    at.switch_page("pages/simulate.py")
+    at.switch_page("app_pages/simulate.py")
     at.run()
     at.number_input(key="n_particles").set_value(6)
     at.radio(key="dim").set_value(2)

@@ -18,7 +18,7 @@ st.title("Reconstruct")
 summary = pick_model()
 if summary is None:
     st.info("No model yet: train one on the Train page first.")
-    st.page_link("pages/train.py", label="Train", icon="🧠")
+    st.page_link("app_pages/train.py", label="Train", icon="🧠")
     st.stop()
 
 try:

@@ -40,7 +40,7 @@ if datasets:
     st.dataframe(table, hide_index=True, width="stretch")
 else:
     st.info("No dataset yet: start on the **Simulate** page.")
-    st.page_link("pages/simulate.py", label="Simulate a dataset", icon="🎲")
+    st.page_link("app_pages/simulate.py", label="Simulate a dataset", icon="🎲")
 
 st.subheader("Models")
 models = list_models()

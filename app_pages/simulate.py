@@ -76,7 +76,7 @@ def job_panel():
     if job.status == "done":
         st.session_state[SELECTED_DATASET] = job.result
         st.success(f"Saved dataset **{job.result}** in {job.elapsed:.1f} s.")
-        st.page_link("pages/dataset.py", label="Inspect it on the Dataset page", icon="📊")
+        st.page_link("app_pages/dataset.py", label="Inspect it on the Dataset page", icon="📊")
     elif job.status == "cancelled":
         st.warning("The simulation was cancelled; nothing was saved.")
     else:

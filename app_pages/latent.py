@@ -23,7 +23,7 @@ st.title("Latent & Anomaly")
 summary = pick_model()
 if summary is None:
     st.info("No model yet: train one on the Train page first.")
-    st.page_link("pages/train.py", label="Train", icon="🧠")
+    st.page_link("app_pages/train.py", label="Train", icon="🧠")
     st.stop()
 trained = cached_model(summary["path"], summary["modified"])
 chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_dataset")

@@ -24,7 +24,7 @@ st.caption("Variational autoencoders on Monte Carlo configurations; the validati
 summary = pick_dataset()
 if summary is None:
     st.info("No dataset yet: make one on the Simulate page first.")
-    st.page_link("pages/simulate.py", label="Simulate", icon="🎲")
+    st.page_link("app_pages/simulate.py", label="Simulate", icon="🎲")
     st.stop()
 
 
@@ -90,7 +90,8 @@ def job_panel():
         st.session_state[SELECTED_MODEL] = job.result
         st.success(f"Saved model **{job.result}** in {job.elapsed:.0f} s (evaluated on held-out "
                    "chains, below).")
-        st.page_link("pages/reconstruct.py", label="Reconstruct and generate with it", icon="🔁")
+        st.page_link("app_pages/reconstruct.py", label="Reconstruct and generate with it",
+                     icon="🔁")
     else:
         st.error(f"Training failed: {job.error}")
 
