@@ -4,7 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from ljvae_core.artifacts import cache_dir, list_datasets, list_models
-from ljvae_ui.state import models_table
+from ljvae_core.demo import DEMO_DATASET, DEMO_PARAMS, DEMO_SETTINGS, run_demo
+from ljvae_core.jobs import BackgroundJob
+from ljvae_ui.state import SELECTED_DATASET, SELECTED_MODEL, models_table
+
+DEMO_JOB = "demo_job"
 
 st.title("ljvae — Lennard-Jones configurations and variational autoencoders")
 st.markdown(
@@ -22,12 +26,46 @@ learn their configurations with variational autoencoders and read physics from t
    matrices, with live loss curves; each model is evaluated on held-out chains.
 4. **Reconstruct** — decoded configurations next to the originals, and new ones generated
    from the latent prior, judged by their energies, g(r) and ρ(z).
-5. **Latent & Anomaly** — reading γ and energies from the latent space (coming next).
+5. **Latent & Anomaly** — γ and energies read from the latent space, anomaly scores, and
+   scoring of configurations you upload.
 
 Units are reduced Lennard-Jones units (σ = ε = m = k_B = 1); the potential energy is
 U = Σ 4(r⁻¹² − r⁻⁶) + 4γ Σ z.
 """
 )
+
+st.subheader("Quick demo")
+
+
+@st.fragment(run_every=1.0)
+def demo_panel():
+    job = st.session_state.get(DEMO_JOB)
+    if job is None:
+        return
+    if job.running:
+        st.progress(job.fraction, text=f"{job.message} ({job.elapsed:.0f} s)")
+        return
+    if job.status == "done":
+        st.session_state[SELECTED_DATASET] = job.result["dataset"]
+        st.session_state[SELECTED_MODEL] = job.result["model"]
+        st.session_state[DEMO_JOB] = None
+        st.switch_page("app_pages/latent.py")
+    elif job.status == "failed":
+        st.error(f"The demo failed: {job.error}")
+
+
+g = ", ".join(f"{x:g}" for x in DEMO_PARAMS.gammas)
+st.markdown(
+    f"One click runs the whole workflow on a small version of the original study's system: "
+    f"{DEMO_PARAMS.n_particles} particles in 3D (L = {DEMO_PARAMS.box:g}, T = 1) at γ = {g}, "
+    f"{DEMO_PARAMS.n_samples} samples per γ; a distances VAE (latent "
+    f"{DEMO_SETTINGS.latent_dim}, {DEMO_SETTINGS.epochs} epochs); its evaluation; then its "
+    f"latent map opens. About a minute; it replaces the dataset `{DEMO_DATASET}` and its model.")
+running = st.session_state.get(DEMO_JOB) is not None and st.session_state[DEMO_JOB].running
+if st.button("Run the quick demo", type="primary", disabled=running, key="demo"):
+    st.session_state[DEMO_JOB] = BackgroundJob(run_demo, label="demo")
+    st.rerun()
+demo_panel()
 
 st.subheader("Datasets")
 datasets = list_datasets()

@@ -86,13 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    sub.add_parser("demo", help="simulate, train, evaluate and encode a small system (~1 min); "
+                                "stores dataset 'demo' and model 'demo-distances' in the cache")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"simulate": cmd_simulate, "energy": cmd_energy, "train": cmd_train,
-               "evaluate": cmd_evaluate, "score": cmd_score, "bench": cmd_bench}
+               "evaluate": cmd_evaluate, "score": cmd_score, "bench": cmd_bench,
+               "demo": cmd_demo}
     try:
         return handler[args.command](args)
     except KeyboardInterrupt:
@@ -237,6 +240,15 @@ def cmd_score(args) -> int:
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
     return 2 if errors else 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    result = run_demo(progress=_progress_bar)
+    sys.stderr.write("\n")
+    print(json.dumps(result))
+    return 0
 
 
 def cmd_bench(args) -> int:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the pinned dependencies into .venv (once) and run lint and the test suite.
+# Install the pinned dependencies into .venv (once), Debian's Chromium for the browser tests,
+# and run lint and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -8,6 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+CHROMIUM=${LJVAE_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ] && command -v apt-get >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  echo "Installing Debian's chromium for the browser tests..." >&2
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache}
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

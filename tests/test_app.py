@@ -218,3 +218,22 @@ def test_train_page_refuses_bad_settings(stored_dataset):
     at.run()
     assert not at.exception
     assert at.number_input(key="physics_weight").disabled
+
+
+def test_quick_demo_runs_the_workflow_and_opens_the_latent_map(cache):
+    at = _app()
+    at.run()
+    at.button(key="demo").click()
+    at.run()
+    deadline = time.time() + 300
+    while time.time() < deadline and at.session_state["demo_job"] is not None:
+        assert not at.exception and not at.error
+        time.sleep(1.0)
+        at.run()
+    assert at.session_state["demo_job"] is None, "the demo did not finish in time"
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Latent & Anomaly"
+    assert at.selectbox(key="model_picker").value == "demo-distances"
+    metrics = {m.label: m.value for m in at.metric}
+    assert 0 <= float(metrics["γ probe R² (held-out chains)"]) <= 1

@@ -69,3 +69,23 @@ def test_train_and_evaluate_errors_are_one_sentence(tmp_path):
     assert "Traceback" not in out.stderr
     out = _run("evaluate", tmp_path / "nothing", tmp_path / "missing.joblib")
     assert out.returncode == 2 and "not a saved model" in out.stderr
+
+
+def test_demo_command_runs_every_step(cache, monkeypatch, capsys):
+    from ljvae_core import demo
+    from ljvae_core.cli import main
+    from ljvae_core.sampling import SimulationParams
+    from ljvae_core.training import TrainSettings
+
+    monkeypatch.setattr(demo, "DEMO_PARAMS", SimulationParams(
+        n_particles=8, dim=2, box=5.0, gammas=(0.0, 1.0), n_samples=60, n_chains=2, seed=1))
+    monkeypatch.setattr(demo, "DEMO_SETTINGS", TrainSettings(latent_dim=2, epochs=2))
+    assert main(["demo"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["model"] == "demo-distances" and result["dataset"] == "demo"
+    assert result["reconstruction"]["rmsd_median"] > 0
+    assert (cache / "models" / "demo-distances" / "model.keras").is_file()
+    for step in ("Step 1/4: simulating", "Step 2/4: training", "Step 3/4: evaluating",
+                 "Step 4/4: encoding"):
+        assert step in captured.err
