@@ -7,7 +7,15 @@ fall back to its legacy page discovery, which never runs this file.
 
 import streamlit as st
 
+from ljvae_ui.hosting import apply_hosting
+
 st.set_page_config(page_title="ljvae", page_icon="⚛️", layout="wide")
+st.session_state["hosted_limits"] = limits = apply_hosting()
+if limits is not None:
+    st.sidebar.caption(
+        f"Hosted demo: up to {limits.max_particles} particles, {limits.max_samples} samples, "
+        f"{limits.max_epochs} epochs, uploads of {limits.max_upload_bytes // 2**20} MB; one "
+        "job at a time. Your datasets and models are private to this link.")
 
 pages = {
     "": [st.Page("app_pages/home.py", title="Home", icon="🏠", default=True)],

@@ -5,8 +5,7 @@ import streamlit as st
 
 from ljvae_core.artifacts import cache_dir, list_datasets, list_models
 from ljvae_core.demo import DEMO_DATASET, DEMO_PARAMS, DEMO_SETTINGS, run_demo
-from ljvae_core.jobs import BackgroundJob
-from ljvae_ui.state import SELECTED_DATASET, SELECTED_MODEL, models_table
+from ljvae_ui.state import SELECTED_DATASET, SELECTED_MODEL, job_blocked, models_table, start_job
 
 DEMO_JOB = "demo_job"
 
@@ -61,10 +60,10 @@ st.markdown(
     f"{DEMO_PARAMS.n_samples} samples per γ; a distances VAE (latent "
     f"{DEMO_SETTINGS.latent_dim}, {DEMO_SETTINGS.epochs} epochs); its evaluation; then its "
     f"latent map opens. About a minute; it replaces the dataset `{DEMO_DATASET}` and its model.")
-running = st.session_state.get(DEMO_JOB) is not None and st.session_state[DEMO_JOB].running
-if st.button("Run the quick demo", type="primary", disabled=running, key="demo"):
-    st.session_state[DEMO_JOB] = BackgroundJob(run_demo, label="demo")
-    st.rerun()
+if st.button("Run the quick demo", type="primary", disabled=job_blocked(DEMO_JOB) is not None,
+             key="demo"):
+    if start_job(DEMO_JOB, run_demo, label="demo"):
+        st.rerun()
 demo_panel()
 
 st.subheader("Datasets")

@@ -50,8 +50,9 @@ def decoded_map(model_path, model_modified, data_path, data_modified, gamma, res
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring the uploaded configurations…")
-def scored_uploads(model_path, model_modified, files: tuple, gamma, temperature):
-    return score_files(cached_model(model_path, model_modified), files, gamma, temperature)
+def scored_uploads(model_path, model_modified, files: tuple, gamma, temperature, max_bytes):
+    return score_files(cached_model(model_path, model_modified), files, gamma, temperature,
+                       max_bytes)
 
 
 def show_configuration(title: str, coords, energies=None):
@@ -86,9 +87,11 @@ if show_map:
 
 # ---------------------------------------------------------------- uploads
 st.subheader("Score configurations")
+limits = st.session_state.get("hosted_limits")
+upload_limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_BYTES
 st.caption(
     "Extended XYZ (several frames allowed), CSV with x,y[,z] columns, or .npy of shape (N, d) "
-    f"or (frames, N, d); up to {MAX_UPLOAD_BYTES // 2**20} MB per file. A configuration is "
+    f"or (frames, N, d); up to {upload_limit / 2**20:g} MB per file. A configuration is "
     "anomalous when its score, the larger of its robust z-scores of negative ELBO and LJ "
     f"energy, exceeds the model's {trained.meta.get('anomaly', {}).get('percentile', 99):g}th "
     "percentile of held-out normal data.")
@@ -107,7 +110,7 @@ scored = []
 if uploads:
     files = tuple((f.name, f.getvalue()) for f in uploads)
     scored = scored_uploads(summary["path"], summary["modified"], files, gamma_score,
-                            temperature_score)
+                            temperature_score, upload_limit)
 for failed in (f for f in scored if f.error):
     st.error(failed.error)
 rows = [(f, k, r) for f in scored if not f.error for k, r in enumerate(f.results)]

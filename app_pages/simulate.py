@@ -3,9 +3,9 @@
 import streamlit as st
 
 from ljvae_core.artifacts import simulate_and_save
-from ljvae_core.jobs import BackgroundJob
+from ljvae_core.hosted import LimitError, check_simulation
 from ljvae_core.sampling import ParameterError, SimulationParams
-from ljvae_ui.state import SELECTED_DATASET
+from ljvae_ui.state import SELECTED_DATASET, job_blocked, start_job
 
 JOB = "simulation_job"
 
@@ -83,15 +83,25 @@ def job_panel():
         st.error(f"The simulation failed: {job.error}")
 
 
+limits = st.session_state.get("hosted_limits")
 try:
     params, name, scheduler = params_from_widgets()
+    if limits is not None:
+        check_simulation(params, limits)
+        # A public server must not be made to connect to addresses a visitor types in.
+        scheduler = None
+except LimitError as err:
+    st.error(f"Not allowed here: {err}.")
+    params, name, scheduler = None, None, None
 except ParameterError as err:
     st.error(f"Please fix the parameters: {err}.")
     params, name, scheduler = None, None, None
 
-running = st.session_state.get(JOB) is not None and st.session_state[JOB].running
-if st.button("Run simulation", type="primary", disabled=params is None or running, key="run"):
-    st.session_state[JOB] = BackgroundJob(simulate_and_save, params, name,
-                                          label="simulate", scheduler=scheduler)
-    st.rerun()
+blocked = job_blocked(JOB)
+if blocked and blocked != "this job is still running":
+    st.caption(f"Simulation is paused: {blocked}.")
+if st.button("Run simulation", type="primary", disabled=params is None or blocked is not None,
+             key="run"):
+    if start_job(JOB, simulate_and_save, params, name, label="simulate", scheduler=scheduler):
+        st.rerun()
 job_panel()

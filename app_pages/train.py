@@ -4,10 +4,10 @@ loss curves and a stop button; the saved model joins the model list with its eva
 import streamlit as st
 
 from ljvae_core.artifacts import list_models
-from ljvae_core.jobs import BackgroundJob
+from ljvae_core.hosted import LimitError, check_training
 from ljvae_core.training import TrainingError, TrainSettings, train_and_save
 from ljvae_ui.charts import training_chart
-from ljvae_ui.state import SELECTED_MODEL, models_table, pick_dataset
+from ljvae_ui.state import SELECTED_MODEL, job_blocked, models_table, pick_dataset, start_job
 
 JOB = "training_job"
 LOG = "training_log"
@@ -102,12 +102,22 @@ except TrainingError as err:
     st.error(f"Please fix the settings: {err}.")
     settings = None
 
-running = st.session_state.get(JOB) is not None and st.session_state[JOB].running
-if st.button("Train", type="primary", disabled=settings is None or running, key="train"):
-    st.session_state[LOG] = []
-    st.session_state[JOB] = BackgroundJob(train_and_save, summary["name"], settings, name,
-                                          epoch_log=st.session_state[LOG], label="train")
-    st.rerun()
+limits = st.session_state.get("hosted_limits")
+if settings is not None and limits is not None:
+    try:
+        check_training(settings, summary["samples"], limits)
+    except LimitError as err:
+        st.error(f"Not allowed here: {err}.")
+        settings = None
+blocked = job_blocked(JOB)
+if blocked and blocked != "this job is still running":
+    st.caption(f"Training is paused: {blocked}.")
+if st.button("Train", type="primary", disabled=settings is None or blocked is not None,
+             key="train"):
+    log = st.session_state[LOG] = []
+    if start_job(JOB, train_and_save, summary["name"], settings, name, epoch_log=log,
+                 label="train"):
+        st.rerun()
 job_panel()
 
 st.subheader("Models")

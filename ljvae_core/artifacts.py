@@ -28,9 +28,17 @@ DATASET_SUFFIX = ".joblib"
 SUMMARY_SUFFIX = ".json"
 
 
+def base_cache_dir() -> Path:
+    """$LJVAE_CACHE, else ./cache: the folder of the whole installation."""
+    return Path(os.environ.get("LJVAE_CACHE", "cache"))
+
+
 def cache_dir(root: str | os.PathLike | None = None) -> Path:
-    """The cache folder: the argument, else $LJVAE_CACHE, else ./cache."""
-    return Path(root or os.environ.get("LJVAE_CACHE", "cache"))
+    """The cache folder: the argument, else the current context's (a hosted session's own,
+    see :mod:`ljvae_core.hosted`), else :func:`base_cache_dir`."""
+    from .hosted import current_cache_root
+
+    return Path(root or current_cache_root() or base_cache_dir())
 
 
 def datasets_dir(root=None) -> Path:

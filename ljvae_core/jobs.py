@@ -7,6 +7,7 @@ is left keeps running, so nothing is lost when the user clicks elsewhere.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import traceback
@@ -30,8 +31,11 @@ class BackgroundJob:
         self.started = time.time()
         self.finished: float | None = None
         self.cancel_event = threading.Event()
+        # The worker sees the starter's context (e.g. a hosted session's own cache folder).
+        context = contextvars.copy_context()
         self._thread = threading.Thread(
-            target=self._work, args=(target, args, kwargs), daemon=True, name=f"ljvae-{label}"
+            target=context.run, args=(self._work, target, args, kwargs), daemon=True,
+            name=f"ljvae-{label}",
         )
         self._thread.start()
 

@@ -349,16 +349,18 @@ class ScoredFile:
     error: str | None = None
 
 
-def score_files(trained, files, gamma=None, temperature=None) -> list[ScoredFile]:
+def score_files(trained, files, gamma=None, temperature=None, max_bytes: int | None = None
+                ) -> list[ScoredFile]:
     """Read, check and score files given as (name, source) pairs, source being a path or the
-    file's bytes (an upload). A bad file gets one clear sentence and never stops the others."""
-    from .io import read_configurations, read_upload
+    file's bytes (an upload, refused over ``max_bytes``). A bad file gets one clear sentence
+    and never stops the others."""
+    from .io import MAX_UPLOAD_BYTES, read_configurations, read_upload
 
     scored = []
     for name, source in files:
         try:
             if isinstance(source, (bytes, bytearray)):
-                coords = read_upload(name, bytes(source)).coords
+                coords = read_upload(name, bytes(source), max_bytes or MAX_UPLOAD_BYTES).coords
             else:
                 coords = read_configurations(source, name).coords
             coords = validate_for_model(trained, coords)

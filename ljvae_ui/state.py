@@ -1,10 +1,11 @@
-"""Dataset choice shared across pages, and cached loading."""
+"""Dataset and model choice shared across pages, cached loading, and background jobs."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from ljvae_core.artifacts import list_datasets, list_models, load_dataset
+from ljvae_core.jobs import BackgroundJob
 
 SELECTED_DATASET = "dataset"
 SELECTED_MODEL = "model"
@@ -94,3 +95,30 @@ def pick_compatible_dataset(model_summary: dict, label: str, key: str):
                         index=compatible.index(own) if own in compatible else 0)
     chosen = datasets[name]
     return chosen, cached_dataset(chosen["path"], chosen["modified"])
+
+
+def _running_jobs() -> dict:
+    return {k: v for k, v in st.session_state.items()
+            if isinstance(v, BackgroundJob) and v.running}
+
+
+def job_blocked(key: str) -> str | None:
+    """Why a job stored under ``key`` cannot start now, or None. The hosted demo runs one
+    heavy job per session at a time."""
+    running = _running_jobs()
+    if key in running:
+        return "this job is still running"
+    if running and st.session_state.get("hosted_limits") is not None:
+        return "the hosted demo runs one job at a time: wait for the running one to finish"
+    return None
+
+
+def start_job(key: str, target, *args, label: str, **kwargs) -> bool:
+    """Start ``target`` as a background job under ``key``, unless :func:`job_blocked` says
+    no (checked again here, on the server, whatever the buttons showed)."""
+    reason = job_blocked(key)
+    if reason:
+        st.error(f"Not started: {reason}.")
+        return False
+    st.session_state[key] = BackgroundJob(target, *args, label=label, **kwargs)
+    return True

@@ -7,14 +7,10 @@ from the locally served 3Dmol.js. A screenshot of each page goes to test-artifac
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import streamlit_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -35,42 +31,10 @@ if not Path(CHROMIUM).exists():
                 allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    env = {**os.environ, "LJVAE_CACHE": str(tmp_path_factory.mktemp("browser-cache"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_server(tmp_path_factory.mktemp("browser-cache")) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _wait_healthy(url, proc, seconds=90.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {proc.stdout.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError("streamlit did not become healthy")
 
 
 @pytest.fixture(scope="module")

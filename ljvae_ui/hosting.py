@@ -1,0 +1,39 @@
+"""Hosted-demo mode in the app: per-session cache folders and server-side limits
+(see :mod:`ljvae_core.hosted`). app.py calls :func:`apply_hosting` at the top of every run."""
+
+from __future__ import annotations
+
+import secrets
+
+import streamlit as st
+
+from ljvae_core.artifacts import base_cache_dir
+from ljvae_core.hosted import HOSTED, SESSION_TOKEN, Limits, demo_mode, session_root, use_cache_root
+
+SESSION_PARAM = "session"
+
+
+def _secrets_flag() -> bool:
+    try:
+        return bool(st.secrets.get("demo", False))
+    except Exception:  # noqa: BLE001 - no secrets file is the usual case
+        return False
+
+
+def apply_hosting() -> Limits | None:
+    """Set this run's cache folder; return the hosted limits, or None when not hosted."""
+    if not demo_mode(_secrets_flag()):
+        use_cache_root(None)
+        return None
+    token = st.query_params.get(SESSION_PARAM, "")
+    if not SESSION_TOKEN.match(token):
+        # A new visitor (or a crafted token): a fresh private folder, kept in the URL so
+        # that a reload finds it again.
+        token = secrets.token_urlsafe(18)
+        st.query_params[SESSION_PARAM] = token
+    use_cache_root(session_root(base_cache_dir(), token))
+    return HOSTED
+
+
+def hosted_limits() -> Limits | None:
+    return st.session_state.get("hosted_limits")
