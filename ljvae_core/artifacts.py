@@ -7,15 +7,23 @@ Layout::
     cache/models/<name>/           model.keras + meta.joblib + summary.json
 
 Every write goes to a temporary file in the same folder, then ``os.replace``: a crash never
-leaves a half-written artifact under its final name. Only files listed by this store (i.e.
-written by ljvae) are ever loaded with joblib.
+leaves a half-written artifact under its final name.
+
+Joblib files are *signed*: ljvae writes a header with an HMAC-SHA256 of the payload, keyed by a
+random secret kept in the base cache folder (``.ljvae-key``, created on first use, readable by
+its owner only). :func:`load_signed` checks it before unpickling anything, so a foreign or
+tampered file put in ``cache/`` (or passed on the command line) is refused, never unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import json
 import os
 import re
+import secrets
 import tempfile
 import warnings
 from pathlib import Path
@@ -50,6 +58,77 @@ def models_dir(root=None) -> Path:
 
 
 MODEL_SUMMARY = "summary.json"
+SIGNATURE_MAGIC = b"LJVAE-SIGNED-1\n"
+KEY_FILE = ".ljvae-key"
+
+
+class UntrustedFileError(ValueError):
+    """A file that ljvae did not write (or that was changed since): never unpickled."""
+
+
+def _signing_key() -> bytes:
+    path = base_cache_dir() / KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def dump_signed(obj, path) -> None:
+    """joblib.dump(obj) behind a signature header (see the module docstring)."""
+    payload = io.BytesIO()
+    joblib.dump(obj, payload)
+    data = payload.getvalue()
+    digest = hmac.new(_signing_key(), data, hashlib.sha256).hexdigest().encode()
+    with open(path, "wb") as fh:
+        fh.write(SIGNATURE_MAGIC + digest + b"\n" + data)
+
+
+_trusted_versions: dict[tuple, bool] = {}
+
+
+def is_trusted(path) -> bool:
+    """Whether ``path`` carries a valid ljvae signature (checked once per file version)."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    version = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if version not in _trusted_versions:
+        try:
+            _verified_payload(path)
+            _trusted_versions[version] = True
+        except (OSError, UntrustedFileError):
+            _trusted_versions[version] = False
+    return _trusted_versions[version]
+
+
+def _verified_payload(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        head = fh.read(len(SIGNATURE_MAGIC) + 65)
+        data = fh.read()
+    digest = head[len(SIGNATURE_MAGIC):-1]
+    if not head.startswith(SIGNATURE_MAGIC) or len(digest) != 64:
+        raise UntrustedFileError(f"{path.name} was not written by ljvae; it is not loaded")
+    expected = hmac.new(_signing_key(), data, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(digest, expected):
+        raise UntrustedFileError(f"{path.name} was written by another ljvae installation or "
+                                 "changed since; it is not loaded")
+    return data
+
+
+def load_signed(path):
+    """Load a file written by :func:`dump_signed` after checking its signature."""
+    return joblib.load(io.BytesIO(_verified_payload(Path(path))))
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -108,7 +187,7 @@ def save_dataset(ds: Dataset, name: str | None = None, root=None) -> Path:
     """Store ds under cache/datasets/<name>.joblib (atomically); returns the path."""
     name = safe_name(name) if name else default_dataset_name(ds.params)
     folder = datasets_dir(root)
-    path = atomic_write(folder / f"{name}{DATASET_SUFFIX}", lambda t: joblib.dump(ds.to_dict(), t))
+    path = atomic_write(folder / f"{name}{DATASET_SUFFIX}", lambda t: dump_signed(ds.to_dict(), t))
     summary = json.dumps(dataset_summary(ds, name), indent=1)
     atomic_write(folder / f"{name}{SUMMARY_SUFFIX}", lambda t: Path(t).write_text(summary))
     return path
@@ -116,7 +195,7 @@ def save_dataset(ds: Dataset, name: str | None = None, root=None) -> Path:
 
 def write_dataset_file(ds: Dataset, path: str | os.PathLike) -> Path:
     """Store ds at an explicit path (the CLI's --out), atomically."""
-    return atomic_write(path, lambda t: joblib.dump(ds.to_dict(), t))
+    return atomic_write(path, lambda t: dump_signed(ds.to_dict(), t))
 
 
 def list_datasets(root=None) -> list[dict]:
@@ -130,8 +209,14 @@ def list_datasets(root=None) -> list[dict]:
         try:
             summary = json.loads(summary_path.read_text())
             summary["modified"] = data_path.stat().st_mtime
+            if not isinstance(summary, dict):
+                raise ValueError("not a dataset summary")
         except (OSError, ValueError) as err:
             warnings.warn(f"skipping {summary_path.name}: {err}", stacklevel=2)
+            continue
+        if not is_trusted(data_path):
+            warnings.warn(f"skipping {data_path.name}: not written by this ljvae installation",
+                          stacklevel=2)
             continue
         summary["path"] = str(data_path)
         found.append(summary)
@@ -145,7 +230,7 @@ def load_dataset(name_or_path: str | os.PathLike, root=None) -> Dataset:
         path = datasets_dir(root) / f"{safe_name(str(name_or_path))}{DATASET_SUFFIX}"
     if not path.is_file():
         raise FileNotFoundError(f"no dataset at {path}")
-    data = joblib.load(path)
+    data = load_signed(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold an ljvae dataset")
     return Dataset.from_dict(data)
@@ -182,8 +267,14 @@ def list_models(root=None) -> list[dict]:
         try:
             summary = json.loads((entry / MODEL_SUMMARY).read_text())
             summary["modified"] = (entry / MODEL_SUMMARY).stat().st_mtime
+            if not isinstance(summary, dict):
+                raise ValueError("not a model summary")
         except (OSError, ValueError) as err:
             warnings.warn(f"skipping model {entry.name}: {err}", stacklevel=2)
+            continue
+        if not is_trusted(entry / "meta.joblib"):
+            warnings.warn(f"skipping model {entry.name}: not written by this ljvae installation",
+                          stacklevel=2)
             continue
         summary["name"], summary["path"] = entry.name, str(entry)
         found.append(summary)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import MODEL_SUMMARY
+from .artifacts import MODEL_SUMMARY, dump_signed, load_signed
 from .features import make_representation, representation_from_dict, representation_to_dict
 from .potential import batch_pair_energies, periodic_mask
 
@@ -276,7 +276,6 @@ class _Progress:
 # --------------------------------------------------------------------------- persistence
 def save_model(trained: TrainedModel, directory) -> Path:
     """Write the model directory atomically (a temporary sibling, then a rename)."""
-    import joblib
 
     from .models import exportable
 
@@ -287,20 +286,33 @@ def save_model(trained: TrainedModel, directory) -> Path:
         exportable(trained.model).save(tmp / MODEL_FILE)
         meta = {**trained.meta, "settings": asdict(trained.settings),
                 "representation": representation_to_dict(trained.representation)}
-        joblib.dump(meta, tmp / META_FILE)
+        dump_signed(meta, tmp / META_FILE)
         (tmp / MODEL_SUMMARY).write_text(json.dumps(model_summary(trained)))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
+        _swap_into_place(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _swap_into_place(tmp: Path, directory: Path, attempts: int = 20) -> None:
+    """Rename the finished folder ``tmp`` to ``directory``, moving an existing one aside
+    first. Two processes saving the same name both succeed; the last one stays."""
+    for _ in range(attempts):
+        if directory.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            try:
+                os.replace(directory, aside / "model")
+            except FileNotFoundError:  # another writer moved it first
+                pass
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(tmp, directory)
+            return
+        except OSError:  # another writer put its folder there in between: go again
+            continue
+    raise OSError(f"could not save {directory.name}: other processes keep replacing it")
 
 
 def model_summary(trained: TrainedModel) -> dict:
@@ -323,7 +335,6 @@ def model_summary(trained: TrainedModel) -> dict:
 
 def load_model(directory) -> TrainedModel:
     """A model directory written by :func:`save_model` (Keras safe mode)."""
-    import joblib
     import keras
 
     from . import models  # noqa: F401  (registers the custom classes)
@@ -332,7 +343,7 @@ def load_model(directory) -> TrainedModel:
     if not (directory / MODEL_FILE).is_file() or not (directory / META_FILE).is_file():
         raise FileNotFoundError(f"{directory} is not a saved model (needs {MODEL_FILE} and "
                                 f"{META_FILE})")
-    meta = joblib.load(directory / META_FILE)
+    meta = load_signed(directory / META_FILE)
     model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
     settings = TrainSettings(**meta.pop("settings"))
     rep = representation_from_dict(meta.pop("representation"))
