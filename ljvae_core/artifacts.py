@@ -10,9 +10,10 @@ Every write goes to a temporary file in the same folder, then ``os.replace``: a 
 leaves a half-written artifact under its final name.
 
 Joblib files are *signed*: ljvae writes a header with an HMAC-SHA256 of the payload, keyed by a
-random secret kept in the base cache folder (``.ljvae-key``, created on first use, readable by
-its owner only). :func:`load_signed` checks it before unpickling anything, so a foreign or
-tampered file put in ``cache/`` (or passed on the command line) is refused, never unpickled.
+random secret of this user's installation ($LJVAE_KEY_FILE, else ~/.config/ljvae/key; created
+on first use, readable by its owner only). :func:`load_signed` checks it before unpickling
+anything, so a foreign or tampered file put in ``cache/`` (or passed on the command line) is
+refused, never unpickled.
 """
 
 from __future__ import annotations
@@ -59,15 +60,21 @@ def models_dir(root=None) -> Path:
 
 MODEL_SUMMARY = "summary.json"
 SIGNATURE_MAGIC = b"LJVAE-SIGNED-1\n"
-KEY_FILE = ".ljvae-key"
 
 
 class UntrustedFileError(ValueError):
     """A file that ljvae did not write (or that was changed since): never unpickled."""
 
 
+def key_file() -> Path:
+    if os.environ.get("LJVAE_KEY_FILE"):
+        return Path(os.environ["LJVAE_KEY_FILE"])
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config) / "ljvae" / "key"
+
+
 def _signing_key() -> bytes:
-    path = base_cache_dir() / KEY_FILE
+    path = key_file()
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:

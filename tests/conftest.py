@@ -22,6 +22,20 @@ def _reference_dir() -> Path:
     pytest.skip("shared/reference is not beside the repository")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key(tmp_path_factory):
+    """The tests sign artifacts with a key of their own, not the user's (subprocesses and
+    servers started by the tests inherit it)."""
+    path = tmp_path_factory.mktemp("key") / "key"
+    old = os.environ.get("LJVAE_KEY_FILE")
+    os.environ["LJVAE_KEY_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("LJVAE_KEY_FILE", None)
+    else:
+        os.environ["LJVAE_KEY_FILE"] = old
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     return _reference_dir()
