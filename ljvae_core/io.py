@@ -80,10 +80,34 @@ def _as_text_stream(source):
     return _io.StringIO(data)
 
 
+def _check_frame_counts(text: str) -> None:
+    """Each frame's first line must be a particle count that the rest of the file can hold:
+    checked before ase.io, which can spend minutes on a header claiming 10^9 particles."""
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    i = 0
+    while i < len(lines):
+        try:
+            n = int(lines[i].strip())
+        except ValueError:
+            raise ConfigurationFormatError(
+                f"line {i + 1} should be a frame's particle count, not {lines[i][:40]!r}"
+            ) from None
+        if n < 1 or i + 2 + n > len(lines):
+            raise ConfigurationFormatError(
+                f"the frame at line {i + 1} announces {n} particles but the file has "
+                f"{max(len(lines) - i - 2, 0)} lines left")
+        i += n + 2
+
+
 def _read_xyz(source) -> Configurations:
     import ase.io
 
     with _as_text_stream(source) as stream:
+        text = stream.read()
+    _check_frame_counts(text)
+    with _io.StringIO(text) as stream:
         frames = ase.io.read(stream, index=":", format="extxyz")
     if not frames:
         raise ConfigurationFormatError("the XYZ file holds no frame")
