@@ -8,6 +8,9 @@ fall back to its legacy page discovery, which never runs this file.
 import streamlit as st
 
 from ljvae_ui.hosting import apply_hosting
+from ljvae_ui.runtime import keep_keras_session
+
+keep_keras_session()
 
 st.set_page_config(page_title="ljvae", page_icon="⚛️", layout="wide")
 st.session_state["hosted_limits"] = limits = apply_hosting()

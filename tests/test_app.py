@@ -237,3 +237,14 @@ def test_quick_demo_runs_the_workflow_and_opens_the_latent_map(cache):
     assert at.selectbox(key="model_picker").value == "demo-distances"
     metrics = {m.label: m.value for m in at.metric}
     assert 0 <= float(metrics["γ probe R² (held-out chains)"]) <= 1
+
+
+def test_the_app_keeps_the_keras_session_between_runs(cache):
+    # Streamlit's default clears it after every run, emptying TensorFlow's kernel cache under
+    # a training thread (the quick demo took 80 s instead of 30 s in a browser).
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from ljvae_ui.runtime import _keep_module_state
+
+    _app()
+    assert script_runner._clean_problem_modules is _keep_module_state

@@ -7,6 +7,7 @@ from the locally served 3Dmol.js. A screenshot of each page goes to test-artifac
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -137,8 +138,22 @@ def test_simulate_train_and_score_through_the_browser(page, server, tmp_path):
 
     _open(page, server, "")
     _no_exception(page)
-    # Tables are drawn on a canvas; the model list's caption counts what it holds.
     _shoot(page, "home")
+
+
+def test_quick_demo_in_the_browser_ends_on_its_latent_map(page, server):
+    _open(page, server, "")
+    started = time.perf_counter()
+    page.get_by_role("button", name="Run the quick demo").click()
+    page.get_by_text("Step 1/4").first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Latent & Anomaly").wait_for(timeout=240_000)
+    _settle(page)
+    print(f"quick demo in the browser: {time.perf_counter() - started:.1f} s")
+    _no_exception(page)
+    page.get_by_text("Energy map of decoded configurations").click()
+    _settle(page)
+    _no_exception(page)
+    _shoot(page, "latent-demo")
 
 
 def _uploaded_configuration(tmp_path):
