@@ -125,7 +125,6 @@ def test_simulate_train_and_score_through_the_browser(page, server, tmp_path):
     _open(page, server, "reconstruct")
     _no_exception(page)
     _assert_3d_view_renders(page)
-    _shoot(page, "reconstruct")
 
     _open(page, server, "latent")
     xyz = _uploaded_configuration(tmp_path)
@@ -154,6 +153,10 @@ def test_quick_demo_in_the_browser_ends_on_its_latent_map(page, server):
     _settle(page)
     _no_exception(page)
     _shoot(page, "latent-demo")
+    _open(page, server, "reconstruct")  # the demo's model is the one selected now
+    _no_exception(page)
+    _assert_3d_view_renders(page)
+    _shoot(page, "reconstruct")
 
 
 def _uploaded_configuration(tmp_path):
