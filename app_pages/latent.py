@@ -92,9 +92,11 @@ upload_limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_BYT
 st.caption(
     "Extended XYZ (several frames allowed), CSV with x,y[,z] columns, or .npy of shape (N, d) "
     f"or (frames, N, d); up to {upload_limit / 2**20:g} MB per file. A configuration is "
-    "anomalous when its score, the larger of its robust z-scores of negative ELBO and LJ "
-    f"energy, exceeds the model's {trained.meta.get('anomaly', {}).get('percentile', 99):g}th "
-    "percentile of held-out normal data.")
+    "anomalous when its score exceeds the model's "
+    f"{trained.meta.get('anomaly', {}).get('percentile', 99):g}th percentile of held-out normal "
+    "data. The score is the larger of two robust z-scores: the negative ELBO, and how far the "
+    "configuration's pair energy and mean height (the two terms of U = U_LJ + 4γΣz) lie from "
+    "the training ensemble they are closest to.")
 uploads = st.file_uploader("Configurations", type=["xyz", "extxyz", "csv", "npy"],
                            accept_multiple_files=True, key="uploads")
 params = trained.meta.get("dataset_params", {})
@@ -120,13 +122,15 @@ if rows:
                            "threshold": r["threshold"],
                            "verdict": "anomalous" if r["anomalous"] else "normal",
                            "percentile among normal": r["percentile"],
-                           "U_LJ/N": r["energy_per_particle"], "−ELBO": r["negative_elbo"]}
+                           "U_LJ/N": r["energy_per_particle"], "mean height": r["mean_height"],
+                           "−ELBO": r["negative_elbo"]}
                           for f, k, r in rows])
     st.dataframe(table, hide_index=True, column_config={
         "score": st.column_config.NumberColumn(format="%.2f"),
         "threshold": st.column_config.NumberColumn(format="%.2f"),
         "percentile among normal": st.column_config.NumberColumn(format="%.1f %%"),
         "U_LJ/N": st.column_config.NumberColumn(format="%.3f"),
+        "mean height": st.column_config.NumberColumn(format="%.2f"),
         "−ELBO": st.column_config.NumberColumn(format="%.1f")})
     uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
     uploaded_points = pd.DataFrame({"u": uv[:, 0], "v": uv[:, 1],

@@ -6,7 +6,8 @@ scores (imports TensorFlow through the model it is given).
 - :func:`gamma_clustering`: silhouette score of the gamma labels, and a linear probe (ridge
   regression from latent mean to gamma) scored by R^2 on held-out chains.
 - :func:`energy_map`: a grid over the 2D view decoded to configurations and their energies.
-- :func:`negative_elbo` and :func:`energy_score`: the two anomaly scores of a configuration.
+- :func:`negative_elbo` and :func:`physical_statistics`: what the anomaly scores of a
+  configuration are made of (see :class:`AnomalyScorer`).
 - :func:`score_files`: uploaded or given files read, checked against a model and scored.
 """
 
@@ -202,35 +203,72 @@ def anomaly_sets(dataset, normal, n: int, seed: int = 0) -> dict:
     }
 
 
+def _robust(values) -> tuple[float, float]:
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    return float(med), float(max(q3 - q1, 1e-12))
+
+
+def physical_statistics(coords, box: float, periodic: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The two sufficient statistics of the canonical ensemble U = U_LJ + 4 gamma sum z: the
+    pair (LJ) energy per particle and the mean height (along the last, up, axis)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    return energies_per_particle(coords, box, 0.0, periodic), coords[..., -1].mean(axis=-1)
+
+
 @dataclass
 class AnomalyScorer:
-    """Combines the negative ELBO and the LJ energy per particle of a configuration: each is
-    standardized robustly (median, interquartile range) on held-out normal data and the larger
-    of the two is the score; `threshold` is a percentile of the scores of normal data."""
+    """Combines two scores of a configuration, each standardized robustly (median,
+    interquartile range) on held-out normal data:
+
+    - the negative ELBO (one-sided: worse reconstructions are suspicious);
+    - the *energy* score: how far the configuration's pair energy and mean height -- the two
+      terms of its energy U = U_LJ + 4 gamma sum z -- lie from those of the training ensemble
+      it is closest to (two-sided robust z of each, the larger one, minimized over the
+      training (gamma, T) conditions). A configuration simulated at a gamma or T outside the
+      training range, or with overlapping particles, is atypical of every one of them.
+
+    The score is the larger of the two; `threshold` is a percentile of normal data's scores.
+    """
 
     elbo_centre: float
     elbo_scale: float
-    energy_centre: float
-    energy_scale: float
+    conditions: list  # per training (gamma, T): robust centre and scale of pair and height
     threshold: float
     percentile: float
     normal_scores: np.ndarray
 
-    @staticmethod
-    def _robust(values):
-        q1, med, q3 = np.percentile(values, [25, 50, 75])
-        return float(med), float(max(q3 - q1, 1e-12))
-
     @classmethod
-    def fit(cls, elbo, energy, percentile: float = 99.0) -> AnomalyScorer:
-        (ec, es), (uc, us) = cls._robust(elbo), cls._robust(energy)
-        combined = np.maximum((elbo - ec) / es, (energy - uc) / us)
-        return cls(ec, es, uc, us, float(np.percentile(combined, percentile)), percentile,
-                   np.sort(combined))
+    def fit(cls, elbo, pair, height, gamma, temperature, percentile: float = 99.0
+            ) -> AnomalyScorer:
+        conditions = []
+        for g, t in sorted(set(zip(np.asarray(gamma).tolist(), np.asarray(temperature).tolist(),
+                                   strict=True))):
+            mask = (np.asarray(gamma) == g) & (np.asarray(temperature) == t)
+            (pc, ps), (hc, hs) = _robust(np.asarray(pair)[mask]), _robust(
+                np.asarray(height)[mask])
+            conditions.append({"gamma": g, "temperature": t, "pair_centre": pc,
+                               "pair_scale": ps, "height_centre": hc, "height_scale": hs})
+        ec, es = _robust(elbo)
+        scorer = cls(ec, es, conditions, 0.0, percentile, np.zeros(0))
+        combined = scorer.score(elbo, pair, height)
+        scorer.threshold = float(np.percentile(combined, percentile))
+        scorer.normal_scores = np.sort(combined)
+        return scorer
 
-    def score(self, elbo, energy) -> np.ndarray:
-        return np.maximum((np.asarray(elbo) - self.elbo_centre) / self.elbo_scale,
-                          (np.asarray(energy) - self.energy_centre) / self.energy_scale)
+    def elbo_z(self, elbo) -> np.ndarray:
+        return (np.asarray(elbo, dtype=np.float64) - self.elbo_centre) / self.elbo_scale
+
+    def energy_z(self, pair, height) -> np.ndarray:
+        pair, height = np.asarray(pair, np.float64), np.asarray(height, np.float64)
+        per_condition = [np.maximum(np.abs(pair - c["pair_centre"]) / c["pair_scale"],
+                                    np.abs(height - c["height_centre"]) / c["height_scale"])
+                         for c in self.conditions]
+        return np.min(per_condition, axis=0)
+
+    def score(self, elbo, pair, height) -> np.ndarray:
+        return np.maximum(self.elbo_z(elbo), self.energy_z(pair, height))
 
     def percentile_among_normal(self, scores) -> np.ndarray:
         """Percentage of held-out normal configurations scoring below each score."""
@@ -245,19 +283,13 @@ class AnomalyScorer:
         return cls(**{**data, "normal_scores": np.asarray(data["normal_scores"])})
 
 
-def energy_score(coords, box: float, periodic: str = "") -> np.ndarray:
-    """The physical anomaly score: pair (LJ) energy per particle, gravity left out so that it
-    does not depend on the gamma a configuration is claimed to have."""
-    return energies_per_particle(coords, box, 0.0, periodic)
-
-
 def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
                        seed: int = 0) -> AnomalyScorer:
     coords = dataset.coords[normal_idx]
-    elbo = negative_elbo(trained, coords, dataset.gamma[normal_idx],
-                         dataset.temperature[normal_idx], seed=seed)
-    energy = energy_score(coords, dataset.box, dataset.params.get("periodic", ""))
-    return AnomalyScorer.fit(elbo, energy, percentile)
+    gamma, temperature = dataset.gamma[normal_idx], dataset.temperature[normal_idx]
+    elbo = negative_elbo(trained, coords, gamma, temperature, seed=seed)
+    pair, height = physical_statistics(coords, dataset.box, dataset.params.get("periodic", ""))
+    return AnomalyScorer.fit(elbo, pair, height, gamma, temperature, percentile)
 
 
 def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) -> dict:
@@ -273,8 +305,9 @@ def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) ->
 
     def scores(coords, gamma, temperature):
         elbo = negative_elbo(trained, coords, gamma, temperature, seed=seed)
-        energy = energy_score(coords, dataset.box, periodic)
-        return {"elbo": elbo, "energy": energy, "combined": scorer.score(elbo, energy)}
+        pair, height = physical_statistics(coords, dataset.box, periodic)
+        return {"elbo": elbo, "energy": scorer.energy_z(pair, height),
+                "combined": scorer.score(elbo, pair, height)}
 
     normal = scores(dataset.coords[test_idx], dataset.gamma[test_idx],
                     dataset.temperature[test_idx])
@@ -328,15 +361,17 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     g, t = np.full(m, float(gamma)), np.full(m, float(temperature))
     scorer = AnomalyScorer.from_dict(trained.meta["anomaly"])
     elbo = negative_elbo(trained, coords, g, t)
-    energy = energy_score(coords, trained.representation.L,
-                                    params.get("periodic", ""))
-    scores = scorer.score(elbo, energy)
+    pair, height = physical_statistics(coords, trained.representation.L,
+                                       params.get("periodic", ""))
+    scores = scorer.score(elbo, pair, height)
     latent = encode(trained, coords, g, t)
     percentile = scorer.percentile_among_normal(scores)
     return [{"score": float(s), "threshold": scorer.threshold,
              "anomalous": bool(s > scorer.threshold), "percentile": float(p),
-             "negative_elbo": float(e), "energy_per_particle": float(u), "latent": z.tolist()}
-            for s, p, e, u, z in zip(scores, percentile, elbo, energy, latent, strict=True)]
+             "negative_elbo": float(e), "energy_per_particle": float(u),
+             "mean_height": float(h), "latent": z.tolist()}
+            for s, p, e, u, h, z in zip(scores, percentile, elbo, pair, height, latent,
+                                         strict=True)]
 
 
 @dataclass

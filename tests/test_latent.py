@@ -9,9 +9,9 @@ from ljvae_core.latent import (  # noqa: E402
     Projection,
     encode,
     energy_map,
-    energy_score,
     gamma_clustering,
     negative_elbo,
+    physical_statistics,
 )
 from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
 from ljvae_core.training import TrainSettings, train  # noqa: E402
@@ -64,7 +64,7 @@ def test_anomaly_scores_rank_overlaps_above_normal_configurations(trained_and_da
     overlap = normal.copy()
     overlap[:, 1] = overlap[:, 0] + 0.3  # one pair pushed within 0.3 sigma
     overlap = np.clip(overlap, 0, ds.box)
-    assert np.all(energy_score(overlap, ds.box) > energy_score(normal, ds.box))
+    assert np.all(physical_statistics(overlap, ds.box)[0] > physical_statistics(normal, ds.box)[0])
     nelbo = negative_elbo(trained, normal)
     assert nelbo.shape == (60,) and np.isfinite(nelbo).all()
     uniform = np.random.default_rng(2).uniform(0, ds.box, normal.shape)
@@ -82,11 +82,29 @@ def test_anomaly_harness_reports_auc_per_kind(trained_and_data):
         assert all(0 <= v <= 1 for v in detail.values())
     # Overlaps are what the energy score is for.
     assert report["auc"]["uniform"] > 0.95 and report["auc"]["overlap"] > 0.95
-    scorer = AnomalyScorer.fit(np.arange(100.0), np.zeros(100))
+    zeros = np.zeros(100)
+    scorer = AnomalyScorer.fit(np.arange(100.0), zeros, zeros, zeros, zeros + 1)
     assert scorer.threshold == pytest.approx(np.percentile(np.maximum(
         (np.arange(100.0) - 49.5) / 49.5, 0.0), 99))
     again = AnomalyScorer.from_dict(scorer.to_dict())
     assert again.percentile_among_normal([scorer.threshold])[0] == pytest.approx(99, abs=1)
+
+
+def test_energy_score_flags_what_no_training_ensemble_would_produce():
+    from ljvae_core.latent import AnomalyScorer
+
+    rng = np.random.default_rng(0)
+    # Two training ensembles: (pair, height) around (-1, 2.5) at gamma 0, (-2, 0.3) at gamma 2.
+    pair = np.r_[rng.normal(-1, 0.1, 500), rng.normal(-2, 0.1, 500)]
+    height = np.r_[rng.normal(2.5, 0.1, 500), rng.normal(0.3, 0.05, 500)]
+    gamma = np.r_[np.zeros(500), np.full(500, 2.0)]
+    scorer = AnomalyScorer.fit(np.zeros(1000), pair, height, gamma, np.ones(1000))
+    assert len(scorer.conditions) == 2
+    # Typical of either ensemble: low; a mix of the two (gamma 0's energy at gamma 2's height,
+    # what a stronger gravity does) or lower still (gamma = 4): high.
+    typical = scorer.energy_z([-1.0, -2.0], [2.5, 0.3])
+    atypical = scorer.energy_z([-1.0, -2.0, -2.0], [0.3, 0.0, 1.4])
+    assert typical.max() < 0.5 and atypical.min() > 3
 
 
 @pytest.mark.parametrize("bad,message", [
