@@ -40,12 +40,25 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                                        "can generate at a chosen γ.")
         extra = {}
         decoder = "direct"
+        match_every = 0
         if rep == "distances":
             decoder = st.radio("Distance decoder", ("coordinates", "direct"), horizontal=True,
                                key="distance_decoder",
                                help="coordinates: the decoder outputs coordinates and their "
                                     "distances, always a valid Euclidean matrix; direct: it "
                                     "outputs the matrix (made symmetric).")
+            extra["heights"] = st.checkbox(
+                "Height channels", True, key="distance_heights",
+                help="Adds each particle's height to the matrix (two more channels): a "
+                     "distance matrix alone has no up, so it cannot tell gravity's layers "
+                     "apart or be stood upright again.")
+            match_every = st.number_input(
+                "Match particle orders every K epochs (0: never)", 0, 100,
+                TrainSettings.match_every, key="match_every",
+                help="Between stretches of K epochs, each target's particles are put in the "
+                     "order that best matches the decoder's output, so the decoder need not "
+                     "learn the input order's jumps (two particles swapping distance from the "
+                     "origin).")
         if rep == "voxels":
             extra["n_cells"] = st.select_slider("Voxels per axis", [8, 16, 24, 32], 16,
                                                 key="n_cells")
@@ -67,7 +80,7 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         representation=rep, latent_dim=int(latent), beta=float(beta), warmup_epochs=int(warmup),
         physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
         epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
-        distance_decoder=decoder)
+        distance_decoder=decoder, match_every=int(match_every))
     settings.validate()
     return settings, name.strip() or None
 

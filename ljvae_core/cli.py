@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--distance-decoder", choices=("coordinates", "direct"),
                     default="coordinates",
                     help="distances: decode the matrix, or coordinates and their distances")
+    tr.add_argument("--no-heights", action="store_true",
+                    help="distances: leave out the two channels of particle heights")
+    tr.add_argument("--match-every", type=int, default=None, metavar="K",
+                    help="distances: every K epochs, order each target's particles as the "
+                         "decoder's output (0: never)")
+    tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
+                    help="halve the learning rate after K epochs without progress (0: never)")
+    tr.add_argument("--patience", type=int, default=None, metavar="K",
+                    help="stop after K epochs without a better validation loss")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", required=True, help="model directory to write")
 
@@ -185,7 +194,11 @@ def cmd_train(args) -> int:
         representation=args.representation, latent_dim=args.latent_dim, epochs=args.epochs,
         batch_size=args.batch_size, beta=args.beta, warmup_epochs=args.warmup,
         physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed,
-        distance_decoder=args.distance_decoder)
+        distance_decoder=args.distance_decoder,
+        **{k: v for k, v in (("lr_patience", args.lr_patience), ("patience", args.patience),
+                             ("match_every", args.match_every)) if v is not None},
+        representation_params={"heights": False} if args.no_heights and
+        args.representation == "distances" else {})
 
     def progress(p):
         _progress_bar(p["epoch"] / p["epochs"],

@@ -11,7 +11,8 @@ plain numbers, so model metadata never needs to pickle a class.
 - :class:`VoxelGrid` ("voxels"): particle density on n^d cells, optionally smeared with a
   Gaussian, divided by its largest value. Inverse by peak picking (see its docstring).
 - :class:`DistanceMatrix` ("distances"): pairwise distances over the box diagonal, particles
-  ordered by distance from the origin. Inverse by classical MDS, up to a rigid motion.
+  ordered by distance from the origin, with two channels of particle heights. Inverse by
+  classical MDS, stood upright on the heights.
 """
 
 from __future__ import annotations
@@ -204,21 +205,34 @@ class DistanceMatrix(Representation):
     """Pairwise distances, particles ordered by distance from the box origin, divided by the
     box diagonal L*sqrt(d) so that they lie in (0, 1); shape (N, N, 1).
 
-    Inverse: classical MDS (:func:`ljvae_core.geometry.classical_mds`), then placed back in
-    the box by :func:`place_in_box` (oriented to fit, flattest side up, resting on the floor).
-    The orientation of a distance matrix is lost, so round trips are exact only up to a
-    rigid motion and a mirror image (compare with :func:`ljvae_core.geometry.kabsch`).
+    With ``heights=True`` (the default) two more channels carry each particle's height: channel
+    1 holds z_i along row i, channel 2 holds z_j along column j, so the input is (N, N, 3).
+    Heights are divided by ``height_scale`` = L*sqrt(2N): each appears 2N times, and so its
+    squared error weighs in a model's loss as one value's, not 2N. A distance matrix alone is
+    blind to gravity -- it has no up -- while the heights are the other half of the energy
+    U = U_LJ + 4 gamma sum z.
+
+    Inverse: classical MDS (:func:`ljvae_core.geometry.classical_mds`). Without heights the
+    shape is placed back in the box by :func:`place_in_box` (oriented to fit, flattest side
+    up, resting on the floor): round trips are exact up to a rigid motion and a mirror image.
+    With heights it is stood upright by :func:`place_upright`: exact up to a turn about the
+    up axis, a mirror and a shift across (compare with :func:`ljvae_core.geometry.kabsch`).
     """
 
     kind = "distances"
 
-    def __init__(self, L: float = 5.0, d: int = 3):
+    def __init__(self, L: float = 5.0, d: int = 3, heights: bool = True):
         self.L = L
         self.d = d
+        self.heights = heights
 
     @property
     def scale(self) -> float:
         return self.L * math.sqrt(self.d)
+
+    @property
+    def height_scale(self) -> float:
+        return self.L * math.sqrt(2 * self.n_particles_)
 
     def sort(self, coords) -> np.ndarray:
         """The configurations with their particles in this representation's order."""
@@ -227,7 +241,18 @@ class DistanceMatrix(Representation):
         return np.take_along_axis(coords, order[..., None], axis=1)
 
     def transform(self, coords) -> np.ndarray:
-        return (pairwise_distances(self.sort(coords)) / self.scale)[..., None]
+        return self.matrices(self.sort(coords))
+
+    def matrices(self, ordered) -> np.ndarray:
+        """The model inputs of configurations whose particles are already in the wanted
+        order (transform sorts them first)."""
+        ordered = np.asarray(ordered, dtype=np.float64)
+        D = pairwise_distances(ordered) / self.scale
+        if not self.heights:
+            return D[..., None]
+        h = ordered[..., -1] / self.height_scale
+        rows = np.broadcast_to(h[:, :, None], D.shape)
+        return np.stack([D, rows, np.swapaxes(rows, 1, 2)], axis=-1)
 
     def distances(self, X) -> np.ndarray:
         """Distance matrices (M, N, N) in sigma from model outputs: symmetrized, zero diagonal,
@@ -238,9 +263,82 @@ class DistanceMatrix(Representation):
         D[..., idx, idx] = 0.0
         return D
 
+    def particle_heights(self, X) -> np.ndarray:
+        """Heights (M, N) in sigma from model outputs with height channels (the mean of each
+        particle's row in channel 1 and column in channel 2)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[-1] < 3:
+            raise ValueError("these outputs carry no height channels")
+        return 0.5 * (X[..., 1].mean(axis=-1) + X[..., 2].mean(axis=-2)) * self.height_scale
+
     def inverse_transform(self, X) -> np.ndarray:
         centred = classical_mds(self.distances(X), self.d)
-        return place_in_box(centred, self.L)
+        if not self.heights:
+            return place_in_box(centred, self.L)
+        return place_upright(centred, self.particle_heights(X), self.L)
+
+
+def place_upright(centred, heights, L: float, turns: int = 90) -> np.ndarray:
+    """Put point sets (M, N, d) known up to a rigid motion into [0, L]^d so that their last
+    coordinates match the given heights (M, N) as well as a rigid motion allows.
+
+    The up direction is the unit vector u that best predicts the heights from the centred
+    points (least squares, normalized); the set is rotated to put u up and raised to the
+    heights' mean, shifted whole into [0, L] if it pokes out. Across, it is turned about the
+    up axis (``turns`` angles over a quarter turn, the box's symmetry) to the orientation that
+    overflows the box least, and centred.
+    Sets whose heights say nothing of an up direction fall back to :func:`place_in_box`.
+    """
+    X = np.asarray(centred, dtype=np.float64)
+    X = X - X.mean(axis=1, keepdims=True)
+    h = np.asarray(heights, dtype=np.float64)
+    m, _, d = X.shape
+    gram = X.transpose(0, 2, 1) @ X + 1e-12 * np.eye(d)
+    a = np.linalg.solve(gram, (X.transpose(0, 2, 1) @ (h - h.mean(1, keepdims=True))[..., None]))
+    a = a[..., 0]
+    norm = np.linalg.norm(a, axis=1)
+    usable = norm > 1e-6
+    u = a / np.where(usable, norm, 1.0)[:, None]
+    out = np.empty_like(X)
+    for k in range(m):
+        if not usable[k]:
+            out[k] = place_in_box(X[k][None], L)[0]
+            continue
+        up = X[k] @ u[k]
+        across = X[k] @ _complement(u[k])
+        out[k, :, :-1] = _turned_to_fit(across, L, turns)
+        out[k, :, -1] = _inside_rigidly(up + h[k].mean(), L)
+    return np.clip(out, 0.0, L)
+
+
+def _inside_rigidly(z, L: float) -> np.ndarray:
+    """Heights shifted as a whole (not clipped one by one, which would squash a layer onto
+    the floor) to lie in [0, L] where their extent allows."""
+    low, high = z.min(), z.max()
+    if low < 0.0:
+        return z - low
+    if high > L:
+        return z - min(high - L, low)
+    return z
+
+
+def _complement(u) -> np.ndarray:
+    """(d, d-1) orthonormal basis of the plane perpendicular to the unit vector u."""
+    q, _ = np.linalg.qr(np.column_stack([u, np.eye(len(u))]))
+    return q[:, 1:len(u)]
+
+
+def _turned_to_fit(across, L: float, turns: int) -> np.ndarray:
+    """In-plane points (N, d-1), turned (3D) to overflow the box's floor least, centred."""
+    if across.shape[1] == 2:
+        angles = np.linspace(0.0, 0.5 * np.pi, turns, endpoint=False)
+        c, s = np.cos(angles), np.sin(angles)
+        rotations = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)  # (K, 2, 2)
+        tried = across @ rotations
+        overflow = np.clip(np.ptp(tried, axis=1) - L, 0.0, None).sum(axis=-1)
+        across = tried[np.argmin(overflow)]
+    low, high = across.min(axis=0), across.max(axis=0)
+    return across + 0.5 * L - 0.5 * (low + high)
 
 
 def _signed_permutations(d: int) -> np.ndarray:
@@ -336,6 +434,9 @@ def representation_to_dict(rep: Representation) -> dict:
 
 
 def representation_from_dict(data: dict) -> Representation:
-    rep = make_representation(data["kind"], **data["params"])
+    params = dict(data["params"])
+    if data["kind"] == "distances":
+        params.setdefault("heights", False)  # models saved before the height channels
+    rep = make_representation(data["kind"], **params)
     rep.n_particles_ = int(data["n_particles"])
     return rep

@@ -156,6 +156,36 @@ def _best_match(p, q, allow_reflection, max_rounds):
     return best[0], best[1] + q_mean
 
 
+def matching_orders(P, Q, allow_reflection: bool = True, max_rounds: int = 4) -> np.ndarray:
+    """(M, N) particle orders such that P[m][order[m]] best matches Q[m] particle for particle.
+
+    Starts from the alignment of the given correspondence (P[i] with Q[i]) and alternates the
+    optimal assignment with Kabsch: one start instead of :func:`matched_rmsd`'s 2^d, for sets
+    whose orders already nearly agree (a decoder's output and its target)."""
+    Pb, single = _batched(P, 2)
+    Qb, _ = _batched(Q, 2)
+    if Pb.shape != Qb.shape:
+        raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
+    P0 = Pb - Pb.mean(axis=-2, keepdims=True)
+    Q0 = Qb - Qb.mean(axis=-2, keepdims=True)
+    rotations = _optimal_rotations(P0, Q0, allow_reflection)
+    orders = np.empty(Pb.shape[:2], dtype=np.int64)
+    for m, (p0, q0, rotation) in enumerate(zip(P0, Q0, rotations, strict=True)):
+        best_error, best_order = np.inf, np.arange(len(p0))
+        for _ in range(max_rounds):
+            cost = (((p0 @ rotation)[:, None, :] - q0[None, :, :]) ** 2).sum(axis=-1)
+            rows, cols = linear_sum_assignment(cost)
+            order = np.empty_like(best_order)
+            order[cols] = rows
+            rotation = _optimal_rotations(p0[order][None], q0[None], allow_reflection)[0]
+            error = ((p0[order] @ rotation - q0) ** 2).sum()
+            if error >= best_error - 1e-12 * max(1.0, best_error):
+                break
+            best_error, best_order = error, order
+        orders[m] = best_order
+    return orders[0] if single else orders
+
+
 def match_and_align(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np.ndarray:
     """P's particles reordered to match Q's and rigidly moved onto them (see
     :func:`matched_rmsd`); row i of the result corresponds to particle i of Q."""

@@ -136,23 +136,31 @@ def energy_map(trained, projection: Projection, points, box: float, gamma: float
 def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
                   seed: int = 0) -> np.ndarray:
     """Negative ELBO per configuration: Gaussian reconstruction NLL with the model's
-    calibrated decoder variance, averaged over `draws` latent samples, plus the KL term."""
+    calibrated decoder variances (one per part, see
+    :func:`ljvae_core.models.reconstruction_parts`), averaged over `draws` latent samples,
+    plus the KL term."""
+    from .models import reconstruction_parts
+
     x = trained.model_inputs(coords, gamma, temperature)
     x_in, c = (x if isinstance(x, tuple) else (x, None))
     mean, log_var = trained.model.encoder.predict(list(x) if c is not None else x_in,
                                                   verbose=0, batch_size=256)
     mean, log_var = np.asarray(mean, np.float64), np.asarray(log_var, np.float64)
-    dec_log_var = float(trained.meta.get("decoder_log_var", 0.0))
-    dims = float(np.prod(x_in.shape[1:]))
+    heights = bool(getattr(trained.model, "height_channels", False))
+    log_vars = [float(trained.meta.get("decoder_log_var", 0.0))]
+    if heights:
+        log_vars.append(float(trained.meta.get("height_log_var") or 0.0))
     rng = np.random.default_rng(seed)
-    axes = tuple(range(1, x_in.ndim))
     nll = np.zeros(len(mean))
     for _ in range(draws):
         z = (mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)).astype("float32")
-        out = trained.model.decoder.predict([z, c] if c is not None else z, verbose=0,
-                                            batch_size=256)
-        sq = np.sum((np.asarray(out, np.float64) - x_in) ** 2, axis=axes)
-        nll += 0.5 * sq / np.exp(dec_log_var) + 0.5 * dims * (dec_log_var + np.log(2 * np.pi))
+        out = np.asarray(trained.model.decoder.predict([z, c] if c is not None else z,
+                                                       verbose=0, batch_size=256), np.float64)
+        parts = reconstruction_parts(x_in.astype(np.float64), out, heights)
+        for (truth, guess), v in zip(parts, log_vars, strict=True):
+            sq = np.sum((truth - guess) ** 2, axis=tuple(range(1, truth.ndim)))
+            dims = float(np.prod(truth.shape[1:]))
+            nll += 0.5 * sq / np.exp(v) + 0.5 * dims * (v + np.log(2 * np.pi))
     kl = -0.5 * np.sum(1.0 + log_var - mean**2 - np.exp(log_var), axis=1)
     return nll / draws + kl
 

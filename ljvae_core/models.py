@@ -20,9 +20,11 @@ Architectures (built by :func:`build_vae`):
   2x pooling, flattened to mean and log-variance; transposed convolutions back.
 - ``conditional=True`` feeds (gamma, T) to the encoder and the decoder.
 
-The joint physics loss adds ``physics_weight * softplus(U/N - energy_cap)`` per configuration,
-U being the LJ energy of the decoded configuration computed in TensorFlow from its distances
-(distance and coordinate representations), so decoded samples stop overlapping.
+The joint physics loss adds ``physics_weight * softplus(U/N - energy_cap)`` for the
+reconstruction of each training configuration and for one configuration decoded from the
+prior (what generation produces), U being the LJ energy of the decoded configuration computed
+in TensorFlow from its distances (distance and coordinate representations), so decoded
+samples stop overlapping.
 """
 
 from __future__ import annotations
@@ -72,19 +74,42 @@ class SymmetricDistances(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class DistancesFromCoordinates(layers.Layer):
     """(N * d) decoded coordinates -> their (N, N, 1) distance matrix divided by `scale`: the
-    output is a Euclidean distance matrix by construction, so MDS recovers it exactly."""
+    output is a Euclidean distance matrix by construction, so MDS recovers it exactly. With
+    `height_scale` set, two channels of heights over it follow (z_i along rows, z_j along
+    columns), as :class:`ljvae_core.features.DistanceMatrix` lays them out."""
 
-    def __init__(self, n_particles, dim, scale, **kwargs):
+    def __init__(self, n_particles, dim, scale, height_scale=None, **kwargs):
         super().__init__(**kwargs)
         self.n_particles, self.dim, self.scale = int(n_particles), int(dim), float(scale)
+        self.height_scale = None if height_scale is None else float(height_scale)
 
     def call(self, inputs):
         coords = ops.reshape(inputs, (-1, self.n_particles, self.dim))
-        return ops.expand_dims(pairwise_distances_tf(coords) / self.scale, -1)
+        distances = ops.expand_dims(pairwise_distances_tf(coords) / self.scale, -1)
+        if self.height_scale is None:
+            return distances
+        return height_channels(distances, coords[..., -1] / self.height_scale)
 
     def get_config(self):
         return {**super().get_config(), "n_particles": self.n_particles, "dim": self.dim,
-                "scale": self.scale}
+                "scale": self.scale, "height_scale": self.height_scale}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WithHeights(layers.Layer):
+    """[(B, N, N, 1) matrix, (B, N) heights] -> (B, N, N, 3) with the height channels."""
+
+    def call(self, inputs):
+        matrix, heights = inputs
+        return height_channels(matrix, heights)
+
+
+def height_channels(matrix, heights):
+    """Append z_i (along rows) and z_j (along columns) to a (B, N, N, 1) matrix."""
+    rows = ops.repeat(ops.expand_dims(heights, 2), ops.shape(heights)[-1], axis=2)
+    columns = ops.transpose(rows, (0, 2, 1))
+    return ops.concatenate([matrix, ops.expand_dims(rows, -1), ops.expand_dims(columns, -1)],
+                           axis=-1)
 
 
 # --------------------------------------------------------------------------- physics in TF
@@ -116,10 +141,13 @@ class VAE(keras.Model):
         "n_particles", "dim", "scale"} for the joint physics loss (``scale`` turns model
         outputs into sigma: the box diagonal for distances, L/2 for coordinates in [-1, 1]).
     conditional : inputs are (x, c) pairs with c = (gamma, T) features.
+    height_channels : inputs are distance matrices with two height channels; the heights get
+        a calibrated variance of their own and count once per particle (see
+        :func:`reconstruction_parts`).
     """
 
     def __init__(self, encoder, decoder, beta=1.0, physics=None, conditional=False, seed=None,
-                 **kwargs):
+                 height_channels=False, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -135,18 +163,26 @@ class VAE(keras.Model):
         # in every replica under a tf.distribute strategy, hence averaged.
         self.decoder_log_var = keras.Variable(0.0, trainable=False, name="decoder_log_var",
                                               aggregation="mean")
+        self.height_channels = bool(height_channels)
+        if self.height_channels:  # only then, so that older saved models keep their variables
+            self.height_log_var = keras.Variable(0.0, trainable=False, name="height_log_var",
+                                                 aggregation="mean")
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "reconstruction", "kl", "physics")}
 
     # -- plumbing
     def _split(self, data):
-        """(x, c) from a batch: x alone, or the pair (x, c) for conditional models."""
+        """(x, c, target) from a batch: x alone, the pair (x, c) for conditional models, or a
+        dict {"x", "condition", "target"} when the decoder's targets are not its inputs
+        (particle orders matched to the decoder's, see ljvae_core.training)."""
         if isinstance(data, (tuple, list)) and len(data) == 1:
             data = data[0]
+        if isinstance(data, dict):
+            return data["x"], data.get("condition"), data.get("target", data["x"])
         if self.conditional:
             x, c = data
-            return x, c
-        return data, None
+            return x, c, x
+        return data, None, data
 
     def encode(self, x, c=None):
         return self.encoder([x, c] if self.conditional else x)
@@ -168,21 +204,31 @@ class VAE(keras.Model):
         return list(self.trackers.values())
 
     # -- losses
-    def _loss_terms(self, x, c, training):
+    def _loss_terms(self, x, c, target, training):
         mean, log_var = self.encode(x, c)
         z = self.sampling([mean, log_var])
         x_hat = self.decode(z, c)
-        axes = tuple(range(1, len(x.shape)))
-        sq = ops.sum(ops.square(x - x_hat), axis=axes)
-        dims = float(math.prod(x.shape[1:]))
-        # Calibrated decoder: variance = the batch's mean squared error per value.
-        mse = ops.mean(sq) / dims + 1e-12
-        reconstruction = 0.5 * sq / mse + 0.5 * dims * ops.log(mse)
+        reconstruction = 0.0
+        variables = [self.decoder_log_var]
+        if self.height_channels:
+            variables.append(self.height_log_var)
+        parts = reconstruction_parts(target, x_hat, self.height_channels)
+        for (truth, guess), variable in zip(parts, variables, strict=True):
+            axes = tuple(range(1, len(truth.shape)))
+            sq = ops.sum(ops.square(truth - guess), axis=axes)
+            dims = float(math.prod(truth.shape[1:]))
+            # Calibrated decoder: variance = the batch's mean squared error per value.
+            mse = ops.mean(sq) / dims + 1e-12
+            reconstruction = reconstruction + 0.5 * sq / mse + 0.5 * dims * ops.log(mse)
+            if training:
+                variable.assign(ops.log(mse))
         kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
         physics = self._physics_penalty(x_hat)
+        if self.physics and self.physics.get("weight", 0.0) > 0.0:
+            # Configurations decoded from the prior too: those are the generated samples.
+            prior = keras.random.normal(ops.shape(mean), seed=self.sampling.seed_generator)
+            physics = physics + self._physics_penalty(self.decode(prior, c))
         total = ops.mean(reconstruction + self.beta * self.beta_scale * kl + physics)
-        if training:
-            self.decoder_log_var.assign(ops.log(mse))
         return total, ops.mean(reconstruction), ops.mean(kl), ops.mean(physics)
 
     def _physics_penalty(self, x_hat):
@@ -205,16 +251,16 @@ class VAE(keras.Model):
     def train_step(self, data):
         import tensorflow as tf
 
-        x, c = self._split(data)
+        x, c, target = self._split(data)
         with tf.GradientTape() as tape:
-            values = self._loss_terms(x, c, training=True)
+            values = self._loss_terms(x, c, target, training=True)
         grads = tape.gradient(values[0], self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._record(values)
 
     def test_step(self, data):
-        x, c = self._split(data)
-        return self._record(self._loss_terms(x, c, training=False))
+        x, c, target = self._split(data)
+        return self._record(self._loss_terms(x, c, target, training=False))
 
     # -- persistence
     def get_config(self):
@@ -223,7 +269,7 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "beta": self.beta, "physics": self.physics, "conditional": self.conditional,
-            "seed": self.seed,
+            "seed": self.seed, "height_channels": self.height_channels,
         }
 
     @classmethod
@@ -232,6 +278,16 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
+
+
+def reconstruction_parts(target, output, height_channels: bool) -> list:
+    """The (truth, guess) pairs a reconstruction is scored on, each with a calibrated variance
+    of its own: the whole output, or, for distance matrices with height channels, the distance
+    channel and the heights (each particle's once, from column 0 of channel 1) -- repeated 2N
+    times, they would otherwise count as 2N independent values."""
+    if not height_channels:
+        return [(target, output)]
+    return [(target[..., 0], output[..., 0]), (target[:, :, 0, 1], output[:, :, 0, 1])]
 
 
 def exportable(model: VAE) -> VAE:
@@ -300,10 +356,12 @@ def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
 
 
 def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions,
-                       through_coordinates=None):
+                       through_coordinates=None, height_scale=None):
     """Conv2D encoder; the decoder outputs the matrix directly (symmetric, zero diagonal), or,
-    with through_coordinates=(dim, scale), coordinates whose distances form the output."""
-    x, c = _inputs((n_particles, n_particles, 1), conditional, n_conditions)
+    with through_coordinates=(dim, scale), coordinates whose distances form the output. With
+    a height_scale the matrices carry two channels of heights over it (input and output)."""
+    channels = 1 if height_scale is None else 3
+    x, c = _inputs((n_particles, n_particles, channels), conditional, n_conditions)
     h = x
     for k, f in enumerate(filters):
         h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
@@ -319,12 +377,15 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     if through_coordinates is not None:
         dim, scale = through_coordinates
         h = layers.Dense(n_particles * dim, name="decoder_coordinates")(h)
-        out = DistancesFromCoordinates(n_particles, dim, scale, name="distances")(h)
+        out = DistancesFromCoordinates(n_particles, dim, scale, height_scale, name="distances")(h)
         return encoder, _functional((z, cd), out, "decoder")
-    h = layers.Dense(n_particles * n_particles, activation="sigmoid", name="decoder_dense_2")(h)
-    h = layers.Reshape((n_particles, n_particles, 1), name="decoder_reshape")(h)
-    decoder = _functional((z, cd), SymmetricDistances(name="distances")(h), "decoder")
-    return encoder, decoder
+    m = layers.Dense(n_particles * n_particles, activation="sigmoid", name="decoder_dense_2")(h)
+    m = layers.Reshape((n_particles, n_particles, 1), name="decoder_reshape")(m)
+    out = SymmetricDistances(name="distances")(m)
+    if height_scale is not None:
+        heights = layers.Dense(n_particles, activation="sigmoid", name="decoder_heights")(h)
+        out = WithHeights(name="with_heights")([out, heights])
+    return encoder, _functional((z, cd), out, "decoder")
 
 
 def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_conditions):
@@ -388,9 +449,10 @@ def build_distance_regressor(n_particles: int, dim: int, hidden: int = 512, seed
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,
-              through_coordinates=None) -> VAE:
+              through_coordinates=None, height_scale=None) -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
-    through_coordinates=(d, scale) makes a distances decoder emit coordinates."""
+    through_coordinates=(d, scale) makes a distances decoder emit coordinates, and
+    height_scale=L adds the height channels to distance matrices."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     if representation == "coords":
         n_values = int(input_shape[0])
@@ -398,7 +460,7 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
     elif representation == "distances":
         parts = distance_vae_parts(int(input_shape[0]), latent_dim, list(filters), hidden,
-                                   conditional, n_conditions, through_coordinates)
+                                   conditional, n_conditions, through_coordinates, height_scale)
     elif representation == "voxels":
         parts = voxel_vae_parts(tuple(input_shape), latent_dim, list(filters), hidden,
                                 conditional, n_conditions)
@@ -406,4 +468,5 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         raise ValueError(f"unknown representation {representation!r}")
     if physics and representation == "voxels":
         raise ValueError("the physics loss needs decoded distances or coordinates, not voxels")
-    return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed)
+    return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed,
+               height_channels=representation == "distances" and height_scale is not None)

@@ -57,11 +57,17 @@ class TrainSettings:
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25
     patience: int = 8
+    # Halve the learning rate after this many epochs without a better validation loss (0: off).
+    lr_patience: int = 0
     seed: int = 0
     representation_params: dict = field(default_factory=dict)
     # Distances only: "coordinates" (the decoder outputs coordinates and their distances, a
     # Euclidean matrix by construction; measured far better) or "direct" (the matrix itself).
     distance_decoder: str = "coordinates"
+    # Distances only: every this many epochs, the particles of each target matrix are put in
+    # the order that best matches the decoder's current output (0: targets keep the input's
+    # order, distance from the origin, whose jumps the decoder would otherwise have to learn).
+    match_every: int = 0
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -78,6 +84,10 @@ class TrainSettings:
             yield "the physics loss needs the coords or distances representation"
         if self.distance_decoder not in ("direct", "coordinates"):
             yield f"unknown distance decoder {self.distance_decoder!r}"
+        if self.match_every < 0:
+            yield "match_every cannot be negative"
+        if self.match_every > 0 and self.representation != "distances":
+            yield "matching particle orders needs the distances representation"
 
     def validate(self):
         problems = list(self.errors())
@@ -159,9 +169,48 @@ def _tf_dataset(x, batch_size, shuffle, seed):
 
     data = tf.data.Dataset.from_tensor_slices(x)
     if shuffle:
-        data = data.shuffle(len(x[0]) if isinstance(x, tuple) else len(x), seed=seed,
-                            reshuffle_each_iteration=True)
+        data = data.shuffle(len(tf.nest.flatten(x)[0]), seed=seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(2)
+
+
+class OrderMatcher:
+    """Decoder targets whose particle order follows the decoder's own.
+
+    A distance matrix lists particles in an arbitrary order (distance from the origin) that
+    jumps whenever two particles swap ranks; a decoder made to reproduce it must learn those
+    jumps. Between stretches of training, :meth:`match` decodes every configuration, matches
+    its particles to the decoded ones (assignment alternated with Kabsch,
+    :func:`ljvae_core.geometry.matching_orders`) and rebuilds its target matrix in that order;
+    the encoder's inputs keep the representation's order."""
+
+    def __init__(self, rep, inputs: dict, coords: dict):
+        self.rep = rep
+        self.inputs = inputs
+        self.ordered = {part: rep.sort(c) for part, c in coords.items()}
+        self.targets = {part: x[0] if isinstance(x, tuple) else x for part, x in inputs.items()}
+
+    def data(self, part: str) -> dict:
+        x = self.inputs[part]
+        x, c = x if isinstance(x, tuple) else (x, None)
+        data = {"x": x, "target": self.targets[part]}
+        if c is not None:
+            data["condition"] = c
+        return data
+
+    def match(self, model, batch_size: int = 512) -> float:
+        """Re-order every target; returns the fraction of particles whose place changed."""
+        from .geometry import classical_mds, matching_orders
+
+        moved = []
+        for part, ordered in self.ordered.items():
+            out = np.asarray(model.predict(self.inputs[part], verbose=0, batch_size=batch_size))
+            # The decoded shape up to a rigid motion is all that matching needs.
+            decoded = classical_mds(self.rep.distances(out), self.rep.d)
+            orders = matching_orders(ordered, decoded)
+            self.targets[part] = self.rep.matrices(
+                np.take_along_axis(ordered, orders[..., None], axis=1)).astype("float32")
+            moved.append(np.mean(orders != np.arange(orders.shape[1])))
+        return float(np.mean(moved))
 
 
 # --------------------------------------------------------------------------- training
@@ -200,33 +249,88 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
                           beta=settings.beta, conditional=settings.conditional,
                           physics=_physics_config(dataset, rep, settings, train_idx),
                           seed=settings.seed,
-                          through_coordinates=_through_coordinates(rep, settings))
+                          through_coordinates=_through_coordinates(rep, settings),
+                          height_scale=rep.height_scale if getattr(rep, "heights", False) else None)
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                       steps_per_execution=STEPS_PER_EXECUTION)
     timer = _EpochTimer()
-    callbacks = [timer, keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=settings.patience, restore_best_weights=True)]
+    early = _EarlyStopping(settings.patience)
+    callbacks = [timer, early]
+    if settings.lr_patience > 0:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=1e-5))
     if settings.warmup_epochs > 0:
         callbacks.append(BetaWarmup(settings.warmup_epochs))
     callbacks.append(_Progress(settings.epochs, progress, stop))
-    history = model.fit(
-        _tf_dataset(x_train, settings.batch_size, True, settings.seed),
-        validation_data=_tf_dataset(x_val, settings.batch_size, False, settings.seed),
-        epochs=settings.epochs, callbacks=callbacks, verbose=0, shuffle=False,
-    )
+    matcher = None
+    if settings.match_every > 0:
+        matcher = OrderMatcher(rep, {"train": x_train, "validation": x_val},
+                               {"train": dataset.coords[train_idx],
+                                "validation": dataset.coords[val_idx]})
+    history = _fit(model, x_train, x_val, settings, callbacks, matcher)
+    early.restore_best()
     trained.model = model
     trained.meta.update({
         "version": META_VERSION,
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "history": history,
         "seconds_per_epoch": timer.median(),
-        "epochs_run": len(history.history.get("loss", [])),
+        "epochs_run": len(history.get("loss", [])),
         "train_indices": train_idx, "validation_indices": val_idx,
         "dataset_fingerprint": dataset_fingerprint(dataset),
         "dataset_params": dict(dataset.params),
         "decoder_log_var": float(model.decoder_log_var.numpy()),
+        "height_log_var": (float(model.height_log_var.numpy()) if model.height_channels
+                           else None),
         "metrics": {},
     })
     return trained
+
+
+def _fit(model, x_train, x_val, settings, callbacks, matcher=None) -> dict:
+    """``model.fit`` over the epochs; with a matcher, in stretches of ``match_every`` epochs
+    between which the targets' particle orders are matched to the decoder's. The history as
+    plain lists, with the fraction of re-ordered particles after each stretch."""
+    history: dict = {}
+    done = 0
+    stretch = settings.match_every if matcher is not None else settings.epochs
+    while done < settings.epochs:
+        end = min(done + stretch, settings.epochs)
+        train_data = matcher.data("train") if matcher else x_train
+        val_data = matcher.data("validation") if matcher else x_val
+        fitted = model.fit(
+            _tf_dataset(train_data, settings.batch_size, True, settings.seed + done),
+            validation_data=_tf_dataset(val_data, settings.batch_size, False, settings.seed),
+            initial_epoch=done, epochs=end, callbacks=callbacks, verbose=0, shuffle=False)
+        for key, values in fitted.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        done += len(fitted.history.get("loss", []))
+        if model.stop_training or done < end or done >= settings.epochs:
+            break
+        history.setdefault("reordered", []).append(matcher.match(model))
+    return history
+
+
+class _EarlyStopping:
+    """Early stopping on the validation loss that lasts across several ``fit`` calls (Keras'
+    own starts afresh at each); :meth:`restore_best` puts the best weights back."""
+
+    def __new__(cls, patience: int):
+        import keras
+
+        class Stopping(keras.callbacks.EarlyStopping):
+            def on_train_begin(self, logs=None):
+                if not getattr(self, "started", False):
+                    super().on_train_begin(logs)
+                    self.started = True
+
+            def on_train_end(self, logs=None):
+                pass
+
+            def restore_best(self):
+                if self.best_weights is not None:
+                    self.model.set_weights(self.best_weights)
+
+        return Stopping(monitor="val_loss", patience=patience, restore_best_weights=True)
 
 
 class _EpochTimer:
@@ -323,6 +427,8 @@ def model_summary(trained: TrainedModel) -> dict:
     return {
         "representation": s.representation, "latent_dim": s.latent_dim, "beta": s.beta,
         "physics_weight": s.physics_weight, "conditional": s.conditional,
+        "heights": getattr(trained.representation, "heights", None),
+        "match_every": s.match_every,
         "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),
         "val_loss": history.get("val_loss", [None])[-1],
         "particles": trained.representation.n_particles_, "dim": trained.representation.d,
@@ -401,7 +507,8 @@ def train_distance_regressor(dataset, epochs: int = 30, batch_size: int = 64, se
 
     if train_idx is None:
         train_idx, _ = split_by_chain(dataset, 0.25, seed)
-    rep = DistanceMatrix(L=dataset.box, d=dataset.dim).fit(dataset.coords[train_idx])
+    rep = DistanceMatrix(L=dataset.box, d=dataset.dim, heights=False)
+    rep.fit(dataset.coords[train_idx])
     x = rep.transform(dataset.coords[train_idx]).astype("float32")
     target = rep.distances(x).astype("float32")
     model = build_distance_regressor(dataset.n_particles, dataset.dim, seed=seed)

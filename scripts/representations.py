@@ -24,7 +24,8 @@ from ljvae_core.sampling import SimulationParams, simulate
 
 CASES = [
     ("coords", "sorted by x", lambda L: SortedCoordinates(L, 3)),
-    ("distances", "classical MDS", lambda L: DistanceMatrix(L, 3)),
+    ("distances", "classical MDS", lambda L: DistanceMatrix(L, 3, heights=False)),
+    ("distances", "MDS + height channels", lambda L: DistanceMatrix(L, 3)),
     *[("voxels", f"n = {n}, h = {5 / n:.3g}, w = {w:g}",
        lambda L, n=n, w=w: VoxelGrid(L, 3, n_cells=n, smearing=w))
       for n, w in ((16, 0.0), (32, 0.0), (64, 0.0), (16, 0.3), (32, 0.15), (32, 0.3))],
@@ -34,6 +35,7 @@ CASES = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200, help="configurations per gamma")
+    parser.add_argument("--only", nargs="*", help="representations to run (default: all)")
     args = parser.parse_args()
     params = SimulationParams(n_particles=30, dim=3, box=5.0, gammas=(0.0, 1.0),
                               n_samples=args.samples, n_chains=2, seed=7)
@@ -41,7 +43,10 @@ def main() -> None:
     print(f"{len(coords)} configurations of 30 particles, 3D, L = 5, gamma in {{0, 1}}\n")
     print("| representation | settings | input shape | median RMSD (σ) | 90th pct (σ) | s |")
     print("|---|---|---|---|---|---|")
+    only = set(args.only or [])
     for kind, settings, make in CASES:
+        if only and kind not in only:
+            continue
         rep = make(params.box).fit(coords)
         start = time.perf_counter()
         back = rep.inverse_transform(rep.transform(coords))

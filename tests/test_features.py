@@ -49,7 +49,7 @@ def test_sorted_coordinates_rejects_bad_input(configs):
 def test_distance_matrix_round_trip_up_to_rigid_motion(d):
     rng = np.random.default_rng(1)
     coords = rng.uniform(0, 5, (30, 25, d))
-    rep = DistanceMatrix(L=5.0, d=d).fit(coords)
+    rep = DistanceMatrix(L=5.0, d=d, heights=False).fit(coords)
     X = rep.transform(coords)
     assert X.shape == (30, 25, 25, 1)
     assert X.min() >= 0 and X.max() < 1
@@ -64,13 +64,48 @@ def test_distance_matrix_inverse_lands_in_the_box_and_keeps_compact_shapes():
     rng = np.random.default_rng(2)
     # A compact cluster (fits the box whatever its orientation) survives exactly.
     coords = 2.5 + rng.uniform(-1.2, 1.2, (20, 20, 3))
-    rep = DistanceMatrix(L=5.0, d=3).fit(coords)
+    rep = DistanceMatrix(L=5.0, d=3, heights=False).fit(coords)
     back = rep.inverse_transform(rep.transform(coords))
     assert back.min() >= 0 and back.max() <= 5
     assert np.allclose(pairwise_distances(back), pairwise_distances(rep.sort(coords)),
                        atol=1e-8)
     # Its flattest direction ends up vertical, resting half a diameter above the floor.
     assert np.allclose(back[..., -1].min(axis=1), 0.5)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_height_channels_stand_the_shape_upright_again(d):
+    rng = np.random.default_rng(4)
+    # Settled under gravity: low and flat, particles anywhere across.
+    coords = rng.uniform(0, 5, (40, 25, d))
+    coords[..., -1] = rng.exponential(0.6, (40, 25)).clip(0, 5)
+    rep = DistanceMatrix(L=5.0, d=d).fit(coords)
+    X = rep.transform(coords)
+    assert X.shape == (40, 25, 25, 3)
+    ordered = rep.sort(coords)
+    assert np.allclose(X[:, :, 0, 1] * rep.height_scale, ordered[..., -1])  # z_i along row i
+    assert np.allclose(X[..., 2], np.swapaxes(X[..., 1], 1, 2))
+    assert np.allclose(rep.particle_heights(X), ordered[..., -1])
+    back = rep.inverse_transform(X)
+    # Exact up to a turn about the up axis, a mirror and a shift across: the heights
+    # themselves come back, and the shape with them.
+    assert np.allclose(back[..., -1], ordered[..., -1], atol=1e-8)
+    assert matched_rmsd(back, coords).max() < 1e-8
+    assert back.min() >= 0 and back.max() <= 5
+    # Heights that carry no direction (all equal) fall back to the orientation search.
+    flat = rep.transform(coords)
+    flat[..., 1:] = 0.1
+    assert np.isfinite(rep.inverse_transform(flat[:2])).all()
+
+
+def test_models_saved_before_height_channels_load_without_them():
+    from ljvae_core.features import representation_from_dict, representation_to_dict
+
+    rep = DistanceMatrix(L=5.0, d=3).fit(np.ones((1, 4, 3)))
+    data = representation_to_dict(rep)
+    assert representation_from_dict(data).heights is True
+    del data["params"]["heights"]
+    assert representation_from_dict(data).heights is False
 
 
 def test_place_in_box_lays_shapes_flat_and_rotates_them_in():

@@ -118,3 +118,22 @@ def test_match_and_align_returns_the_matched_particles():
     P = Q[perm] @ R + t
     matched = match_and_align(P, Q)
     assert np.allclose(matched, Q, atol=1e-8)
+
+
+def test_matching_orders_undo_local_swaps_under_any_rigid_motion():
+    from scipy.spatial.transform import Rotation
+
+    from ljvae_core.geometry import matching_orders
+
+    rng = np.random.default_rng(7)
+    Q = rng.uniform(0, 5, (200, 30, 3))
+    swapped = np.tile(np.arange(30), (200, 1))
+    for row in swapped:
+        for i in rng.choice(29, 4, replace=False):
+            row[[i, i + 1]] = row[[i + 1, i]]
+    moved = np.einsum("mnd,mde->mne", Q, Rotation.random(200, random_state=1).as_matrix())
+    P = np.take_along_axis(moved + rng.normal(0, 0.05, Q.shape), swapped[..., None], axis=1)
+    orders = matching_orders(P, Q)
+    # P[order] is Q particle for particle again.
+    assert np.mean(np.take_along_axis(swapped, orders, axis=1) == np.arange(30)) > 0.99
+    assert np.array_equal(matching_orders(Q[0], Q[0]), np.arange(30))
