@@ -69,8 +69,10 @@ cols[0].metric("γ silhouette", "—" if scores["gamma_silhouette"] is None
                else f"{scores['gamma_silhouette']:.3f}")
 cols[1].metric("γ probe R² (held-out chains)", "—" if scores["gamma_r2"] is None
                else f"{scores['gamma_r2']:.3f}")
-cols[2].metric("View", "latent itself" if projection.pca is None
-               else f"PCA, {projection.explained:.0%} of the variance")
+cols[2].metric("Variance in view", "100%" if projection.pca is None
+               else f"{projection.explained:.0%}",
+               help="The map shows the latent itself when it is 2D, else its first two "
+                    "principal components (PCA) and the share of the variance they hold.")
 
 left, right = st.columns([2, 1])
 map_area = left.container()

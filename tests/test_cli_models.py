@@ -21,10 +21,12 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     model = tmp_path / "model"
     out = _run("train", data, "--representation", "distances", "--latent-dim", 4,
-               "--epochs", 2, "--out", model)
+               "--epochs", 2, "--match-every", 1, "--lr-patience", 1, "--out", model)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["epochs_run"] == 2
     assert "epoch 2" in out.stderr
+    summary = json.loads((model / "summary.json").read_text())
+    assert summary["match_every"] == 1 and summary["heights"] is True
     out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
