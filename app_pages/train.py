@@ -41,12 +41,20 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         extra = {}
         decoder = "direct"
         match_every = 0
+        encoder = TrainSettings.distance_encoder
         if rep == "distances":
             decoder = st.radio("Distance decoder", ("coordinates", "direct"), horizontal=True,
                                key="distance_decoder",
                                help="coordinates: the decoder outputs coordinates and their "
                                     "distances, always a valid Euclidean matrix; direct: it "
                                     "outputs the matrix (made symmetric).")
+            encoder = st.radio("Distance encoder", ("conv", "rows"), horizontal=True,
+                               index=("conv", "rows").index(TrainSettings.distance_encoder),
+                               key="distance_encoder",
+                               help="conv: 3x3 convolutions; rows: kernels spanning whole "
+                                    "rows, so that each particle is first described by all "
+                                    "its distances (neighbouring rows are not neighbouring "
+                                    "particles).")
             extra["heights"] = st.checkbox(
                 "Height channels", True, key="distance_heights",
                 help="Adds each particle's height to the matrix (two more channels): a "
@@ -80,7 +88,7 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         representation=rep, latent_dim=int(latent), beta=float(beta), warmup_epochs=int(warmup),
         physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
         epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
-        distance_decoder=decoder, match_every=int(match_every))
+        distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder)
     settings.validate()
     return settings, name.strip() or None
 

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--match-every", type=int, default=None, metavar="K",
                     help="distances: every K epochs, order each target's particles as the "
                          "decoder's output (0: never)")
+    tr.add_argument("--distance-encoder", choices=("conv", "rows"), default=None,
+                    help="distances: 3x3 convolutions, or kernels spanning whole rows")
     tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
                     help="halve the learning rate after K epochs without progress (0: never)")
     tr.add_argument("--patience", type=int, default=None, metavar="K",
@@ -196,7 +198,8 @@ def cmd_train(args) -> int:
         physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed,
         distance_decoder=args.distance_decoder,
         **{k: v for k, v in (("lr_patience", args.lr_patience), ("patience", args.patience),
-                             ("match_every", args.match_every)) if v is not None},
+                             ("match_every", args.match_every),
+                             ("distance_encoder", args.distance_encoder)) if v is not None},
         representation_params={"heights": False} if args.no_heights and
         args.representation == "distances" else {})
 

@@ -356,16 +356,27 @@ def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
 
 
 def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions,
-                       through_coordinates=None, height_scale=None):
+                       through_coordinates=None, height_scale=None, encoder="conv"):
     """Conv2D encoder; the decoder outputs the matrix directly (symmetric, zero diagonal), or,
     with through_coordinates=(dim, scale), coordinates whose distances form the output. With
-    a height_scale the matrices carry two channels of heights over it (input and output)."""
+    a height_scale the matrices carry two channels of heights over it (input and output).
+
+    encoder="conv": 3x3 convolutions with stride 2 (``filters``); "rows": convolutions whose
+    kernels span whole rows, so that each particle is first described by all its distances
+    (and heights) -- neighbouring rows of a matrix are not neighbouring particles."""
     channels = 1 if height_scale is None else 3
     x, c = _inputs((n_particles, n_particles, channels), conditional, n_conditions)
     h = x
-    for k, f in enumerate(filters):
-        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
-                          name=f"encoder_conv_{k}")(h)
+    if encoder == "rows":
+        h = layers.Conv2D(filters[-1], (1, n_particles), activation="relu",
+                          name="encoder_rows_0")(h)
+        h = layers.Conv2D(filters[-1], 1, activation="relu", name="encoder_rows_1")(h)
+    elif encoder == "conv":
+        for k, f in enumerate(filters):
+            h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
+                              name=f"encoder_conv_{k}")(h)
+    else:
+        raise ValueError(f"unknown distance encoder {encoder!r}; choose 'conv' or 'rows'")
     h = layers.Flatten(name="encoder_flatten")(h)
     h = _with_condition(h, c, "encoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
@@ -449,7 +460,7 @@ def build_distance_regressor(n_particles: int, dim: int, hidden: int = 512, seed
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,
-              through_coordinates=None, height_scale=None) -> VAE:
+              through_coordinates=None, height_scale=None, distance_encoder="conv") -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
     through_coordinates=(d, scale) makes a distances decoder emit coordinates, and
     height_scale=L adds the height channels to distance matrices."""
@@ -460,7 +471,8 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
     elif representation == "distances":
         parts = distance_vae_parts(int(input_shape[0]), latent_dim, list(filters), hidden,
-                                   conditional, n_conditions, through_coordinates, height_scale)
+                                   conditional, n_conditions, through_coordinates, height_scale,
+                                   distance_encoder)
     elif representation == "voxels":
         parts = voxel_vae_parts(tuple(input_shape), latent_dim, list(filters), hidden,
                                 conditional, n_conditions)

@@ -56,9 +56,9 @@ class TrainSettings:
     batch_size: int = 64
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25
-    patience: int = 8
+    patience: int = 10
     # Halve the learning rate after this many epochs without a better validation loss (0: off).
-    lr_patience: int = 0
+    lr_patience: int = 3
     seed: int = 0
     representation_params: dict = field(default_factory=dict)
     # Distances only: "coordinates" (the decoder outputs coordinates and their distances, a
@@ -67,7 +67,9 @@ class TrainSettings:
     # Distances only: every this many epochs, the particles of each target matrix are put in
     # the order that best matches the decoder's current output (0: targets keep the input's
     # order, distance from the origin, whose jumps the decoder would otherwise have to learn).
-    match_every: int = 0
+    match_every: int = 2
+    # Distances only: "rows" (kernels spanning whole rows) or "conv" (3x3 convolutions).
+    distance_encoder: str = "rows"
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -84,10 +86,10 @@ class TrainSettings:
             yield "the physics loss needs the coords or distances representation"
         if self.distance_decoder not in ("direct", "coordinates"):
             yield f"unknown distance decoder {self.distance_decoder!r}"
+        if self.distance_encoder not in ("conv", "rows"):
+            yield f"unknown distance encoder {self.distance_encoder!r}"
         if self.match_every < 0:
             yield "match_every cannot be negative"
-        if self.match_every > 0 and self.representation != "distances":
-            yield "matching particle orders needs the distances representation"
 
     def validate(self):
         problems = list(self.errors())
@@ -250,7 +252,8 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
                           physics=_physics_config(dataset, rep, settings, train_idx),
                           seed=settings.seed,
                           through_coordinates=_through_coordinates(rep, settings),
-                          height_scale=rep.height_scale if getattr(rep, "heights", False) else None)
+                          height_scale=rep.height_scale if getattr(rep, "heights", False) else None,
+                          distance_encoder=settings.distance_encoder)
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                       steps_per_execution=STEPS_PER_EXECUTION)
     timer = _EpochTimer()
@@ -263,7 +266,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         callbacks.append(BetaWarmup(settings.warmup_epochs))
     callbacks.append(_Progress(settings.epochs, progress, stop))
     matcher = None
-    if settings.match_every > 0:
+    if settings.match_every > 0 and settings.representation == "distances":
         matcher = OrderMatcher(rep, {"train": x_train, "validation": x_val},
                                {"train": dataset.coords[train_idx],
                                 "validation": dataset.coords[val_idx]})
@@ -428,7 +431,7 @@ def model_summary(trained: TrainedModel) -> dict:
         "representation": s.representation, "latent_dim": s.latent_dim, "beta": s.beta,
         "physics_weight": s.physics_weight, "conditional": s.conditional,
         "heights": getattr(trained.representation, "heights", None),
-        "match_every": s.match_every,
+        "match_every": s.match_every, "distance_encoder": s.distance_encoder,
         "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),
         "val_loss": history.get("val_loss", [None])[-1],
         "particles": trained.representation.n_particles_, "dim": trained.representation.d,

@@ -69,11 +69,24 @@ def test_architectures_map_inputs_to_outputs_of_the_same_shape(representation, s
     assert vae(inputs).shape == (2,) + shape
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_row_encoder_describes_each_particle_by_its_whole_row(conditional):
+    vae = build_vae("distances", (12, 12, 3), 5, conditional=conditional, height_scale=5.0,
+                    through_coordinates=(3, 10.0), distance_encoder="rows")
+    rows = vae.encoder.get_layer("encoder_rows_0")
+    assert rows.kernel.shape[:2] == (1, 12)
+    x = np.random.default_rng(3).uniform(size=(2, 12, 12, 3)).astype("float32")
+    inputs = (x, np.zeros((2, 2), "float32")) if conditional else x
+    assert vae(inputs).shape == (2, 12, 12, 3)
+
+
 def test_bad_architectures_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="multiple of 8"):
         build_vae("voxels", (12, 12, 12, 1), 4)
     with pytest.raises(ValueError, match="unknown representation"):
         build_vae("graph", (3,), 4)
+    with pytest.raises(ValueError, match="unknown distance encoder"):
+        build_vae("distances", (6, 6, 1), 4, distance_encoder="graph")
 
 
 def test_coordinate_decoder_emits_euclidean_distance_matrices(tmp_path):
