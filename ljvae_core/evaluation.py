@@ -5,7 +5,8 @@ evaluate`` prints (issue 5):
 
 - ``reconstruction`` on held-out chains (the validation chains of training when the dataset is
   the one trained on, else every sample): normalized input MSE, permutation-invariant aligned
-  RMSD (sigma) of the decoded coordinates, relative error of the energy.
+  RMSD (sigma) of the decoded coordinates, relative error of the energy, and the RMSD a model
+  knowing only (gamma, T) would reach (another configuration of the same condition).
 - ``generation`` from the prior (at the held-out samples' (gamma, T) for conditional models):
   fraction valid (no pair under 0.8 sigma), 1D Wasserstein distances to the held-out Monte
   Carlo samples of the LJ energy per particle, of nearest-neighbour distances and of heights,
@@ -128,7 +129,26 @@ def _reconstruction(trained, dataset, idx, periodic) -> dict:
         "rmsd_median": float(np.median(rmsd)),
         "rmsd_p90": float(np.percentile(rmsd, 90)),
         "energy_rel_error_median": float(np.median(rel)),
+        "baseline_rmsd_median": _baseline_rmsd(dataset, idx),
     }
+
+
+def _baseline_rmsd(dataset, idx, seed: int = 0) -> float | None:
+    """Median matched RMSD of each held-out configuration against a random *other*
+    configuration of the same (gamma, T): what a model that knows only the condition scores.
+    Matching and alignment make this far below the spread of the coordinates."""
+    rng = np.random.default_rng(seed)
+    others = np.setdiff1d(np.arange(len(dataset.coords)), idx)
+    if len(others) == 0:
+        return None
+    stand_ins = np.empty(len(idx), dtype=np.int64)
+    for k in np.unique(dataset.condition[idx]):
+        pool = others[dataset.condition[others] == k]
+        if len(pool) == 0:
+            return None
+        mine = dataset.condition[idx] == k
+        stand_ins[mine] = rng.choice(pool, mine.sum())
+    return float(np.median(matched_rmsd(dataset.coords[stand_ins], dataset.coords[idx])))
 
 
 def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> dict:

@@ -30,7 +30,7 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median"):
+    for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median", "baseline_rmsd_median"):
         assert result["reconstruction"][key] >= 0
     for key in ("valid_fraction", "valid_fraction_relaxed", "energy_w1", "energy_w1_relaxed"):
         assert result["generation"][key] >= 0

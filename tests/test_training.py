@@ -154,3 +154,17 @@ def test_matched_targets_follow_the_decoders_particle_order(small_dataset):
     coords = train(small_dataset, TrainSettings(representation="coords", latent_dim=2,
                                                 epochs=3, match_every=1))
     assert "reordered" not in coords.history
+
+
+def test_baseline_rmsd_is_what_knowing_only_the_condition_gives(small_dataset):
+    from types import SimpleNamespace
+
+    from ljvae_core.evaluation import _baseline_rmsd
+
+    held_out = np.flatnonzero(small_dataset.chain == small_dataset.chain[0])
+    assert _baseline_rmsd(small_dataset, held_out) > 0.1
+    # A condition whose configurations are all alike: a stand-in matches exactly.
+    same = SimpleNamespace(coords=np.repeat(small_dataset.coords[:1], 20, axis=0),
+                           condition=np.zeros(20, dtype=int))
+    assert _baseline_rmsd(same, np.arange(5)) < 1e-9
+    assert _baseline_rmsd(same, np.arange(20)) is None  # nothing left to stand in
