@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from .potential import (
+    batch_total_energies,
     cutoff_squared,
     pair_energy,
     pair_energy_matrix,
@@ -514,6 +515,15 @@ class MetropolisSampler:
     def reset_counters(self):
         self.moves = 0
         self.accepted = 0
+
+    def energies_of(self, configurations) -> np.ndarray:
+        """Total energies of configurations (M, N, d) of this system, recomputed in order.
+
+        The running energy of the kernels is a sum of vectorized, reassociated terms whose
+        last bits can depend on where the thread's allocator put the arrays; stored samples
+        get these instead, so that the same seed gives the same bits everywhere."""
+        return batch_total_energies(np.ascontiguousarray(configurations, dtype=np.float64),
+                                    self.box, self.pmask, self.rc2, 4.0 * self.gamma)
 
     def full_energy(self) -> float:
         """Energy recomputed from scratch (pair term + gravity), for checks and resets."""

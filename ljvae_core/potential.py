@@ -97,6 +97,20 @@ def batch_pair_energies(coords, box, periodic_mask, rc2):
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def batch_total_energies(coords, box, periodic_mask, rc2, gamma4):
+    """Total energies (pair + gamma4 * sum z) of configurations (M, N, d), every sum taken in
+    order: the same coordinates give the same bits in any thread or process."""
+    out = np.empty(coords.shape[0])
+    up = coords.shape[2] - 1
+    for m in range(coords.shape[0]):
+        height = 0.0
+        for i in range(coords.shape[1]):
+            height += coords[m, i, up]
+        out[m] = pair_energy(coords[m], box, periodic_mask, rc2) + gamma4 * height
+    return out
+
+
 def configuration_energies(
     coords, box: float, gamma: float = 0.0, periodic_axes: str = "", cutoff: float | None = None
 ) -> np.ndarray:

@@ -274,9 +274,9 @@ def _sample(sampler, n_samples, stride, cancel, on_chunk, n_chunks=10):
         if size == 0:
             continue
         _check(cancel)
-        trace, snaps = sampler.run(size * stride, record_every=stride)
+        _, snaps = sampler.run(size * stride, record_every=stride, trace=False)
         coords.append(snaps)
-        energies.append(trace[stride - 1 :: stride])
+        energies.append(sampler.energies_of(snaps))
         if on_chunk is not None:
             on_chunk(size / n_samples)
     return np.concatenate(coords), np.concatenate(energies)

@@ -208,3 +208,13 @@ def test_energy_command_csv_with_gravity(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["gravity"] == pytest.approx(4 * 0.5 * 2)
     assert out["pair"] == pytest.approx(4 * (1.5**-12 - 1.5**-6))
+
+
+def test_stored_energies_are_those_of_the_stored_configurations(small_dataset):
+    from ljvae_core.potential import configuration_energies
+
+    ds = small_dataset
+    for g in np.unique(ds.gamma):
+        mine = ds.gamma == g
+        expected = configuration_energies(ds.coords[mine], ds.box, g, ds.params.get("periodic", ""))
+        assert np.allclose(ds.energy[mine], expected, rtol=1e-12, atol=1e-12)
