@@ -119,20 +119,21 @@ def _principal_frame(X0):
 
 def _assign_and_align(P0, Q0, start, allow_reflection, max_rounds):
     """Alternate assignment and alignment from the rotated start P0 @ start; returns
-    (squared error, aligned and permuted P0)."""
+    (squared error, aligned and permuted P0, order) with P0[order] matching Q0 row by row."""
     current = P0 @ start
-    best = (np.inf, current)
+    best = (np.inf, current, np.arange(len(P0)))
     for _ in range(max_rounds):
         cost = ((current[:, None, :] - Q0[None, :, :]) ** 2).sum(axis=-1)
         rows, cols = linear_sum_assignment(cost)
-        permuted = np.empty_like(P0)
-        permuted[cols] = P0[rows]
+        order = np.empty(len(P0), dtype=np.int64)
+        order[cols] = rows
+        permuted = P0[order]
         rotation = _optimal_rotations(permuted[None], Q0[None], allow_reflection)[0]
         aligned = permuted @ rotation
         error = ((aligned - Q0) ** 2).sum()
         if error >= best[0] - 1e-12 * max(1.0, best[0]):
             break
-        best = (error, aligned)
+        best = (error, aligned, order)
         # Unpermuted P0 under the new rotation seeds the next assignment.
         current = P0 @ rotation
     return best
@@ -168,21 +169,9 @@ def matching_orders(P, Q, allow_reflection: bool = True, max_rounds: int = 4) ->
         raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
     P0 = Pb - Pb.mean(axis=-2, keepdims=True)
     Q0 = Qb - Qb.mean(axis=-2, keepdims=True)
-    rotations = _optimal_rotations(P0, Q0, allow_reflection)
-    orders = np.empty(Pb.shape[:2], dtype=np.int64)
-    for m, (p0, q0, rotation) in enumerate(zip(P0, Q0, rotations, strict=True)):
-        best_error, best_order = np.inf, np.arange(len(p0))
-        for _ in range(max_rounds):
-            cost = (((p0 @ rotation)[:, None, :] - q0[None, :, :]) ** 2).sum(axis=-1)
-            rows, cols = linear_sum_assignment(cost)
-            order = np.empty_like(best_order)
-            order[cols] = rows
-            rotation = _optimal_rotations(p0[order][None], q0[None], allow_reflection)[0]
-            error = ((p0[order] @ rotation - q0) ** 2).sum()
-            if error >= best_error - 1e-12 * max(1.0, best_error):
-                break
-            best_error, best_order = error, order
-        orders[m] = best_order
+    starts = _optimal_rotations(P0, Q0, allow_reflection)
+    orders = np.stack([_assign_and_align(p0, q0, start, allow_reflection, max_rounds)[2]
+                       for p0, q0, start in zip(P0, Q0, starts, strict=True)])
     return orders[0] if single else orders
 
 
