@@ -119,8 +119,7 @@ def configuration_energies(
     if coords.ndim == 2:
         coords = coords[None]
     mask = periodic_mask(periodic_axes, coords.shape[-1])
-    pair = batch_pair_energies(coords, float(box), mask, cutoff_squared(cutoff))
-    return pair + 4.0 * gamma * coords[..., -1].sum(axis=-1)
+    return batch_total_energies(coords, float(box), mask, cutoff_squared(cutoff), 4.0 * gamma)
 
 
 def gravity_energy(pos: np.ndarray, gamma: float) -> float:
