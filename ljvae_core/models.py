@@ -463,7 +463,7 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
               through_coordinates=None, height_scale=None, distance_encoder="conv") -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
     through_coordinates=(d, scale) makes a distances decoder emit coordinates, and
-    height_scale=L adds the height channels to distance matrices."""
+    a height_scale adds the height channels to distance matrices."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     if representation == "coords":
         n_values = int(input_shape[0])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 from emcee.autocorr import function_1d, integrated_time
@@ -306,6 +306,13 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
+
+    def first_of_each_chain(self, k: int) -> Dataset:
+        """The dataset cut to the first k samples of every chain (all conditions kept)."""
+        keep = np.concatenate([np.flatnonzero(self.chain == c)[:k] for c in np.unique(self.chain)])
+        return replace(self, coords=self.coords[keep], energy=self.energy[keep],
+                       gamma=self.gamma[keep], temperature=self.temperature[keep],
+                       chain=self.chain[keep], condition=self.condition[keep])
 
     @property
     def simulation_params(self) -> SimulationParams:

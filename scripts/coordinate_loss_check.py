@@ -48,10 +48,8 @@ def main() -> None:
     parser.add_argument("--per-chain", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=300)
     args = parser.parse_args()
-    ds = load_dataset(args.dataset)
-    keep = np.concatenate([np.flatnonzero(ds.chain == c)[: args.per_chain]
-                           for c in np.unique(ds.chain)])
-    coords = ds.coords[keep]
+    ds = load_dataset(args.dataset).first_of_each_chain(args.per_chain)
+    coords = ds.coords
     rep = DistanceMatrix(ds.box, ds.dim).fit(coords)
     x = rep.transform(coords).astype("float32")
     ordered = rep.sort(coords)

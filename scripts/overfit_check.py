@@ -13,7 +13,6 @@ architecture, not by data or the KL weight.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -35,12 +34,7 @@ def main() -> None:
     parser.add_argument("--match-every", type=int, default=2)
     parser.add_argument("--beta", type=float, default=0.01)
     args = parser.parse_args()
-    ds = load_dataset(args.dataset)
-    keep = np.concatenate([np.flatnonzero(ds.chain == c)[: args.per_chain]
-                           for c in np.unique(ds.chain)])
-    small = dataclasses.replace(
-        ds, coords=ds.coords[keep], energy=ds.energy[keep], gamma=ds.gamma[keep],
-        temperature=ds.temperature[keep], chain=ds.chain[keep], condition=ds.condition[keep])
+    small = load_dataset(args.dataset).first_of_each_chain(args.per_chain)
     settings = TrainSettings(latent_dim=64, epochs=args.epochs, beta=args.beta, batch_size=32,
                              patience=10**6, lr_patience=0, match_every=args.match_every)
     trained = train(small, settings)

@@ -218,3 +218,13 @@ def test_stored_energies_are_those_of_the_stored_configurations(small_dataset):
         mine = ds.gamma == g
         expected = configuration_energies(ds.coords[mine], ds.box, g, ds.params.get("periodic", ""))
         assert np.allclose(ds.energy[mine], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_first_of_each_chain_keeps_every_chain_and_its_samples(small_dataset):
+    ds = small_dataset
+    cut = ds.first_of_each_chain(3)
+    assert len(cut) == 3 * len(np.unique(ds.chain))
+    for c in np.unique(ds.chain):
+        assert np.array_equal(cut.coords[cut.chain == c], ds.coords[ds.chain == c][:3])
+        assert np.array_equal(cut.energy[cut.chain == c], ds.energy[ds.chain == c][:3])
+    assert set(cut.condition) == set(ds.condition) and cut.params == ds.params
