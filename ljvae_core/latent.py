@@ -150,16 +150,17 @@ def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
     log_vars = [float(trained.meta.get("decoder_log_var", 0.0))]
     if heights:
         log_vars.append(float(trained.meta.get("height_log_var") or 0.0))
+    truth = x_in.astype(np.float64)
     rng = np.random.default_rng(seed)
     nll = np.zeros(len(mean))
     for _ in range(draws):
         z = (mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)).astype("float32")
         out = np.asarray(trained.model.decoder.predict([z, c] if c is not None else z,
                                                        verbose=0, batch_size=256), np.float64)
-        parts = reconstruction_parts(x_in.astype(np.float64), out, heights)
-        for (truth, guess), v in zip(parts, log_vars, strict=True):
-            sq = np.sum((truth - guess) ** 2, axis=tuple(range(1, truth.ndim)))
-            dims = float(np.prod(truth.shape[1:]))
+        parts = reconstruction_parts(truth, out, heights)
+        for (target, guess), v in zip(parts, log_vars, strict=True):
+            sq = np.sum((target - guess) ** 2, axis=tuple(range(1, target.ndim)))
+            dims = float(np.prod(target.shape[1:]))
             nll += 0.5 * sq / np.exp(v) + 0.5 * dims * (v + np.log(2 * np.pi))
     kl = -0.5 * np.sum(1.0 + log_var - mean**2 - np.exp(log_var), axis=1)
     return nll / draws + kl
