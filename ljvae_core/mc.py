@@ -522,8 +522,9 @@ class MetropolisSampler:
         The running energy of the kernels is a sum of vectorized, reassociated terms whose
         last bits can depend on where the thread's allocator put the arrays; stored samples
         get these instead, so that the same seed gives the same bits everywhere."""
-        return batch_total_energies(np.ascontiguousarray(configurations, dtype=np.float64),
-                                    self.box, self.pmask, self.rc2, 4.0 * self.gamma)
+        coords = np.ascontiguousarray(configurations, dtype=np.float64)
+        return batch_total_energies(coords, self.box, self.pmask, self.rc2,
+                                    np.full(len(coords), 4.0 * self.gamma))
 
     def full_energy(self) -> float:
         """Energy recomputed from scratch (pair term + gravity), for checks and resets."""

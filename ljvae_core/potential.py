@@ -99,27 +99,31 @@ def batch_pair_energies(coords, box, periodic_mask, rc2):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def batch_total_energies(coords, box, periodic_mask, rc2, gamma4):
-    """Total energies (pair + gamma4 * sum z) of configurations (M, N, d), every sum taken in
-    order: the same coordinates give the same bits in any thread or process."""
+    """Total energies (pair + gamma4[m] * sum z) of configurations (M, N, d), gamma4 holding
+    4 gamma per configuration, every sum taken in order: the same coordinates give the same
+    bits in any thread or process."""
     out = np.empty(coords.shape[0])
     up = coords.shape[2] - 1
     for m in range(coords.shape[0]):
         height = 0.0
         for i in range(coords.shape[1]):
             height += coords[m, i, up]
-        out[m] = pair_energy(coords[m], box, periodic_mask, rc2) + gamma4 * height
+        out[m] = pair_energy(coords[m], box, periodic_mask, rc2) + gamma4[m] * height
     return out
 
 
 def configuration_energies(
     coords, box: float, gamma: float = 0.0, periodic_axes: str = "", cutoff: float | None = None
 ) -> np.ndarray:
-    """Total energy (pair + gravity, no tail) of each configuration of a batch (M, N, d)."""
+    """Total energy (pair + gravity, no tail) of each configuration of a batch (M, N, d);
+    gamma is one value or one per configuration."""
     coords = np.ascontiguousarray(coords, dtype=np.float64)
     if coords.ndim == 2:
         coords = coords[None]
     mask = periodic_mask(periodic_axes, coords.shape[-1])
-    return batch_total_energies(coords, float(box), mask, cutoff_squared(cutoff), 4.0 * gamma)
+    gamma4 = np.ascontiguousarray(np.broadcast_to(4.0 * np.asarray(gamma, dtype=np.float64),
+                                                  coords.shape[:1]))
+    return batch_total_energies(coords, float(box), mask, cutoff_squared(cutoff), gamma4)
 
 
 def gravity_energy(pos: np.ndarray, gamma: float) -> float:

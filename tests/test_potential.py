@@ -95,3 +95,16 @@ def test_bad_axes_are_refused():
         periodic_mask("xq", 3)
     with pytest.raises(ValueError, match="periodic boundaries on every axis"):
         total_energy(np.eye(2, 3), 5.0, periodic_axes="xy", cutoff=2.0, tail=True)
+
+
+def test_configuration_energies_take_one_gamma_or_one_per_configuration():
+    from ljvae_core.potential import configuration_energies
+
+    coords = np.random.default_rng(8).uniform(0.5, 4.5, (3, 6, 3))
+    gammas = np.array([0.0, 0.5, 2.0])
+    each = configuration_energies(coords, 5.0, gammas)
+    one_by_one = [configuration_energies(c, 5.0, g)[0] for c, g in zip(coords, gammas, strict=True)]
+    assert np.array_equal(each, one_by_one)
+    # The gravity term is 4 gamma sum z.
+    flat = configuration_energies(coords, 5.0, 0.0)
+    assert np.allclose(each - flat, 4 * gammas * coords[..., -1].sum(axis=1))
