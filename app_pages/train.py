@@ -48,13 +48,23 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                                help="coordinates: the decoder outputs coordinates and their "
                                     "distances, always a valid Euclidean matrix; direct: it "
                                     "outputs the matrix (made symmetric).")
-            encoder = st.radio("Distance encoder", ("conv", "rows"), horizontal=True,
-                               index=("conv", "rows").index(TrainSettings.distance_encoder),
+            encoders = ("mds", "rows", "conv")
+            encoder = st.radio("Distance encoder", encoders, horizontal=True,
+                               index=encoders.index(TrainSettings.distance_encoder),
                                key="distance_encoder",
-                               help="conv: 3x3 convolutions; rows: kernels spanning whole "
-                                    "rows, so that each particle is first described by all "
-                                    "its distances (neighbouring rows are not neighbouring "
-                                    "particles).")
+                               help="mds: classical MDS turns each matrix back into its "
+                                    "shape, put in one frame (turned, shifted and ordered "
+                                    "onto the training set's mean shape), then a dense "
+                                    "network (needs the height channels and the coordinates "
+                                    "decoder); rows: kernels spanning whole rows, so that "
+                                    "each particle is first described by all its distances; "
+                                    "conv: 3x3 convolutions.")
+            extra["coordinate_weight"] = st.number_input(
+                "Coordinate loss weight", 0.0, 1000.0, TrainSettings.coordinate_weight,
+                key="coordinate_weight", disabled=decoder != "coordinates",
+                help="Weight of a loss on the decoded coordinates themselves, next to their "
+                     "distances: scored through distances alone, decoded shapes settle into "
+                     "folded or mirrored ones.")
             extra["heights"] = st.checkbox(
                 "Height channels", True, key="distance_heights",
                 help="Adds each particle's height to the matrix (two more channels): a "
@@ -62,11 +72,11 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                      "apart or be stood upright again.")
             match_every = st.number_input(
                 "Match particle orders every K epochs (0: never)", 0, 100,
-                TrainSettings.match_every, key="match_every",
+                TrainSettings.match_every, key="match_every", disabled=encoder == "mds",
                 help="Between stretches of K epochs, each target's particles are put in the "
                      "order that best matches the decoder's output, so the decoder need not "
                      "learn the input order's jumps (two particles swapping distance from the "
-                     "origin).")
+                     "origin). The mds encoder's frame orders them itself.")
         if rep == "voxels":
             extra["n_cells"] = st.select_slider("Voxels per axis", [8, 16, 24, 32], 16,
                                                 key="n_cells")
@@ -88,7 +98,8 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         representation=rep, latent_dim=int(latent), beta=float(beta), warmup_epochs=int(warmup),
         physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
         epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
-        distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder)
+        distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder,
+        coordinate_weight=float(extra.pop("coordinate_weight", TrainSettings.coordinate_weight)))
     settings.validate()
     return settings, name.strip() or None
 

@@ -67,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--match-every", type=int, default=None, metavar="K",
                     help="distances: every K epochs, order each target's particles as the "
                          "decoder's output (0: never)")
-    tr.add_argument("--distance-encoder", choices=("conv", "rows"), default=None,
-                    help="distances: 3x3 convolutions, or kernels spanning whole rows")
+    tr.add_argument("--distance-encoder", choices=("mds", "rows", "conv"), default=None,
+                    help="distances: a dense encoder of the MDS shape in one frame (default), "
+                         "kernels spanning whole rows, or 3x3 convolutions")
+    tr.add_argument("--coordinate-weight", type=float, default=None, metavar="W",
+                    help="distances: weight of the loss on the decoded coordinates (0: off)")
     tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
                     help="halve the learning rate after K epochs without progress (0: never)")
     tr.add_argument("--patience", type=int, default=None, metavar="K",
@@ -199,7 +202,8 @@ def cmd_train(args) -> int:
         distance_decoder=args.distance_decoder,
         **{k: v for k, v in (("lr_patience", args.lr_patience), ("patience", args.patience),
                              ("match_every", args.match_every),
-                             ("distance_encoder", args.distance_encoder)) if v is not None},
+                             ("distance_encoder", args.distance_encoder),
+                             ("coordinate_weight", args.coordinate_weight)) if v is not None},
         representation_params={"heights": False} if args.no_heights and
         args.representation == "distances" else {})
 

@@ -117,15 +117,15 @@ def compare_regressor(trained, dataset, idx, epochs: int, seed: int = 0) -> dict
 def _reconstruction(trained, dataset, idx, periodic) -> dict:
     coords = dataset.coords[idx]
     gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
-    x = trained.model_inputs(coords, gamma, temperature)
+    data = trained.model_data(coords, gamma, temperature)
+    x = (data["x"], data["condition"]) if "condition" in data else data["x"]
     out = np.asarray(trained.model.predict(x, verbose=0, batch_size=256))
-    x_in = x[0] if isinstance(x, tuple) else x
     back = trained.representation.inverse_transform(out)
     rmsd = matched_rmsd(back, coords)
     energy = [energies_per_particle(c, dataset.box, gamma, periodic) for c in (coords, back)]
     rel = np.abs(energy[1] - energy[0]) / np.maximum(np.abs(energy[0]), 1e-12)
     return {
-        "input_mse": float(np.mean((out - x_in) ** 2)),
+        "input_mse": float(np.mean((out - data["target"]) ** 2)),
         "rmsd_median": float(np.median(rmsd)),
         "rmsd_p90": float(np.percentile(rmsd, 90)),
         "energy_rel_error_median": float(np.median(rel)),

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .geometry import classical_mds, pairwise_distances
+from .geometry import classical_mds, match_across, pairwise_distances
 
 
 def _as_batch(coords, d: int | None = None) -> np.ndarray:
@@ -278,6 +278,69 @@ class DistanceMatrix(Representation):
         return place_upright(centred, self.particle_heights(X), self.L)
 
 
+class ShapeFrame:
+    """The front end of the distances VAE's ``mds`` encoder: distance matrices with heights
+    (a :class:`DistanceMatrix` with ``heights=True``) turned back into shapes in one frame.
+
+    Each matrix becomes coordinates by classical MDS, stood upright on its heights
+    (:func:`stand_upright`), and is then turned about the vertical, mirrored if that fits
+    better, shifted across and (with ``reorder``) has its particles re-ordered -- all onto a
+    template, the mean shape of the training set in this frame
+    (:func:`ljvae_core.geometry.match_across`). What a distance matrix forgets (a turn about
+    the vertical, a mirror, a shift across) is thus fixed the same way for every
+    configuration, and the particle order follows the template's sites instead of jumping
+    whenever two particles swap their distances from the box's corner.
+
+    In this frame thermal configurations are close to Gaussian: PCA with 64 components
+    reconstructs held-out ones of the study's system to about 0.3 sigma, where networks fed
+    the matrices themselves stay at 0.65 sigma, what knowing only gamma gives."""
+
+    def __init__(self, rep: DistanceMatrix, template=None, reorder: bool = True,
+                 rounds: int = 4):
+        if not getattr(rep, "heights", False):
+            raise ValueError("the MDS front end needs distance matrices with height channels")
+        self.rep = rep
+        self.template = None if template is None else np.asarray(template, dtype=np.float64)
+        self.reorder = bool(reorder)
+        self.rounds = int(rounds)
+
+    def shapes(self, X) -> np.ndarray:
+        """(M, N, d) upright coordinates of model inputs X, in no particular frame across."""
+        centred = classical_mds(self.rep.distances(X), self.rep.d)
+        return stand_upright(centred, self.rep.particle_heights(X))
+
+    def fit(self, X, iterations: int = 4, max_fit: int = 2000, seed: int = 0) -> ShapeFrame:
+        """The template: the mean of (at most ``max_fit``) training shapes, each matched onto
+        the previous template, a few times over."""
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(X), min(len(X), max_fit), replace=False)
+        shapes = self.shapes(np.asarray(X)[pick])
+        self.template = shapes[0]
+        for _ in range(iterations):
+            self.template = self._onto_template(shapes)[1].mean(axis=0)
+        return self
+
+    def transform(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(orders (M, N), shapes (M, N, d) in sigma): each input's shape matched onto the
+        template, shapes[m] being its particles ``orders[m]`` (in the input's order) moved."""
+        if self.template is None:
+            raise RuntimeError("ShapeFrame must be fitted before use")
+        return self._onto_template(self.shapes(X))
+
+    def _onto_template(self, shapes):
+        rounds = self.rounds if self.reorder else 0
+        return match_across(shapes, np.broadcast_to(self.template, shapes.shape),
+                            max_rounds=rounds)
+
+    def to_dict(self) -> dict:
+        return {"template": self.template.tolist(), "reorder": self.reorder,
+                "rounds": self.rounds}
+
+    @classmethod
+    def from_dict(cls, rep: DistanceMatrix, data: dict) -> ShapeFrame:
+        return cls(rep, data["template"], data["reorder"], data["rounds"])
+
+
 def place_upright(centred, heights, L: float, turns: int = 90) -> np.ndarray:
     """Put point sets (M, N, d) known up to a rigid motion into [0, L]^d so that their last
     coordinates match the given heights (M, N) as well as a rigid motion allows.
@@ -289,18 +352,9 @@ def place_upright(centred, heights, L: float, turns: int = 90) -> np.ndarray:
     overflows the box least, and centred.
     Sets whose heights say nothing of an up direction fall back to :func:`place_in_box`.
     """
-    X = np.asarray(centred, dtype=np.float64)
-    X = X - X.mean(axis=1, keepdims=True)
-    h = np.asarray(heights, dtype=np.float64)
-    m, _, d = X.shape
-    gram = X.transpose(0, 2, 1) @ X + 1e-12 * np.eye(d)
-    a = np.linalg.solve(gram, (X.transpose(0, 2, 1) @ (h - h.mean(1, keepdims=True))[..., None]))
-    a = a[..., 0]
-    norm = np.linalg.norm(a, axis=1)
-    usable = norm > 1e-6
-    u = a / np.where(usable, norm, 1.0)[:, None]
+    X, h, u, usable = _up_directions(centred, heights)
     out = np.empty_like(X)
-    for k in range(m):
+    for k in range(len(X)):
         if not usable[k]:
             out[k] = place_in_box(X[k][None], L)[0]
             continue
@@ -309,6 +363,39 @@ def place_upright(centred, heights, L: float, turns: int = 90) -> np.ndarray:
         out[k, :, :-1] = _turned_to_fit(across, L, turns)
         out[k, :, -1] = _inside_rigidly(up + h[k].mean(), L)
     return np.clip(out, 0.0, L)
+
+
+def _up_directions(centred, heights):
+    """(centred sets, heights, unit up vectors u (M, d), usable): u is the direction that best
+    predicts the heights from the centred points (least squares, normalized); unusable where
+    the heights say nothing of one."""
+    X = np.asarray(centred, dtype=np.float64)
+    X = X - X.mean(axis=1, keepdims=True)
+    h = np.asarray(heights, dtype=np.float64)
+    d = X.shape[-1]
+    gram = X.transpose(0, 2, 1) @ X + 1e-12 * np.eye(d)
+    a = np.linalg.solve(gram, (X.transpose(0, 2, 1) @ (h - h.mean(1, keepdims=True))[..., None]))
+    a = a[..., 0]
+    norm = np.linalg.norm(a, axis=1)
+    usable = norm > 1e-6
+    return X, h, a / np.where(usable, norm, 1.0)[:, None], usable
+
+
+def stand_upright(centred, heights) -> np.ndarray:
+    """Point sets (M, N, d) known up to a rigid motion, turned so that their last coordinates
+    are the given heights (M, N) and centred across; the turn about the vertical (and a
+    mirror) is left as it comes. Sets whose heights say nothing of an up direction keep their
+    principal axes across."""
+    X, h, u, usable = _up_directions(centred, heights)
+    out = np.empty_like(X)
+    for k in range(len(X)):
+        if usable[k]:
+            out[k, :, :-1] = X[k] @ _complement(u[k])
+        else:
+            _, _, vt = np.linalg.svd(X[k], full_matrices=False)
+            out[k, :, :-1] = X[k] @ vt[:-1].T
+        out[k, :, -1] = h[k]
+    return out
 
 
 def _inside_rigidly(z, L: float) -> np.ndarray:

@@ -89,6 +89,18 @@ def _optimal_rotations(P0, Q0, allow_reflection):
     return u @ vt
 
 
+def _rotations(P0, Q0, allow_reflection, keep_last_axis=False):
+    """:func:`_optimal_rotations`, or with keep_last_axis the best (d, d) ones that turn (and
+    mirror) only the first d-1 axes, leaving the last (vertical) one as it is."""
+    if not keep_last_axis:
+        return _optimal_rotations(P0, Q0, allow_reflection)
+    d = P0.shape[-1]
+    rotation = np.zeros(P0.shape[:-2] + (d, d))
+    rotation[..., -1, -1] = 1.0
+    rotation[..., :-1, :-1] = _optimal_rotations(P0[..., :-1], Q0[..., :-1], allow_reflection)
+    return rotation
+
+
 def kabsch(P, Q, allow_reflection: bool = True) -> np.ndarray:
     """P aligned onto Q: the rigid motion (rotation, and mirror if allowed, plus translation)
     of P that minimizes the RMSD to Q, particle i of P matched with particle i of Q."""
@@ -117,9 +129,10 @@ def _principal_frame(X0):
     return vectors[:, ::-1]
 
 
-def _assign_and_align(P0, Q0, start, allow_reflection, max_rounds):
+def _assign_and_align(P0, Q0, start, allow_reflection, max_rounds, keep_last_axis=False):
     """Alternate assignment and alignment from the rotated start P0 @ start; returns
-    (squared error, aligned and permuted P0, order) with P0[order] matching Q0 row by row."""
+    (squared error, aligned and permuted P0, order) with P0[order] matching Q0 row by row.
+    With keep_last_axis the rotations turn only the first d-1 axes (see :func:`_rotations`)."""
     current = P0 @ start
     best = (np.inf, current, np.arange(len(P0)))
     for _ in range(max_rounds):
@@ -128,7 +141,7 @@ def _assign_and_align(P0, Q0, start, allow_reflection, max_rounds):
         order = np.empty(len(P0), dtype=np.int64)
         order[cols] = rows
         permuted = P0[order]
-        rotation = _optimal_rotations(permuted[None], Q0[None], allow_reflection)[0]
+        rotation = _rotations(permuted[None], Q0[None], allow_reflection, keep_last_axis)[0]
         aligned = permuted @ rotation
         error = ((aligned - Q0) ** 2).sum()
         if error >= best[0] - 1e-12 * max(1.0, best[0]):
@@ -173,6 +186,50 @@ def matching_orders(P, Q, allow_reflection: bool = True, max_rounds: int = 4) ->
     orders = np.stack([_assign_and_align(p0, q0, start, allow_reflection, max_rounds)[2]
                        for p0, q0, start in zip(P0, Q0, starts, strict=True)])
     return orders[0] if single else orders
+
+
+def match_across(P, Q, allow_reflection: bool = True, max_rounds: int = 4):
+    """(orders (M, N), moved (M, N, d)): P's particles matched to Q's, and P moved onto Q by a
+    turn about the last (vertical) axis, a mirror if allowed and a shift across -- the motions
+    that keep each particle's height. ``moved[m]`` is ``P[m][orders[m]]`` so moved.
+
+    What a decoder that knows which way is up can be trained against: P a configuration, Q
+    what the decoder made of it, whose frame across is arbitrary but whose heights are not.
+    With ``max_rounds=0`` P keeps its order and is only moved (turned, mirrored, shifted)."""
+    Pb, single = _batched(P, 2)
+    Qb, _ = _batched(Q, 2)
+    if Pb.shape != Qb.shape:
+        raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
+    across = np.ones(Pb.shape[-1])
+    across[-1] = 0.0
+    p_mean = Pb.mean(axis=-2, keepdims=True) * across
+    q_mean = Qb.mean(axis=-2, keepdims=True) * across
+    P0, Q0 = Pb - p_mean, Qb - q_mean
+    starts = _rotations(P0, Q0, allow_reflection, keep_last_axis=True)
+    found = []
+    for p0, q0, start in zip(P0, Q0, starts, strict=True):
+        candidates = [start]
+        if max_rounds > 0:  # the given order may be far off: try the principal axes too
+            candidates += _principal_turns(p0, q0, allow_reflection)
+        found.append(min((_assign_and_align(p0, q0, s, allow_reflection, max_rounds, True)
+                          for s in candidates), key=lambda f: f[0]))
+    orders = np.stack([f[2] for f in found])
+    moved = np.stack([f[1] for f in found]) + q_mean
+    return (orders[0], moved[0]) if single else (orders, moved)
+
+
+def _principal_turns(p0, q0, allow_reflection) -> list:
+    """(d, d) turns about the vertical that put the principal axes across of p0 on those of
+    q0, for every sign choice (mirror images only if allowed)."""
+    d = p0.shape[-1]
+    frame_p, frame_q = _principal_frame(p0[:, :-1]), _principal_frame(q0[:, :-1])
+    turns = []
+    for signs in itertools.product((1.0, -1.0), repeat=d - 1):
+        turn = np.eye(d)
+        turn[:-1, :-1] = frame_p @ np.diag(signs) @ frame_q.T
+        if allow_reflection or np.linalg.det(turn) > 0:
+            turns.append(turn)
+    return turns
 
 
 def match_and_align(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np.ndarray:

@@ -141,16 +141,16 @@ def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
     plus the KL term."""
     from .models import reconstruction_parts
 
-    x = trained.model_inputs(coords, gamma, temperature)
-    x_in, c = (x if isinstance(x, tuple) else (x, None))
-    mean, log_var = trained.model.encoder.predict(list(x) if c is not None else x_in,
+    data = trained.model_data(coords, gamma, temperature)
+    x_in, c = data["x"], data.get("condition")
+    mean, log_var = trained.model.encoder.predict([x_in, c] if c is not None else x_in,
                                                   verbose=0, batch_size=256)
     mean, log_var = np.asarray(mean, np.float64), np.asarray(log_var, np.float64)
     heights = bool(getattr(trained.model, "height_channels", False))
     log_vars = [float(trained.meta.get("decoder_log_var", 0.0))]
     if heights:
         log_vars.append(float(trained.meta.get("height_log_var") or 0.0))
-    truth = x_in.astype(np.float64)
+    truth = data["target"].astype(np.float64)
     rng = np.random.default_rng(seed)
     nll = np.zeros(len(mean))
     for _ in range(draws):

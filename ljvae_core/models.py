@@ -144,10 +144,16 @@ class VAE(keras.Model):
     height_channels : inputs are distance matrices with two height channels; the heights get
         a calibrated variance of their own and count once per particle (see
         :func:`reconstruction_parts`).
+    coordinate_weight : weight of a coordinate term for decoders that go through coordinates
+        (a layer named ``decoder_coordinates``), used when a batch carries ``"coordinates"``
+        targets: the Gaussian negative log-likelihood (calibrated variance) of the decoded
+        coordinates against the configuration moved into the decoder's frame. Scored through
+        its distances alone, a decoded shape settles into folded and mirrored local minima
+        that fit the distance statistics but not the configuration; coordinates have none.
     """
 
     def __init__(self, encoder, decoder, beta=1.0, physics=None, conditional=False, seed=None,
-                 height_channels=False, **kwargs):
+                 height_channels=False, coordinate_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -167,8 +173,9 @@ class VAE(keras.Model):
         if self.height_channels:  # only then, so that older saved models keep their variables
             self.height_log_var = keras.Variable(0.0, trainable=False, name="height_log_var",
                                                  aggregation="mean")
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "reconstruction", "kl", "physics")}
+        self.coordinate_weight = float(coordinate_weight)
+        self._coordinate_view = _Untracked(_coordinate_view(decoder))
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
 
     # -- plumbing
     def _split(self, data):
@@ -183,6 +190,28 @@ class VAE(keras.Model):
             x, c = data
             return x, c, x
         return data, None, data
+
+    @property
+    def has_coordinates(self) -> bool:
+        """Whether the decoder goes through coordinates (see :meth:`decoded_coordinates`)."""
+        return self._coordinate_view.model is not None
+
+    def decoded_coordinates(self, x, c=None, batch_size: int = 1024):
+        """(M, N, d) coordinates (sigma) that the decoder makes of the latent means of inputs
+        x, in the decoder's own frame (numpy)."""
+        import numpy as np
+
+        if not self.has_coordinates:
+            raise ValueError("this decoder does not go through coordinates")
+        parts = []
+        for start in range(0, len(x), batch_size):
+            cb = None if c is None else c[start:start + batch_size]
+            mean, _ = self.encode(x[start:start + batch_size], cb)
+            inputs = [mean, cb] if self.conditional else mean
+            parts.append(ops.convert_to_numpy(self._coordinate_view.model(inputs)[0]))
+        flat = np.concatenate(parts).astype(np.float64)
+        dim = self.decoder.get_layer("distances").dim
+        return flat.reshape(len(flat), -1, dim)
 
     def encode(self, x, c=None):
         return self.encoder([x, c] if self.conditional else x)
@@ -204,32 +233,36 @@ class VAE(keras.Model):
         return list(self.trackers.values())
 
     # -- losses
-    def _loss_terms(self, x, c, target, training):
+    def _loss_terms(self, x, c, target, training, coordinates=None):
         mean, log_var = self.encode(x, c)
         z = self.sampling([mean, log_var])
-        x_hat = self.decode(z, c)
+        coordinate_term = ops.zeros((ops.shape(mean)[0],))
+        if coordinates is not None and self.coordinate_weight > 0.0 and self.has_coordinates:
+            decoded, x_hat = self._coordinate_view.model([z, c] if self.conditional else z)
+            truth = ops.reshape(coordinates, ops.shape(decoded))
+            coordinate_term = self.coordinate_weight * calibrated_nll(truth, decoded)[0]
+        else:
+            x_hat = self.decode(z, c)
         reconstruction = 0.0
         variables = [self.decoder_log_var]
         if self.height_channels:
             variables.append(self.height_log_var)
         parts = reconstruction_parts(target, x_hat, self.height_channels)
         for (truth, guess), variable in zip(parts, variables, strict=True):
-            axes = tuple(range(1, len(truth.shape)))
-            sq = ops.sum(ops.square(truth - guess), axis=axes)
-            dims = float(math.prod(truth.shape[1:]))
-            # Calibrated decoder: variance = the batch's mean squared error per value.
-            mse = ops.mean(sq) / dims + 1e-12
-            reconstruction = reconstruction + 0.5 * sq / mse + 0.5 * dims * ops.log(mse)
+            nll, log_mse = calibrated_nll(truth, guess)
+            reconstruction = reconstruction + nll
             if training:
-                variable.assign(ops.log(mse))
+                variable.assign(log_mse)
         kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
         physics = self._physics_penalty(x_hat)
         if self.physics and self.physics.get("weight", 0.0) > 0.0:
             # Configurations decoded from the prior too: those are the generated samples.
             prior = keras.random.normal(ops.shape(mean), seed=self.sampling.seed_generator)
             physics = physics + self._physics_penalty(self.decode(prior, c))
-        total = ops.mean(reconstruction + self.beta * self.beta_scale * kl + physics)
-        return total, ops.mean(reconstruction), ops.mean(kl), ops.mean(physics)
+        total = ops.mean(reconstruction + self.beta * self.beta_scale * kl + physics
+                         + coordinate_term)
+        return (total, ops.mean(reconstruction), ops.mean(kl), ops.mean(physics),
+                ops.mean(coordinate_term))
 
     def _physics_penalty(self, x_hat):
         if not self.physics or self.physics.get("weight", 0.0) <= 0.0:
@@ -244,7 +277,7 @@ class VAE(keras.Model):
         return p["weight"] * ops.softplus(energy - p["energy_cap"])
 
     def _record(self, values):
-        for name, value in zip(("loss", "reconstruction", "kl", "physics"), values, strict=True):
+        for name, value in zip(TRACKED, values, strict=True):
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
@@ -253,14 +286,14 @@ class VAE(keras.Model):
 
         x, c, target = self._split(data)
         with tf.GradientTape() as tape:
-            values = self._loss_terms(x, c, target, training=True)
+            values = self._loss_terms(x, c, target, True, _coordinates(data))
         grads = tape.gradient(values[0], self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._record(values)
 
     def test_step(self, data):
         x, c, target = self._split(data)
-        return self._record(self._loss_terms(x, c, target, training=False))
+        return self._record(self._loss_terms(x, c, target, False, _coordinates(data)))
 
     # -- persistence
     def get_config(self):
@@ -270,6 +303,7 @@ class VAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "beta": self.beta, "physics": self.physics, "conditional": self.conditional,
             "seed": self.seed, "height_channels": self.height_channels,
+            "coordinate_weight": self.coordinate_weight,
         }
 
     @classmethod
@@ -278,6 +312,44 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
+
+
+TRACKED = ("loss", "reconstruction", "kl", "physics", "coordinates")
+
+
+class _Untracked:
+    """Holds a model out of Keras' sight: a view that shares the decoder's layers must not be
+    tracked (saved, or its weights counted) a second time."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+def _coordinate_view(decoder):
+    """A model (z[, c]) -> (coordinates, output) sharing the decoder's layers, for decoders
+    with a ``decoder_coordinates`` layer; None for the others."""
+    try:
+        layer = decoder.get_layer("decoder_coordinates")
+    except ValueError:
+        return None
+    return keras.Model(decoder.inputs, [layer.output, decoder.output], name="coordinate_view")
+
+
+def _coordinates(data):
+    """The coordinate targets a batch carries (a dict batch's ``"coordinates"``), if any."""
+    if isinstance(data, (tuple, list)) and len(data) == 1:
+        data = data[0]
+    return data.get("coordinates") if isinstance(data, dict) else None
+
+
+def calibrated_nll(truth, guess):
+    """(per-sample Gaussian negative log-likelihood, log variance) with the variance
+    calibrated to the batch's mean squared error per value (up to a constant)."""
+    axes = tuple(range(1, len(truth.shape)))
+    sq = ops.sum(ops.square(truth - guess), axis=axes)
+    dims = float(math.prod(truth.shape[1:]))
+    mse = ops.mean(sq) / dims + 1e-12
+    return 0.5 * sq / mse + 0.5 * dims * ops.log(mse), ops.log(mse)
 
 
 def reconstruction_parts(target, output, height_channels: bool) -> list:
@@ -363,8 +435,22 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
 
     encoder="conv": 3x3 convolutions with stride 2 (``filters``); "rows": convolutions whose
     kernels span whole rows, so that each particle is first described by all its distances
-    (and heights) -- neighbouring rows of a matrix are not neighbouring particles."""
+    (and heights) -- neighbouring rows of a matrix are not neighbouring particles; "mds": a
+    dense encoder of the shape that classical MDS recovers from the matrix, in one frame
+    (its input is (N, d), made by :class:`ljvae_core.features.ShapeFrame` from the matrix)."""
     channels = 1 if height_scale is None else 3
+    if encoder == "mds":
+        if through_coordinates is None or height_scale is None:
+            raise ValueError("the mds encoder needs height channels and a decoder through "
+                             "coordinates")
+        x, c = _inputs((n_particles, through_coordinates[0]), conditional, n_conditions)
+        h = layers.Flatten(name="encoder_flatten")(x)
+        h = _with_condition(h, c, "encoder_with_condition")
+        h = layers.Dense(2 * hidden, activation="relu", name="encoder_dense_wide")(h)
+        h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
+        encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
+        return encoder, _coordinate_decoder(n_particles, latent_dim, hidden, conditional,
+                                            n_conditions, through_coordinates, height_scale)
     x, c = _inputs((n_particles, n_particles, channels), conditional, n_conditions)
     h = x
     if encoder == "rows":
@@ -376,20 +462,19 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
             h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu",
                               name=f"encoder_conv_{k}")(h)
     else:
-        raise ValueError(f"unknown distance encoder {encoder!r}; choose 'conv' or 'rows'")
+        raise ValueError(f"unknown distance encoder {encoder!r}; choose 'conv', 'rows' or "
+                         f"'mds'")
     h = layers.Flatten(name="encoder_flatten")(h)
     h = _with_condition(h, c, "encoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
+    if through_coordinates is not None:
+        return encoder, _coordinate_decoder(n_particles, latent_dim, hidden, conditional,
+                                            n_conditions, through_coordinates, height_scale)
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
     h = _with_condition(z, cd, "decoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
     h = layers.Dense(2 * hidden, activation="relu", name="decoder_dense_1")(h)
-    if through_coordinates is not None:
-        dim, scale = through_coordinates
-        h = layers.Dense(n_particles * dim, name="decoder_coordinates")(h)
-        out = DistancesFromCoordinates(n_particles, dim, scale, height_scale, name="distances")(h)
-        return encoder, _functional((z, cd), out, "decoder")
     m = layers.Dense(n_particles * n_particles, activation="sigmoid", name="decoder_dense_2")(h)
     m = layers.Reshape((n_particles, n_particles, 1), name="decoder_reshape")(m)
     out = SymmetricDistances(name="distances")(m)
@@ -397,6 +482,20 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
         heights = layers.Dense(n_particles, activation="sigmoid", name="decoder_heights")(h)
         out = WithHeights(name="with_heights")([out, heights])
     return encoder, _functional((z, cd), out, "decoder")
+
+
+def _coordinate_decoder(n_particles, latent_dim, hidden, conditional, n_conditions,
+                        through_coordinates, height_scale):
+    """Decoder (z[, c]) -> coordinates (layer ``decoder_coordinates``) -> their distance
+    matrix (with height channels when height_scale is set)."""
+    dim, scale = through_coordinates
+    z, cd = _inputs((latent_dim,), conditional, n_conditions)
+    h = _with_condition(z, cd, "decoder_with_condition")
+    h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
+    h = layers.Dense(2 * hidden, activation="relu", name="decoder_dense_1")(h)
+    h = layers.Dense(n_particles * dim, name="decoder_coordinates")(h)
+    out = DistancesFromCoordinates(n_particles, dim, scale, height_scale, name="distances")(h)
+    return _functional((z, cd), out, "decoder")
 
 
 def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_conditions):
@@ -460,10 +559,12 @@ def build_distance_regressor(n_particles: int, dim: int, hidden: int = 512, seed
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,
-              through_coordinates=None, height_scale=None, distance_encoder="conv") -> VAE:
+              through_coordinates=None, height_scale=None, distance_encoder="conv",
+              coordinate_weight=0.0) -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
-    through_coordinates=(d, scale) makes a distances decoder emit coordinates, and
-    a height_scale adds the height channels to distance matrices."""
+    through_coordinates=(d, scale) makes a distances decoder emit coordinates (trained also on
+    them with coordinate_weight > 0, see :class:`VAE`), and a height_scale adds the height
+    channels to distance matrices."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     if representation == "coords":
         n_values = int(input_shape[0])
@@ -481,4 +582,5 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
     if physics and representation == "voxels":
         raise ValueError("the physics loss needs decoded distances or coordinates, not voxels")
     return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed,
-               height_channels=representation == "distances" and height_scale is not None)
+               height_channels=representation == "distances" and height_scale is not None,
+               coordinate_weight=coordinate_weight if through_coordinates else 0.0)

@@ -64,12 +64,20 @@ class TrainSettings:
     # Distances only: "coordinates" (the decoder outputs coordinates and their distances, a
     # Euclidean matrix by construction; measured far better) or "direct" (the matrix itself).
     distance_decoder: str = "coordinates"
-    # Distances only: every this many epochs, the particles of each target matrix are put in
-    # the order that best matches the decoder's current output (0: targets keep the input's
-    # order, distance from the origin, whose jumps the decoder would otherwise have to learn).
+    # Distances with the rows or conv encoder: every this many epochs, the particles of each
+    # target matrix are put in the order that best matches the decoder's current output (0:
+    # targets keep the input's order, distance from the origin, whose jumps the decoder
+    # would otherwise have to learn). The mds encoder's frame orders the particles itself.
     match_every: int = 2
-    # Distances only: "rows" (kernels spanning whole rows) or "conv" (3x3 convolutions).
-    distance_encoder: str = "rows"
+    # Distances only: "mds" (a dense encoder of the shape MDS recovers from each matrix, in
+    # one frame: see ljvae_core.features.ShapeFrame), "rows" (convolutions with kernels
+    # spanning whole rows) or "conv" (3x3 convolutions).
+    distance_encoder: str = "mds"
+    # Distances through coordinates only: weight of the loss on the decoded coordinates
+    # (0: the distances and heights alone). Their targets are the shapes in the mds
+    # encoder's frame, or, with the other encoders, each configuration matched and moved
+    # into the decoder's frame (needs match_every > 0).
+    coordinate_weight: float = 30.0
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -86,10 +94,18 @@ class TrainSettings:
             yield "the physics loss needs the coords or distances representation"
         if self.distance_decoder not in ("direct", "coordinates"):
             yield f"unknown distance decoder {self.distance_decoder!r}"
-        if self.distance_encoder not in ("conv", "rows"):
+        if self.distance_encoder not in ("conv", "rows", "mds"):
             yield f"unknown distance encoder {self.distance_encoder!r}"
         if self.match_every < 0:
             yield "match_every cannot be negative"
+        if self.coordinate_weight < 0:
+            yield "the coordinate weight cannot be negative"
+        if self.representation == "distances" and self.distance_encoder == "mds":
+            if not self.representation_params.get("heights", True):
+                yield ("the mds encoder needs the height channels; without them choose the "
+                       "rows or conv encoder")
+            if self.distance_decoder != "coordinates":
+                yield "the mds encoder needs the decoder through coordinates"
 
     def validate(self):
         problems = list(self.errors())
@@ -116,11 +132,40 @@ class TrainedModel:
         scale = self.meta["condition_scale"]
         return ((raw - scale["mean"]) / scale["std"]).astype("float32")
 
+    @property
+    def frame(self):
+        """The :class:`ljvae_core.features.ShapeFrame` of models with the ``mds`` encoder
+        (None for the others)."""
+        if self.meta.get("frame") is None:
+            return None
+        if getattr(self, "_frame", None) is None:
+            from .features import ShapeFrame
+
+            self._frame = ShapeFrame.from_dict(self.representation, self.meta["frame"])
+        return self._frame
+
+    def model_data(self, coords, gamma=None, temperature=None) -> dict:
+        """What the model makes of configurations: its input ``x`` (with ``condition`` for
+        conditional models) and its reconstruction ``target``. With the ``mds`` encoder the
+        input is the shape in the :attr:`frame` (in units of the box) and the target is its
+        matrix, in the same particle order, plus its ``coordinates`` (sigma)."""
+        matrices = self.representation.transform(coords)
+        if self.frame is None:
+            data = {"x": matrices.astype("float32")}
+            data["target"] = data["x"]
+        else:
+            _, shapes = self.frame.transform(matrices)
+            data = {"x": (shapes / self.representation.L).astype("float32"),
+                    "target": self.representation.matrices(shapes).astype("float32"),
+                    "coordinates": shapes.astype("float32")}
+        if self.settings.conditional:
+            data["condition"] = self.condition_features(gamma, temperature)
+        return data
+
     def model_inputs(self, coords, gamma=None, temperature=None):
-        x = self.representation.transform(coords).astype("float32")
-        if not self.settings.conditional:
-            return x
-        return x, self.condition_features(gamma, temperature)
+        """The model's input: x, or (x, condition) for conditional models."""
+        data = self.model_data(coords, gamma, temperature)
+        return (data["x"], data["condition"]) if self.settings.conditional else data["x"]
 
 
 # --------------------------------------------------------------------------- data
@@ -181,15 +226,20 @@ class OrderMatcher:
     A distance matrix lists particles in an arbitrary order (distance from the origin) that
     jumps whenever two particles swap ranks; a decoder made to reproduce it must learn those
     jumps. Between stretches of training, :meth:`match` decodes every configuration, matches
-    its particles to the decoded ones (assignment alternated with Kabsch,
-    :func:`ljvae_core.geometry.matching_orders`) and rebuilds its target matrix in that order;
-    the encoder's inputs keep the representation's order."""
+    its particles to the decoded ones and rebuilds its target matrix in that order; the
+    encoder's inputs keep the representation's order.
 
-    def __init__(self, rep, inputs: dict, coords: dict):
+    Decoders that go through coordinates are matched on those, in their own frame, by the
+    motions that keep heights (:func:`ljvae_core.geometry.match_across`); with ``coordinates``
+    the moved configurations become targets too (the VAE's coordinate term). Other decoders
+    are matched on the MDS of their output (:func:`ljvae_core.geometry.matching_orders`)."""
+
+    def __init__(self, rep, inputs: dict, coords: dict, coordinates: bool = False):
         self.rep = rep
         self.inputs = inputs
         self.ordered = {part: rep.sort(c) for part, c in coords.items()}
         self.targets = {part: x[0] if isinstance(x, tuple) else x for part, x in inputs.items()}
+        self.coordinates = {} if coordinates else None
 
     def data(self, part: str) -> dict:
         x = self.inputs[part]
@@ -197,22 +247,38 @@ class OrderMatcher:
         data = {"x": x, "target": self.targets[part]}
         if c is not None:
             data["condition"] = c
+        if self.coordinates is not None and part in self.coordinates:
+            data["coordinates"] = self.coordinates[part]
         return data
 
     def match(self, model, batch_size: int = 512) -> float:
         """Re-order every target; returns the fraction of particles whose place changed."""
-        from .geometry import classical_mds, matching_orders
-
         moved = []
         for part, ordered in self.ordered.items():
-            out = np.asarray(model.predict(self.inputs[part], verbose=0, batch_size=batch_size))
-            # The decoded shape up to a rigid motion is all that matching needs.
-            decoded = classical_mds(self.rep.distances(out), self.rep.d)
-            orders = matching_orders(ordered, decoded)
+            orders, aligned = self._orders(model, part, ordered, batch_size)
             self.targets[part] = self.rep.matrices(
                 np.take_along_axis(ordered, orders[..., None], axis=1)).astype("float32")
+            if self.coordinates is not None:
+                self.coordinates[part] = aligned.astype("float32")
             moved.append(np.mean(orders != np.arange(orders.shape[1])))
         return float(np.mean(moved))
+
+    def _orders(self, model, part, ordered, batch_size):
+        from .geometry import classical_mds, kabsch, match_across, matching_orders
+
+        x = self.inputs[part]
+        if model.has_coordinates:
+            x, c = x if isinstance(x, tuple) else (x, None)
+            decoded = model.decoded_coordinates(x, c, batch_size)
+            if getattr(self.rep, "heights", False):
+                return match_across(ordered, decoded)
+            # Without heights the decoder's frame is arbitrary in every direction.
+            orders = matching_orders(ordered, decoded)
+            return orders, kabsch(np.take_along_axis(ordered, orders[..., None], 1), decoded)
+        out = np.asarray(model.predict(x, verbose=0, batch_size=batch_size))
+        # The decoded shape up to a rigid motion is all that matching needs.
+        decoded = classical_mds(self.rep.distances(out), self.rep.d)
+        return matching_orders(ordered, decoded), None
 
 
 # --------------------------------------------------------------------------- training
@@ -240,10 +306,17 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     std = conditions[train_idx].std(axis=0)
     scale = {"mean": conditions[train_idx].mean(axis=0), "std": np.where(std > 0, std, 1.0)}
     trained = TrainedModel(None, rep, settings, {"condition_scale": scale})
+    mds = settings.representation == "distances" and settings.distance_encoder == "mds"
+    if mds:
+        trained.meta["frame"] = _fitted_frame(rep, dataset.coords[train_idx], settings.seed)
 
     def inputs(idx):
-        return trained.model_inputs(dataset.coords[idx], dataset.gamma[idx],
-                                    dataset.temperature[idx])
+        data = trained.model_data(dataset.coords[idx], dataset.gamma[idx],
+                                  dataset.temperature[idx])
+        # Models whose targets are their inputs take (x[, c]); the others the whole dict.
+        if mds:
+            return data
+        return (data["x"], data["condition"]) if settings.conditional else data["x"]
 
     x_train, x_val = inputs(train_idx), inputs(val_idx)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -253,7 +326,8 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
                           seed=settings.seed,
                           through_coordinates=_through_coordinates(rep, settings),
                           height_scale=rep.height_scale if getattr(rep, "heights", False) else None,
-                          distance_encoder=settings.distance_encoder)
+                          distance_encoder=settings.distance_encoder,
+                          coordinate_weight=settings.coordinate_weight)
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                       steps_per_execution=STEPS_PER_EXECUTION)
     timer = _EpochTimer()
@@ -266,10 +340,13 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         callbacks.append(BetaWarmup(settings.warmup_epochs))
     callbacks.append(_Progress(settings.epochs, progress, stop))
     matcher = None
-    if settings.match_every > 0 and settings.representation == "distances":
+    if settings.match_every > 0 and settings.representation == "distances" and not mds:
         matcher = OrderMatcher(rep, {"train": x_train, "validation": x_val},
                                {"train": dataset.coords[train_idx],
-                                "validation": dataset.coords[val_idx]})
+                                "validation": dataset.coords[val_idx]},
+                               coordinates=model.coordinate_weight > 0)
+        if model.coordinate_weight > 0:  # coordinate targets from the first epoch on
+            matcher.match(model)
     history = _fit(model, x_train, x_val, settings, callbacks, matcher)
     early.restore_best()
     trained.model = model
@@ -287,6 +364,14 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         "metrics": {},
     })
     return trained
+
+
+def _fitted_frame(rep, coords, seed: int) -> dict:
+    from .features import ShapeFrame
+
+    if not getattr(rep, "heights", False):
+        raise TrainingError("the mds encoder needs the height channels (heights=True)")
+    return ShapeFrame(rep).fit(rep.transform(coords), seed=seed).to_dict()
 
 
 def _fit(model, x_train, x_val, settings, callbacks, matcher=None) -> dict:

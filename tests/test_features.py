@@ -5,6 +5,7 @@ import pytest
 
 from ljvae_core.features import (
     DistanceMatrix,
+    ShapeFrame,
     SortedCoordinates,
     VoxelGrid,
     make_representation,
@@ -96,6 +97,48 @@ def test_height_channels_stand_the_shape_upright_again(d):
     flat = rep.transform(coords)
     flat[..., 1:] = 0.1
     assert np.isfinite(rep.inverse_transform(flat[:2])).all()
+
+
+def _settled(rng, m, n, d):
+    coords = rng.uniform(0, 5, (m, n, d))
+    coords[..., -1] = rng.exponential(0.8, (m, n)).clip(0, 5)
+    return coords
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("reorder", [True, False])
+def test_shape_frame_puts_every_copy_of_a_configuration_in_the_same_frame(d, reorder):
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(8)
+    coords = _settled(rng, 60, 20, d)
+    rep = DistanceMatrix(L=5.0, d=d).fit(coords)
+    frame = ShapeFrame(rep, reorder=reorder).fit(rep.transform(coords))
+    orders, shapes = frame.transform(rep.transform(coords[:10]))
+    # The shape is the configuration, moved across only: its particles orders[m] of the
+    # input's, their heights untouched.
+    ordered = rep.sort(coords[:10])
+    assert np.allclose(shapes[..., -1], np.take_along_axis(ordered[..., -1], orders, 1))
+    assert matched_rmsd(shapes, coords[:10]).max() < 1e-6
+    if not reorder:
+        assert np.array_equal(orders, np.tile(np.arange(20), (10, 1)))
+    # A copy turned about the vertical, mirrored and shifted across lands on the same shape
+    # when the frame re-orders particles (the input order, distance from the box's corner,
+    # is another for the copy).
+    turn = np.eye(d)
+    if d == 3:
+        turn[:2, :2] = Rotation.from_euler("z", 1.1).as_matrix()[:2, :2]
+    turn[0] *= -1
+    shift = np.zeros(d)
+    shift[0] = 0.3
+    _, again = frame.transform(rep.transform(coords[:10] @ turn.T + shift))
+    if reorder:
+        assert np.abs(again - shapes).max() < 1e-6
+    # Persisted as plain data.
+    back = ShapeFrame.from_dict(rep, frame.to_dict())
+    assert np.allclose(back.transform(rep.transform(coords[:5]))[1], shapes[:5])
+    with pytest.raises(ValueError, match="height channels"):
+        ShapeFrame(DistanceMatrix(L=5.0, d=d, heights=False))
 
 
 def test_models_saved_before_height_channels_load_without_them():

@@ -137,3 +137,31 @@ def test_matching_orders_undo_local_swaps_under_any_rigid_motion():
     # P[order] is Q particle for particle again.
     assert np.mean(np.take_along_axis(swapped, orders, axis=1) == np.arange(30)) > 0.99
     assert np.array_equal(matching_orders(Q[0], Q[0]), np.arange(30))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_match_across_undoes_turns_mirrors_and_shifts_that_keep_heights(dim):
+    from scipy.spatial.transform import Rotation
+
+    from ljvae_core.geometry import match_across
+
+    rng = np.random.default_rng(3)
+    Q = rng.uniform(0, 5, (50, 30, dim))
+    swapped = np.tile(np.arange(30), (50, 1))
+    for row in swapped:
+        for i in rng.choice(29, 3, replace=False):
+            row[[i, i + 1]] = row[[i + 1, i]]
+    across = np.eye(dim)[None].repeat(50, axis=0)
+    if dim == 3:
+        angles = rng.uniform(0, 2 * np.pi, 50)
+        across[:, :2, :2] = Rotation.from_euler("z", angles[:, None]).as_matrix()[:, :2, :2]
+    across[::2, 0] *= -1  # every other one mirrored
+    shift = np.zeros(dim)
+    shift[:-1] = rng.normal(0, 2, dim - 1)
+    moved = np.einsum("mnd,mde->mne", Q, across) + shift
+    P = np.take_along_axis(moved, swapped[..., None], axis=1)
+    orders, aligned = match_across(P, Q)
+    assert np.mean(np.take_along_axis(swapped, orders, axis=1) == np.arange(30)) > 0.99
+    assert np.median(np.abs(aligned - Q).max(axis=(1, 2))) < 1e-8
+    # Heights are never moved: only the particles' order changes them.
+    assert np.allclose(np.sort(aligned[..., -1], axis=1), np.sort(P[..., -1], axis=1))

@@ -131,7 +131,7 @@ def test_matched_targets_follow_the_decoders_particle_order(small_dataset):
     from ljvae_core.training import OrderMatcher
 
     settings = TrainSettings(representation="distances", latent_dim=4, epochs=6, batch_size=32,
-                             match_every=2)
+                             match_every=2, distance_encoder="rows")
     trained = train(small_dataset, settings)
     history = trained.history
     assert len(history["loss"]) == 6 and history["loss"][-1] < history["loss"][0]
@@ -168,3 +168,29 @@ def test_baseline_rmsd_is_what_knowing_only_the_condition_gives(small_dataset):
                            condition=np.zeros(20, dtype=int))
     assert _baseline_rmsd(same, np.arange(5)) < 1e-9
     assert _baseline_rmsd(same, np.arange(20)) is None  # nothing left to stand in
+
+
+def test_mds_encoder_trains_on_shapes_in_one_frame(small_dataset):
+    from ljvae_core.geometry import matched_rmsd
+
+    settings = TrainSettings(representation="distances", latent_dim=8, epochs=8, batch_size=32,
+                             distance_encoder="mds")
+    trained = train(small_dataset, settings)
+    history = trained.history
+    assert history["coordinates"][-1] < history["coordinates"][0]
+    assert "reordered" not in history  # the frame orders the particles itself
+    coords = small_dataset.coords[:12]
+    data = trained.model_data(coords)
+    # The input is the configuration itself, in the frame; the target its matrix.
+    assert data["x"].shape == (12, 10, 2)
+    assert matched_rmsd(data["coordinates"].astype(float), coords).max() < 1e-4
+    assert np.allclose(data["target"], trained.representation.matrices(data["coordinates"]))
+    decoded = trained.model.decoded_coordinates(data["x"])
+    assert decoded.shape == (12, 10, 2)
+    # The distances the decoder outputs are those of its coordinates.
+    out = np.asarray(trained.model.predict(data["x"], verbose=0))
+    assert np.allclose(trained.representation.distances(out)[0],
+                       np.linalg.norm(decoded[0][:, None] - decoded[0][None], axis=-1),
+                       atol=1e-4)
+    with pytest.raises(TrainingError, match="height channels"):
+        TrainSettings(representation_params={"heights": False}).validate()
