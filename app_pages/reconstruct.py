@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ljvae_core.analysis import compare_distributions, energies_per_particle
-from ljvae_core.evaluation import generate, held_out_indices, quench, reconstruct
+from ljvae_core.evaluation import PRIORS, generate, held_out_indices, quench, reconstruct
 from ljvae_core.geometry import match_and_align, pairwise_distances
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
 from ljvae_ui.state import cached_model, pick_compatible_dataset, pick_model
@@ -91,9 +91,17 @@ else:
     cols[1].caption("Unconditional model: samples span the training γ values.")
 relax = cols[2].checkbox("Relax (zero-temperature quench)", True, key="relax")
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
+prior = "normal"
+if trained.meta.get("latent_prior") is not None:
+    prior = st.radio("Sample the latent from", PRIORS, horizontal=True, key="generate_prior",
+                     format_func={"fitted": "the fitted prior", "normal": "N(0, I)"}.get,
+                     help="The fitted prior is a Gaussian mixture over the latent means of the "
+                          "training configurations: a latent that holds much information "
+                          "fills only part of N(0, I), and samples elsewhere decode to "
+                          "configurations unlike the training data.")
 if st.button("Generate", type="primary", key="generate"):
     with st.spinner("Decoding and relaxing…"):
-        raw = generate(trained, int(n), gamma, temperature, int(seed))
+        raw = generate(trained, int(n), gamma, temperature, int(seed), prior)
         relaxed = quench(raw, ds.box, 0.0 if gamma is None else gamma, periodic,
                          seed=int(seed)) if relax else None
     st.session_state[GENERATED] = {"model": summary["name"], "gamma": gamma, "raw": raw,

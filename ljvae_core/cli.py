@@ -192,7 +192,7 @@ def _check_inside(coords, box) -> None:
 
 def cmd_train(args) -> int:
     from .artifacts import load_dataset
-    from .training import TrainSettings, attach_anomaly_scorer, save_model, train
+    from .training import TrainSettings, attach_after_training, save_model, train
 
     dataset = load_dataset(args.dataset)
     settings = TrainSettings(
@@ -213,7 +213,7 @@ def cmd_train(args) -> int:
 
     trained = train(dataset, settings, progress)
     sys.stderr.write("\n")
-    attach_anomaly_scorer(trained, dataset)
+    attach_after_training(trained, dataset)
     path = save_model(trained, args.out)
     print(json.dumps({"model": str(path), "epochs_run": trained.meta["epochs_run"],
                       "seconds_per_epoch": trained.meta["seconds_per_epoch"],

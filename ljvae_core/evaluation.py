@@ -22,7 +22,7 @@ import numpy as np
 
 from .analysis import compare_distributions, energies_per_particle
 from .geometry import matched_rmsd
-from .latent import decode_latent
+from .latent import LatentPrior, decode_latent
 from .mc import MetropolisSampler
 
 # A quench is Metropolis at this (practically zero) temperature: only downhill moves pass.
@@ -49,10 +49,22 @@ def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
     return trained.representation.inverse_transform(out)
 
 
-def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0) -> np.ndarray:
-    """n configurations decoded from z ~ N(0, I) (at the given gamma, T if conditional)."""
+PRIORS = ("fitted", "normal")
+
+
+def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
+             prior: str = "fitted") -> np.ndarray:
+    """n configurations decoded from latent samples (at the given gamma, T if conditional):
+    of the model's fitted prior (:class:`ljvae_core.latent.LatentPrior`) when it has one and
+    prior="fitted", else of N(0, I)."""
+    if prior not in PRIORS:
+        raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
     rng = np.random.default_rng(seed)
-    z = rng.normal(size=(n, trained.settings.latent_dim))
+    fitted = trained.meta.get("latent_prior")
+    if prior == "fitted" and fitted is not None:
+        z = LatentPrior.from_dict(fitted).sample(n, rng)
+    else:
+        z = rng.normal(size=(n, trained.settings.latent_dim))
     return decode_latent(trained, z, gamma, temperature)
 
 
@@ -157,7 +169,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
     gamma, temperature = dataset.gamma[pick], dataset.temperature[pick]
     raw = generate(trained, n, gamma, temperature, seed)
     relaxed = quench(raw, dataset.box, gamma, periodic, sweeps, seed)
-    result = {}
+    result = {"prior": "fitted" if trained.meta.get("latent_prior") is not None else "normal"}
     for label, sample in (("", raw), ("_relaxed", relaxed)):
         # LJ energy only: the gravity part is judged through the heights.
         stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)
@@ -174,6 +186,12 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
                                 seed)
     stats = compare_distributions(relaxed, quenched_reference, dataset.box, 0.0, periodic)
     result["energy_w1_relaxed_vs_quenched_mc"] = stats["w1_energy_per_particle"]
+    if result["prior"] == "fitted":  # what the same decoder makes of N(0, I), unrelaxed
+        normal = generate(trained, n, gamma, temperature, seed, prior="normal")
+        stats = compare_distributions(normal, reference, dataset.box, 0.0, periodic)
+        result["normal_prior"] = {"valid_fraction": stats["valid_fraction"],
+                                  "height_w1": stats["w1_height"],
+                                  "nearest_neighbour_w1": stats["w1_nearest_neighbour"]}
     result["samples"] = int(n)
     result["quench_sweeps"] = int(sweeps)
     return result

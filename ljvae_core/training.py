@@ -567,8 +567,8 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
                f"validation {logs.get('val_loss', float('nan')):.4g}")
 
     trained = train(dataset, settings, on_epoch, cancel)
-    report(0.91, "fitting the anomaly threshold on held-out chains")
-    attach_anomaly_scorer(trained, dataset)
+    report(0.91, "fitting the anomaly threshold and the generation prior")
+    attach_after_training(trained, dataset)
     report(0.93, "evaluating on held-out chains")
     trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500, n_generate=n_generate,
                                        seed=settings.seed)
@@ -613,6 +613,29 @@ def regressor_coordinates(model, representation, X) -> np.ndarray:
     normalized = (distances / representation.scale)[..., None].astype("float32")
     coords = np.asarray(model.predict(normalized, verbose=0, batch_size=256), dtype=np.float64)
     return place_in_box(coords - coords.mean(axis=1, keepdims=True), representation.L)
+
+
+def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
+                        max_samples: int = 5000) -> None:
+    """Fit the generation prior (a Gaussian mixture over the posterior means of at most
+    ``max_samples`` training configurations, :class:`ljvae_core.latent.LatentPrior`); kept in
+    the meta."""
+    from .latent import LatentPrior, encode
+
+    idx = np.asarray(trained.meta["train_indices"])
+    rng = np.random.default_rng(trained.settings.seed)
+    if len(idx) > max_samples:
+        idx = np.sort(rng.choice(idx, max_samples, replace=False))
+    latent = encode(trained, dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
+    trained.meta["latent_prior"] = LatentPrior.fit(latent, components,
+                                                   trained.settings.seed).to_dict()
+
+
+def attach_after_training(trained: TrainedModel, dataset) -> None:
+    """What a trained model keeps besides its weights: the anomaly scorer (fitted on the
+    held-out chains) and the generation prior (on the training chains)."""
+    attach_anomaly_scorer(trained, dataset)
+    attach_latent_prior(trained, dataset)
 
 
 def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:

@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("keras")
 
 from ljvae_core.latent import (  # noqa: E402
+    LatentPrior,
     Projection,
     encode,
     energy_map,
@@ -24,6 +25,45 @@ def trained_and_data():
     ds = simulate(params)
     trained = train(ds, TrainSettings(representation="distances", latent_dim=6, epochs=10))
     return trained, ds
+
+
+def test_latent_prior_samples_the_distribution_it_was_fitted_to():
+    rng = np.random.default_rng(5)
+    # Two well-separated, correlated clusters, 3:1.
+    cov = np.array([[1.0, 0.8], [0.8, 1.0]])
+    latent = np.concatenate([rng.multivariate_normal([-6, 0], cov, 3000),
+                             rng.multivariate_normal([6, 2], 0.25 * cov, 1000)])
+    prior = LatentPrior.fit(latent, components=2)
+    z = prior.sample(20000, np.random.default_rng(0))
+    right = z[:, 0] > 0
+    assert abs(right.mean() - 0.25) < 0.02
+    assert np.allclose(z[~right].mean(0), [-6, 0], atol=0.05)
+    assert np.allclose(np.cov(z[~right].T), cov, atol=0.05)
+    assert np.allclose(np.cov(z[right].T), 0.25 * cov, atol=0.03)
+    # Seeded, and persisted as plain arrays.
+    again = LatentPrior.from_dict(prior.to_dict())
+    assert np.array_equal(again.sample(5, np.random.default_rng(1)),
+                          prior.sample(5, np.random.default_rng(1)))
+
+
+def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_data):
+    from ljvae_core.evaluation import generate
+    from ljvae_core.training import attach_latent_prior
+
+    trained, ds = trained_and_data
+    fitted = dict(trained.meta)
+    attach_latent_prior(trained, ds)
+    try:
+        prior = LatentPrior.from_dict(trained.meta["latent_prior"])
+        assert prior.means.shape[1] == trained.settings.latent_dim
+        a = generate(trained, 20, seed=3)
+        assert np.array_equal(a, generate(trained, 20, seed=3))
+        assert not np.array_equal(a, generate(trained, 20, seed=3, prior="normal"))
+        with pytest.raises(ValueError, match="unknown prior"):
+            generate(trained, 2, prior="uniform")
+    finally:
+        trained.meta.clear()
+        trained.meta.update(fitted)
 
 
 def test_projection_is_pca_above_two_dimensions():
