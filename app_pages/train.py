@@ -11,8 +11,9 @@ from ljvae_ui.state import SELECTED_MODEL, job_blocked, models_table, pick_datas
 
 JOB = "training_job"
 LOG = "training_log"
+SHOWN = "training_job_shown"
 REPRESENTATIONS = {
-    "distances": "distance matrix → Conv2D VAE (symmetric output, zero diagonal)",
+    "distances": "distance matrix → VAE (MDS or Conv2D encoder, Euclidean output)",
     "coords": "sorted coordinates → dense VAE (the original study's network)",
     "voxels": "voxel density grid → Conv3D VAE (Conv2D for 2D)",
 }
@@ -119,7 +120,11 @@ def job_panel():
     if job.running:
         return
     if job.status == "done":
-        st.session_state[SELECTED_MODEL] = job.result
+        if st.session_state.get(SHOWN) is not job:
+            # The model list below was drawn while the job ran: redraw the page once.
+            st.session_state[SHOWN] = job
+            st.session_state[SELECTED_MODEL] = job.result
+            st.rerun(scope="app")
         st.success(f"Saved model **{job.result}** in {job.elapsed:.0f} s (evaluated on held-out "
                    "chains, below).")
         st.page_link("app_pages/reconstruct.py", label="Reconstruct and generate with it",

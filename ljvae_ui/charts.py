@@ -77,10 +77,12 @@ def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
 
 
 def training_chart(epoch_log: list[dict]) -> alt.Chart:
-    """Loss curves from the per-epoch logs: total loss (train and validation) and its terms."""
+    """Loss curves from the per-epoch logs: total loss (train and validation; the negative ELBO
+    plus the weighted coordinate and physics terms) and its terms."""
     frame = pd.DataFrame(epoch_log)
     names = {"loss": "total (train)", "val_loss": "total (validation)",
-             "reconstruction": "reconstruction", "kl": "KL", "physics": "physics"}
+             "reconstruction": "reconstruction", "kl": "KL", "physics": "physics",
+             "coordinates": "coordinates (weighted)"}
     long = frame.melt(id_vars="epoch", value_vars=[k for k in names if k in frame],
                       var_name="term", value_name="value")
     long["term"] = long["term"].map(names)
@@ -90,7 +92,7 @@ def training_chart(epoch_log: list[dict]) -> alt.Chart:
         color=alt.Color("term:N", title=None), tooltip=["epoch:Q", "term:N",
                                                         alt.Tooltip("value:Q", format=".4g")])
     total = base.transform_filter(alt.datum.panel == "total").properties(
-        title="Loss (negative ELBO per configuration)", width=320, height=220)
+        title="Training loss per configuration", width=320, height=220)
     terms = base.transform_filter(alt.datum.panel == "terms").properties(
         title="Terms of the training loss", width=320, height=220)
     return alt.hconcat(total, terms)

@@ -119,7 +119,10 @@ def test_simulate_train_and_score_through_the_browser(page, server, tmp_path):
     _set(page, "Model name (optional)", "browser model")
     page.get_by_role("button", name="Train", exact=True).click()
     _wait_for_text(page, "Saved model", 300)
+    _settle(page)
     _no_exception(page)
+    # The model list, drawn while the job ran, is redrawn when it ends.
+    assert page.get_by_text("No model yet.").count() == 0
     _shoot(page, "train")
 
     _open(page, server, "reconstruct")
