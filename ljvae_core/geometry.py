@@ -188,14 +188,19 @@ def matching_orders(P, Q, allow_reflection: bool = True, max_rounds: int = 4) ->
     return orders[0] if single else orders
 
 
-def match_across(P, Q, allow_reflection: bool = True, max_rounds: int = 4):
+def match_across(P, Q, allow_reflection: bool = True, max_rounds: int = 4,
+                 principal_starts: bool = True):
     """(orders (M, N), moved (M, N, d)): P's particles matched to Q's, and P moved onto Q by a
     turn about the last (vertical) axis, a mirror if allowed and a shift across -- the motions
     that keep each particle's height. ``moved[m]`` is ``P[m][orders[m]]`` so moved.
 
     What a decoder that knows which way is up can be trained against: P a configuration, Q
     what the decoder made of it, whose frame across is arbitrary but whose heights are not.
-    With ``max_rounds=0`` P keeps its order and is only moved (turned, mirrored, shifted)."""
+    With ``max_rounds=0`` P keeps its order and is only moved (turned, mirrored, shifted).
+    The alternation starts from the alignment of the given order and, with
+    ``principal_starts``, also from every matching of the principal axes across (five times
+    the work in 3D); the best result is kept. Without them it suits sets whose orders already
+    nearly agree (a decoder's output and its target)."""
     Pb, single = _batched(P, 2)
     Qb, _ = _batched(Q, 2)
     if Pb.shape != Qb.shape:
@@ -209,7 +214,7 @@ def match_across(P, Q, allow_reflection: bool = True, max_rounds: int = 4):
     found = []
     for p0, q0, start in zip(P0, Q0, starts, strict=True):
         candidates = [start]
-        if max_rounds > 0:  # the given order may be far off: try the principal axes too
+        if max_rounds > 0 and principal_starts:  # the given order may be far off
             candidates += _principal_turns(p0, q0, allow_reflection)
         found.append(min((_assign_and_align(p0, q0, s, allow_reflection, max_rounds, True)
                           for s in candidates), key=lambda f: f[0]))

@@ -271,7 +271,7 @@ class OrderMatcher:
             x, c = x if isinstance(x, tuple) else (x, None)
             decoded = model.decoded_coordinates(x, c, batch_size)
             if getattr(self.rep, "heights", False):
-                return match_across(ordered, decoded)
+                return match_across(ordered, decoded, principal_starts=False)
             # Without heights the decoder's frame is arbitrary in every direction.
             orders = matching_orders(ordered, decoded)
             return orders, kabsch(np.take_along_axis(ordered, orders[..., None], 1), decoded)
