@@ -14,8 +14,12 @@ likelihood weighs them as the ELBO says. The variance reached at the end of trai
 Architectures (built by :func:`build_vae`):
 - ``dense`` on sorted coordinates: the original study's mirrored encoder/decoder
   (N*d -> 0.75 N*d -> 0.37 N*d -> latent; 60 -> 45 -> 22 -> 2 for 30 particles in 2D).
-- ``conv2d`` on distance matrices: Conv2D encoder, dense decoder whose output is made symmetric
-  with a zero diagonal by construction (:class:`SymmetricDistances`).
+- distances: an encoder of the matrix itself (Conv2D, or kernels spanning whole rows) or, by
+  default, a dense encoder of the shape classical MDS recovers from it, put in one frame
+  (``encoder="mds"``, input made by :class:`ljvae_core.features.ShapeFrame`); a dense decoder
+  emitting coordinates whose distance matrix is the output (:class:`DistancesFromCoordinates`,
+  Euclidean by construction, with a coordinate term in the loss, see :class:`VAE`), or the
+  matrix itself made symmetric with a zero diagonal (:class:`SymmetricDistances`).
 - ``conv3d`` on voxel grids (``conv2d_grid`` for 2D grids): three blocks of convolution and
   2x pooling, flattened to mean and log-variance; transposed convolutions back.
 - ``conditional=True`` feeds (gamma, T) to the encoder and the decoder.
