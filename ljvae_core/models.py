@@ -183,17 +183,19 @@ class VAE(keras.Model):
 
     # -- plumbing
     def _split(self, data):
-        """(x, c, target) from a batch: x alone, the pair (x, c) for conditional models, or a
-        dict {"x", "condition", "target"} when the decoder's targets are not its inputs
-        (particle orders matched to the decoder's, see ljvae_core.training)."""
+        """(x, c, target, coordinates) from a batch: x alone, the pair (x, c) for conditional
+        models, or a dict {"x", "condition", "target", "coordinates"} when the decoder's
+        targets are not its inputs (particle orders matched to the decoder's, shapes in the
+        mds encoder's frame: see ljvae_core.training); absent parts are None."""
         if isinstance(data, (tuple, list)) and len(data) == 1:
             data = data[0]
         if isinstance(data, dict):
-            return data["x"], data.get("condition"), data.get("target", data["x"])
+            return (data["x"], data.get("condition"), data.get("target", data["x"]),
+                    data.get("coordinates"))
         if self.conditional:
             x, c = data
-            return x, c, x
-        return data, None, data
+            return x, c, x, None
+        return data, None, data, None
 
     @property
     def has_coordinates(self) -> bool:
@@ -260,7 +262,8 @@ class VAE(keras.Model):
         kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
         physics = self._physics_penalty(x_hat)
         if self.physics and self.physics.get("weight", 0.0) > 0.0:
-            # Configurations decoded from the prior too: those are the generated samples.
+            # Configurations decoded from N(0, I) too: what generation sampled before the
+            # fitted prior (ljvae_core.latent.LatentPrior).
             prior = keras.random.normal(ops.shape(mean), seed=self.sampling.seed_generator)
             physics = physics + self._physics_penalty(self.decode(prior, c))
         total = ops.mean(reconstruction + self.beta * self.beta_scale * kl + physics
@@ -288,16 +291,16 @@ class VAE(keras.Model):
     def train_step(self, data):
         import tensorflow as tf
 
-        x, c, target = self._split(data)
+        x, c, target, coordinates = self._split(data)
         with tf.GradientTape() as tape:
-            values = self._loss_terms(x, c, target, True, _coordinates(data))
+            values = self._loss_terms(x, c, target, True, coordinates)
         grads = tape.gradient(values[0], self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._record(values)
 
     def test_step(self, data):
-        x, c, target = self._split(data)
-        return self._record(self._loss_terms(x, c, target, False, _coordinates(data)))
+        x, c, target, coordinates = self._split(data)
+        return self._record(self._loss_terms(x, c, target, False, coordinates))
 
     # -- persistence
     def get_config(self):
@@ -337,13 +340,6 @@ def _coordinate_view(decoder):
     except ValueError:
         return None
     return keras.Model(decoder.inputs, [layer.output, decoder.output], name="coordinate_view")
-
-
-def _coordinates(data):
-    """The coordinate targets a batch carries (a dict batch's ``"coordinates"``), if any."""
-    if isinstance(data, (tuple, list)) and len(data) == 1:
-        data = data[0]
-    return data.get("coordinates") if isinstance(data, dict) else None
 
 
 def calibrated_nll(truth, guess):
