@@ -43,6 +43,7 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         decoder = "direct"
         match_every = 0
         encoder = TrainSettings.distance_encoder
+        coordinate_weight = TrainSettings.coordinate_weight
         if rep == "distances":
             decoder = st.radio("Distance decoder", ("coordinates", "direct"), horizontal=True,
                                key="distance_decoder",
@@ -60,7 +61,7 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                                     "decoder); rows: kernels spanning whole rows, so that "
                                     "each particle is first described by all its distances; "
                                     "conv: 3x3 convolutions.")
-            extra["coordinate_weight"] = st.number_input(
+            coordinate_weight = st.number_input(
                 "Coordinate loss weight", 0.0, 1000.0, TrainSettings.coordinate_weight,
                 key="coordinate_weight", disabled=decoder != "coordinates",
                 help="Weight of a loss on the decoded coordinates themselves, next to their "
@@ -100,7 +101,7 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
         epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
         distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder,
-        coordinate_weight=float(extra.pop("coordinate_weight", TrainSettings.coordinate_weight)))
+        coordinate_weight=float(coordinate_weight))
     settings.validate()
     return settings, name.strip() or None
 

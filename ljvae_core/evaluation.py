@@ -130,8 +130,7 @@ def _reconstruction(trained, dataset, idx, periodic) -> dict:
     coords = dataset.coords[idx]
     gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
     data = trained.model_data(coords, gamma, temperature)
-    x = (data["x"], data["condition"]) if "condition" in data else data["x"]
-    out = np.asarray(trained.model.predict(x, verbose=0, batch_size=256))
+    out = np.asarray(trained.model.predict(trained.inputs_of(data), verbose=0, batch_size=256))
     back = trained.representation.inverse_transform(out)
     rmsd = matched_rmsd(back, coords)
     energy = [energies_per_particle(c, dataset.box, gamma, periodic) for c in (coords, back)]

@@ -164,7 +164,10 @@ class TrainedModel:
 
     def model_inputs(self, coords, gamma=None, temperature=None):
         """The model's input: x, or (x, condition) for conditional models."""
-        data = self.model_data(coords, gamma, temperature)
+        return self.inputs_of(self.model_data(coords, gamma, temperature))
+
+    def inputs_of(self, data: dict):
+        """The model's input in a :meth:`model_data` dict: x, or (x, condition)."""
         return (data["x"], data["condition"]) if self.settings.conditional else data["x"]
 
 
@@ -314,9 +317,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         data = trained.model_data(dataset.coords[idx], dataset.gamma[idx],
                                   dataset.temperature[idx])
         # Models whose targets are their inputs take (x[, c]); the others the whole dict.
-        if mds:
-            return data
-        return (data["x"], data["condition"]) if settings.conditional else data["x"]
+        return data if mds else trained.inputs_of(data)
 
     x_train, x_val = inputs(train_idx), inputs(val_idx)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
