@@ -176,15 +176,8 @@ def matching_orders(P, Q, allow_reflection: bool = True, max_rounds: int = 4) ->
     Starts from the alignment of the given correspondence (P[i] with Q[i]) and alternates the
     optimal assignment with Kabsch: one start instead of :func:`matched_rmsd`'s 2^d, for sets
     whose orders already nearly agree (a decoder's output and its target)."""
-    Pb, single = _batched(P, 2)
-    Qb, _ = _batched(Q, 2)
-    if Pb.shape != Qb.shape:
-        raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
-    P0 = Pb - Pb.mean(axis=-2, keepdims=True)
-    Q0 = Qb - Qb.mean(axis=-2, keepdims=True)
-    starts = _optimal_rotations(P0, Q0, allow_reflection)
-    orders = np.stack([_assign_and_align(p0, q0, start, allow_reflection, max_rounds)[2]
-                       for p0, q0, start in zip(P0, Q0, starts, strict=True)])
+    orders, _, single = _match_each(P, Q, allow_reflection, max_rounds, keep_last_axis=False,
+                                    principal_starts=False)
     return orders[0] if single else orders
 
 
@@ -201,26 +194,38 @@ def match_across(P, Q, allow_reflection: bool = True, max_rounds: int = 4,
     ``principal_starts``, also from every matching of the principal axes across (five times
     the work in 3D); the best result is kept. Without them it suits sets whose orders already
     nearly agree (a decoder's output and its target)."""
+    orders, moved, single = _match_each(P, Q, allow_reflection, max_rounds,
+                                        keep_last_axis=True, principal_starts=principal_starts)
+    return (orders[0], moved[0]) if single else (orders, moved)
+
+
+def _match_each(P, Q, allow_reflection, max_rounds, keep_last_axis, principal_starts):
+    """(orders, P permuted and moved onto Q, whether one pair was given): the assignment and
+    alignment alternation for every pair of sets, started from the alignment of the given
+    order (and, with principal_starts, from the principal axes across). With keep_last_axis
+    the sets are centred and turned across only, so heights stay as they are."""
     Pb, single = _batched(P, 2)
     Qb, _ = _batched(Q, 2)
     if Pb.shape != Qb.shape:
         raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
-    across = np.ones(Pb.shape[-1])
-    across[-1] = 0.0
-    p_mean = Pb.mean(axis=-2, keepdims=True) * across
-    q_mean = Qb.mean(axis=-2, keepdims=True) * across
+    centred = np.ones(Pb.shape[-1])
+    if keep_last_axis:
+        centred[-1] = 0.0
+    p_mean = Pb.mean(axis=-2, keepdims=True) * centred
+    q_mean = Qb.mean(axis=-2, keepdims=True) * centred
     P0, Q0 = Pb - p_mean, Qb - q_mean
-    starts = _rotations(P0, Q0, allow_reflection, keep_last_axis=True)
+    starts = _rotations(P0, Q0, allow_reflection, keep_last_axis)
     found = []
     for p0, q0, start in zip(P0, Q0, starts, strict=True):
         candidates = [start]
         if max_rounds > 0 and principal_starts:  # the given order may be far off
             candidates += _principal_turns(p0, q0, allow_reflection)
-        found.append(min((_assign_and_align(p0, q0, s, allow_reflection, max_rounds, True)
-                          for s in candidates), key=lambda f: f[0]))
+        found.append(min((_assign_and_align(p0, q0, s, allow_reflection, max_rounds,
+                                            keep_last_axis) for s in candidates),
+                         key=lambda f: f[0]))
     orders = np.stack([f[2] for f in found])
     moved = np.stack([f[1] for f in found]) + q_mean
-    return (orders[0], moved[0]) if single else (orders, moved)
+    return orders, moved, single
 
 
 def _principal_turns(p0, q0, allow_reflection) -> list:
