@@ -29,6 +29,20 @@ if summary is None:
     st.stop()
 
 
+def hard_core_widgets(enabled: bool) -> tuple[int, float]:
+    """(repel steps, repel distance) of the coordinates decoder's hard core."""
+    steps = st.number_input(
+        "Hard-core steps (0: off)", 0, 20, TrainSettings.repel_steps, key="repel_steps",
+        disabled=not enabled,
+        help="The decoded coordinates end with this many steps pushing pairs closer than the "
+             "contact distance apart; the decoder learns through them. Without them, decoded "
+             "samples almost always hold an overlapping pair.")
+    distance = st.number_input(
+        "Contact distance (σ)", 0.5, 1.5, TrainSettings.repel_distance, step=0.05,
+        key="repel_distance", disabled=not enabled or steps == 0)
+    return int(steps), float(distance)
+
+
 def settings_from_widgets() -> tuple[TrainSettings, str | None]:
     left, mid, right = st.columns(3)
     with left:
@@ -44,6 +58,8 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         match_every = 0
         encoder = TrainSettings.distance_encoder
         coordinate_weight = TrainSettings.coordinate_weight
+        repel = (TrainSettings.repel_steps, TrainSettings.repel_distance)
+        log_heights = TrainSettings.log_heights
         if rep == "distances":
             decoder = st.radio("Distance decoder", ("coordinates", "direct"), horizontal=True,
                                key="distance_decoder",
@@ -67,6 +83,12 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                 help="Weight of a loss on the decoded coordinates themselves, next to their "
                      "distances: scored through distances alone, decoded shapes settle into "
                      "folded or mirrored ones.")
+            repel = hard_core_widgets(decoder == "coordinates")
+            log_heights = st.checkbox(
+                "Decode log-heights", TrainSettings.log_heights, key="log_heights",
+                disabled=decoder != "coordinates",
+                help="The decoder emits the logarithm of each height: decoded particles stay "
+                     "above the floor, and a barometric profile's scale is one shift.")
             extra["heights"] = st.checkbox(
                 "Height channels", True, key="distance_heights",
                 help="Adds each particle's height to the matrix (two more channels): a "
@@ -101,7 +123,8 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         physics_weight=0.0 if rep == "voxels" else float(physics), conditional=conditional,
         epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
         distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder,
-        coordinate_weight=float(coordinate_weight))
+        coordinate_weight=float(coordinate_weight), repel_steps=repel[0],
+        repel_distance=repel[1], log_heights=log_heights)
     settings.validate()
     return settings, name.strip() or None
 

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "kernels spanning whole rows, or 3x3 convolutions")
     tr.add_argument("--coordinate-weight", type=float, default=None, metavar="W",
                     help="distances: weight of the loss on the decoded coordinates (0: off)")
+    tr.add_argument("--repel-steps", type=int, default=None, metavar="K",
+                    help="distances: end the decoded coordinates with K steps pushing "
+                         "overlapping pairs apart (0: off)")
+    tr.add_argument("--linear-heights", action="store_true",
+                    help="distances: the decoder emits heights themselves, not their logarithms")
+    tr.add_argument("--repel-distance", type=float, default=None, metavar="R",
+                    help="distances: pairs closer than R (sigma) are pushed apart")
     tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
                     help="halve the learning rate after K epochs without progress (0: never)")
     tr.add_argument("--patience", type=int, default=None, metavar="K",
@@ -190,6 +197,15 @@ def _check_inside(coords, box) -> None:
         )
 
 
+def _given_settings(args) -> dict:
+    """The training settings the command line set; the rest keep TrainSettings' defaults."""
+    given = {name: getattr(args, name) for name in (
+        "lr_patience", "patience", "match_every", "distance_encoder", "coordinate_weight",
+        "repel_steps", "repel_distance")}
+    given["log_heights"] = False if args.linear_heights else None
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def cmd_train(args) -> int:
     from .artifacts import load_dataset
     from .training import TrainSettings, attach_after_training, save_model, train
@@ -200,10 +216,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size, beta=args.beta, warmup_epochs=args.warmup,
         physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed,
         distance_decoder=args.distance_decoder,
-        **{k: v for k, v in (("lr_patience", args.lr_patience), ("patience", args.patience),
-                             ("match_every", args.match_every),
-                             ("distance_encoder", args.distance_encoder),
-                             ("coordinate_weight", args.coordinate_weight)) if v is not None},
+        **_given_settings(args),
         representation_params={"heights": False} if args.no_heights and
         args.representation == "distances" else {})
 

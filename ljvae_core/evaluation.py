@@ -5,8 +5,9 @@ evaluate`` prints (issue 5):
 
 - ``reconstruction`` on held-out chains (the validation chains of training when the dataset is
   the one trained on, else every sample): normalized input MSE, permutation-invariant aligned
-  RMSD (sigma) of the decoded coordinates, relative error of the energy, and the RMSD a model
-  knowing only (gamma, T) would reach (another configuration of the same condition).
+  RMSD (sigma) of the decoded coordinates, relative error of the energy, fraction valid, and
+  the RMSD a model knowing only (gamma, T) would reach (another configuration of the same
+  condition).
 - ``generation`` from the prior (at the held-out samples' (gamma, T) for conditional models):
   fraction valid (no pair under 0.8 sigma), 1D Wasserstein distances to the held-out Monte
   Carlo samples of the LJ energy per particle, of nearest-neighbour distances and of heights,
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import compare_distributions, energies_per_particle
+from .analysis import compare_distributions, energies_per_particle, valid_fraction
 from .geometry import matched_rmsd
 from .latent import LatentPrior, decode_latent
 from .mc import MetropolisSampler
@@ -140,6 +141,7 @@ def _reconstruction(trained, dataset, idx, periodic) -> dict:
         "rmsd_median": float(np.median(rmsd)),
         "rmsd_p90": float(np.percentile(rmsd, 90)),
         "energy_rel_error_median": float(np.median(rel)),
+        "valid_fraction": valid_fraction(back, dataset.box, periodic),
         "baseline_rmsd_median": _baseline_rmsd(dataset, idx),
     }
 

@@ -214,6 +214,11 @@ def test_train_page_refuses_bad_settings(stored_dataset):
     at = _app()
     at.switch_page("app_pages/train.py")
     at.run()
+    # The hard core acts on decoded coordinates: off for a decoder of matrices.
+    assert not at.number_input(key="repel_steps").disabled
+    at.radio(key="distance_decoder").set_value("direct")
+    at.run()
+    assert at.number_input(key="repel_steps").disabled
     at.selectbox(key="representation").set_value("voxels")
     at.run()
     assert not at.exception

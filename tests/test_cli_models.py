@@ -32,6 +32,7 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     result = json.loads(out.stdout)
     for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median", "baseline_rmsd_median"):
         assert result["reconstruction"][key] >= 0
+    assert 0 <= result["reconstruction"]["valid_fraction"] <= 1
     for key in ("valid_fraction", "valid_fraction_relaxed", "energy_w1", "energy_w1_relaxed"):
         assert result["generation"][key] >= 0
     # The quench only moves particles downhill: relaxation cannot lose validity on average.

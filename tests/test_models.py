@@ -122,3 +122,87 @@ def test_coordinate_decoder_with_heights_emits_the_heights_of_its_coordinates():
     back = rep.inverse_transform(out)
     assert np.allclose(back[..., -1], coords[..., -1], atol=1e-3)
     assert matched_rmsd(back, coords).max() < 1e-3
+
+
+def test_repel_sets_an_overlapping_pair_to_the_contact_distance_and_spares_the_rest():
+    from ljvae_core.models import Repel
+
+    # Pair (0, 1) overlaps at 0.5 sigma; particle 2 is far from both.
+    x = np.array([[[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [3.0, 3.0, 3.0]]], dtype="float32")
+    out = np.asarray(Repel(3, 3, distance=0.9, steps=1)(x.reshape(1, -1))).reshape(1, 3, 3)
+    d = pairwise_distances(out.astype(float))[0]
+    assert d[0, 1] == pytest.approx(0.9, abs=1e-5)
+    assert np.allclose(out[0, 2], x[0, 2])
+    assert np.allclose(out[0, :2].mean(axis=0), x[0, :2].mean(axis=0), atol=1e-6)  # no drift
+
+
+def test_repel_clears_the_overlaps_of_a_random_cluster_and_lets_gradients_through():
+    import tensorflow as tf
+
+    from ljvae_core.models import Repel
+
+    x = tf.Variable(np.random.default_rng(6).uniform(0, 3, (8, 30, 3)).reshape(8, -1),
+                    dtype="float32")
+    layer = Repel(30, 3, distance=0.9, steps=8)
+    with tf.GradientTape() as tape:
+        out = layer(x)
+        loss = tf.reduce_sum(out ** 2)
+    before = pairwise_distances(x.numpy().reshape(8, 30, 3).astype(float))
+    after = pairwise_distances(np.asarray(out).reshape(8, 30, 3).astype(float))
+    off = ~np.eye(30, dtype=bool)
+    assert (before[:, off] < 0.8).mean() > 0.01
+    assert (after[:, off] < 0.8).mean() < 0.1 * (before[:, off] < 0.8).mean()
+    grad = tape.gradient(loss, x).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).max() > 0
+
+
+@pytest.mark.parametrize("log_heights", [False, True])
+def test_coordinate_decoder_with_repel_saves_and_loads(tmp_path, log_heights):
+    vae = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0), height_scale=5.0,
+                    distance_encoder="mds", repel={"distance": 0.9, "steps": 3, "height": 5.0},
+                    log_heights=log_heights)
+    assert vae.decoder.get_layer("decoder_coordinates").__class__.__name__ == "Repel"
+    z = np.random.default_rng(7).normal(size=(5, 4)).astype("float32")
+    vae.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert np.allclose(np.asarray(again.decode(z)), np.asarray(vae.decode(z)), atol=1e-6)
+
+
+def test_exp_heights_keeps_decoded_heights_above_the_floor():
+    from ljvae_core.models import ExpHeights
+
+    x = np.random.default_rng(8).normal(0, 3, (4, 36)).astype("float32")
+    out = np.asarray(ExpHeights(12, 3)(x)).reshape(4, 12, 3)
+    assert (out[..., 2] > 0).all()
+    assert np.allclose(np.log(out[..., 2]), x.reshape(4, 12, 3)[..., 2], atol=1e-5)
+    assert np.array_equal(out[..., :2], x.reshape(4, 12, 3)[..., :2])
+
+
+def test_repel_keeps_pushed_particles_between_floor_and_ceiling():
+    from ljvae_core.models import Repel
+
+    # A pair overlapping on the floor, one above the other: pushed apart along the vertical,
+    # the lower one would go through the floor.
+    x = np.array([[[1.0, 1.0, 0.0], [1.0, 1.0, 0.3], [1.0, 1.0, 4.9]]], dtype="float32")
+    out = np.asarray(Repel(3, 3, 1.0, 6, height=5.0)(x.reshape(1, -1))).reshape(3, 3)
+    assert out[:, 2].min() >= 0.0 and out[:, 2].max() <= 5.0
+    assert out[1, 2] - out[0, 2] == pytest.approx(1.0, abs=0.02)  # halves the gap per step
+
+
+def test_wall_overflow_is_zero_inside_the_box_in_any_turn_and_grows_outside():
+    from ljvae_core.models import wall_overflow
+
+    rng = np.random.default_rng(9)
+    inside = rng.uniform(0.2, 4.8, (3, 20, 3))
+    turn = np.deg2rad(30.0)
+    rotation = np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0],
+                         [0, 0, 1]])
+    turned = inside @ rotation.T  # still fits, once turned back
+    assert np.asarray(wall_overflow(turned.astype("float32"), 5.0)).max() < 1e-3
+    wide = inside.copy()
+    wide[:, 0, :2] = [-3.0, -3.0]  # one particle far outside a corner
+    low = inside.copy()
+    low[:, 0, 2] = -0.5  # one particle 0.5 below the floor
+    assert (np.asarray(wall_overflow(wide.astype("float32"), 5.0)) > 1.0).all()
+    assert np.allclose(np.asarray(wall_overflow(low.astype("float32"), 5.0)), 0.25, atol=1e-5)
+    assert np.asarray(wall_overflow(wide.astype("float32"), 5.0, side_walls=False)).max() == 0
