@@ -73,6 +73,7 @@ def models_table(models: list[dict]):
             "latent": m["latent_dim"], "β": m["beta"], "physics λ": m["physics_weight"],
             "conditional": m["conditional"], "epochs": m["epochs_run"],
             "RMSD median (σ)": rec.get("rmsd_median"),
+            "valid (raw)": gen.get("valid_fraction"),
             "valid (relaxed)": gen.get("valid_fraction_relaxed"),
             "U/N W1 (relaxed)": gen.get("energy_w1_relaxed"), "dataset": m.get("dataset"),
         })

@@ -206,3 +206,19 @@ def test_wall_overflow_is_zero_inside_the_box_in_any_turn_and_grows_outside():
     assert (np.asarray(wall_overflow(wide.astype("float32"), 5.0)) > 1.0).all()
     assert np.allclose(np.asarray(wall_overflow(low.astype("float32"), 5.0)), 0.25, atol=1e-5)
     assert np.asarray(wall_overflow(wide.astype("float32"), 5.0, side_walls=False)).max() == 0
+
+
+def test_physics_penalty_counts_the_walls_of_decoded_coordinates():
+    physics = {"weight": 2.0, "energy_cap": 0.0, "kind": "distances", "n_particles": 12,
+               "dim": 3, "scale": 10.0, "box": 5.0, "side_walls": True}
+    vae = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0), height_scale=5.0,
+                    distance_encoder="mds", physics=physics)
+    grid = np.stack(np.meshgrid(*[np.arange(3) * 1.5 + 0.5] * 2, indexing="ij"), -1).reshape(-1, 2)
+    coords = np.c_[np.r_[grid, grid[:3]], np.r_[np.full(9, 0.5), np.full(3, 2.0)]]
+    coords = coords[None].astype("float32")  # 12 particles 1.5 apart, inside a box of 5
+    sunk = coords.copy()
+    sunk[0, 0, 2] = -1.0  # one particle 1 below the floor, still clear of the others
+    matrix = np.asarray(vae.decoder.get_layer("distances")(coords.reshape(1, -1)))
+    inside = float(np.asarray(vae._physics_penalty(matrix, coords))[0])
+    below = float(np.asarray(vae._physics_penalty(matrix, sunk))[0])
+    assert below - inside == pytest.approx(2.0 * 1.0, rel=1e-4)  # weight x (1 sigma)^2
