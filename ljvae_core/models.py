@@ -376,8 +376,9 @@ class VAE(keras.Model):
         return self._coordinate_view.model([z, c] if self.conditional else z)
 
     def _physics_penalty(self, x_hat, coordinates=None):
-        """weight * (softplus(U_LJ/N - cap) + wall overflow) per decoded configuration; the
-        wall term needs the decoded coordinates and a "box" in the physics settings."""
+        """weight * (s softplus((U_LJ/N - cap) / s) + wall overflow) per decoded
+        configuration; the wall term needs the decoded coordinates and a "box" in the physics
+        settings."""
         if not self.physics or self.physics.get("weight", 0.0) <= 0.0:
             return ops.zeros((ops.shape(x_hat)[0],))
         p = self.physics
@@ -613,15 +614,15 @@ def _coordinate_decoder(n_particles, latent_dim, hidden, conditional, n_conditio
     h = _with_condition(z, cd, "decoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
     h = layers.Dense(2 * hidden, activation="relu", name="decoder_dense_1")(h)
-    stages = []
+    # The last stage is called decoder_coordinates: the coordinate view reads it.
+    stages = [lambda h, name: layers.Dense(n_particles * dim, name=name)(h)]
     if log_heights:
         stages.append(lambda h, name: ExpHeights(n_particles, dim, name=name)(h))
     if repel and repel.get("steps", 0) > 0:
         stages.append(lambda h, name: Repel(n_particles, dim, **repel, name=name)(h))
-    names = [f"decoder_raw_coordinates_{k}" for k in range(len(stages))] + ["decoder_coordinates"]
-    h = layers.Dense(n_particles * dim, name=names[0])(h)
-    for stage, name in zip(stages, names[1:], strict=True):
-        h = stage(h, name)
+    for k, stage in enumerate(stages):
+        last = k == len(stages) - 1
+        h = stage(h, "decoder_coordinates" if last else f"decoder_raw_coordinates_{k}")
     out = DistancesFromCoordinates(n_particles, dim, scale, height_scale, name="distances")(h)
     return _functional((z, cd), out, "decoder")
 
