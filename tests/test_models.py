@@ -222,3 +222,11 @@ def test_physics_penalty_counts_the_walls_of_decoded_coordinates():
     inside = float(np.asarray(vae._physics_penalty(matrix, coords))[0])
     below = float(np.asarray(vae._physics_penalty(matrix, sunk))[0])
     assert below - inside == pytest.approx(2.0 * 1.0, rel=1e-4)  # weight x (1 sigma)^2
+
+
+def test_wall_overflow_in_2d_measures_the_width_across():
+    from ljvae_core.models import wall_overflow
+
+    coords = np.array([[[0.0, 0.0], [3.0, 1.0], [5.5, 2.0]]], dtype="float32")  # 5.5 wide
+    assert float(np.asarray(wall_overflow(coords, 5.0))[0]) == pytest.approx(0.25, abs=1e-5)
+    assert float(np.asarray(wall_overflow(coords, 6.0))[0]) == pytest.approx(0.0, abs=1e-6)
