@@ -126,8 +126,7 @@ class Repel(layers.Layer):
         x = ops.reshape(inputs, (-1, self.n_particles, self.dim))
         off_diagonal = 1.0 - ops.eye(self.n_particles, dtype=x.dtype)
         for _ in range(self.steps):
-            diff = ops.expand_dims(x, 2) - ops.expand_dims(x, 1)
-            r = ops.sqrt(ops.sum(diff * diff, axis=-1) + 1e-12)
+            diff, r = pair_differences_and_distances(x)
             push = ops.relu(self.distance - r) * off_diagonal / r
             x = x + 0.5 * ops.sum(ops.expand_dims(push, -1) * diff, axis=2)
             if self.height is not None:
@@ -221,8 +220,13 @@ def _extent(values):
 
 def pairwise_distances_tf(coords):
     """(B, N, N) distances of (B, N, d) coordinates, differentiable at r = 0."""
+    return pair_differences_and_distances(coords)[1]
+
+
+def pair_differences_and_distances(coords):
+    """((B, N, N, d) differences x_i - x_j, (B, N, N) distances, differentiable at r = 0)."""
     diff = ops.expand_dims(coords, 2) - ops.expand_dims(coords, 1)
-    return ops.sqrt(ops.sum(diff * diff, axis=-1) + 1e-12)
+    return diff, ops.sqrt(ops.sum(diff * diff, axis=-1) + 1e-12)
 
 
 # --------------------------------------------------------------------------- the model
