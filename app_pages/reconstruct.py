@@ -92,7 +92,7 @@ else:
 relax = cols[2].checkbox("Relax (zero-temperature quench)", True, key="relax")
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 prior = "normal"
-if trained.meta.get("latent_prior") is not None:
+if trained.latent_prior is not None:
     prior = st.radio("Sample the latent from", PRIORS, horizontal=True, key="generate_prior",
                      format_func={"fitted": "the fitted prior", "normal": "N(0, I)"}.get,
                      help="The fitted prior is a Gaussian mixture over the latent means of the "

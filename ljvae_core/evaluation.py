@@ -23,7 +23,7 @@ import numpy as np
 
 from .analysis import compare_distributions, energies_per_particle, valid_fraction
 from .geometry import matched_rmsd
-from .latent import LatentPrior, decode_latent
+from .latent import decode_latent
 from .mc import MetropolisSampler
 
 # A quench is Metropolis at this (practically zero) temperature: only downhill moves pass.
@@ -61,9 +61,9 @@ def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
     if prior not in PRIORS:
         raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
     rng = np.random.default_rng(seed)
-    fitted = trained.meta.get("latent_prior")
+    fitted = trained.latent_prior
     if prior == "fitted" and fitted is not None:
-        z = LatentPrior.from_dict(fitted).sample(n, rng)
+        z = fitted.sample(n, rng)
     else:
         z = rng.normal(size=(n, trained.settings.latent_dim))
     return decode_latent(trained, z, gamma, temperature)
@@ -170,7 +170,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
     gamma, temperature = dataset.gamma[pick], dataset.temperature[pick]
     raw = generate(trained, n, gamma, temperature, seed)
     relaxed = quench(raw, dataset.box, gamma, periodic, sweeps, seed)
-    result = {"prior": "fitted" if trained.meta.get("latent_prior") is not None else "normal"}
+    result = {"prior": "fitted" if trained.latent_prior is not None else "normal"}
     for label, sample in (("", raw), ("_relaxed", relaxed)):
         # LJ energy only: the gravity part is judged through the heights.
         stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)

@@ -164,6 +164,16 @@ class TrainedModel:
             self._frame = ShapeFrame.from_dict(self.representation, self.meta["frame"])
         return self._frame
 
+    @property
+    def latent_prior(self):
+        """The generation prior fitted after training (:class:`ljvae_core.latent.LatentPrior`),
+        or None for models that have none (generation then samples N(0, I))."""
+        if self.meta.get("latent_prior") is None:
+            return None
+        from .latent import LatentPrior
+
+        return LatentPrior.from_dict(self.meta["latent_prior"])
+
     def model_data(self, coords, gamma=None, temperature=None) -> dict:
         """What the model makes of configurations: its input ``x`` (with ``condition`` for
         conditional models) and its reconstruction ``target``. With the ``mds`` encoder the
