@@ -75,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--repel-steps", type=int, default=None, metavar="K",
                     help="distances: end the decoded coordinates with K steps pushing "
                          "overlapping pairs apart (0: off)")
-    tr.add_argument("--linear-heights", action="store_true",
-                    help="distances: the decoder emits heights themselves, not their logarithms")
     tr.add_argument("--repel-distance", type=float, default=None, metavar="R",
                     help="distances: pairs closer than R (sigma) are pushed apart")
+    tr.add_argument("--linear-heights", action="store_true",
+                    help="distances: the decoder emits heights themselves, not their logarithms")
     tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
                     help="halve the learning rate after K epochs without progress (0: never)")
     tr.add_argument("--patience", type=int, default=None, metavar="K",
