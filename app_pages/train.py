@@ -113,6 +113,12 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
                                   key="physics_weight", disabled=rep == "voxels",
                                   help="Penalizes the LJ energy of decoded configurations "
                                        "above the highest energy seen in training.")
+        state = st.number_input(
+            "State head weight", 0.0, 1000.0, TrainSettings.state_weight, step=1.0,
+            key="state_weight", disabled=conditional,
+            help="Weight of a linear head reading (γ, T) off the latent, so that the latent "
+                 "carries the state point where a straight line reads it (the Latent page's "
+                 "γ probe). Unconditional models only; 0: the latent organizes itself.")
     with right:
         epochs = st.number_input("Epochs", 1, 2000, 40, key="epochs")
         batch = st.number_input("Batch size", 1, 4096, 64, key="batch_size")
@@ -124,7 +130,8 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         epochs=int(epochs), batch_size=int(batch), seed=int(seed), representation_params=extra,
         distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder,
         coordinate_weight=float(coordinate_weight), repel_steps=repel[0],
-        repel_distance=repel[1], log_heights=log_heights)
+        repel_distance=repel[1], log_heights=log_heights,
+        state_weight=0.0 if conditional else float(state))
     settings.validate()
     return settings, name.strip() or None
 

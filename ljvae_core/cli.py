@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="distances: pairs closer than R (sigma) are pushed apart")
     tr.add_argument("--linear-heights", action="store_true",
                     help="distances: the decoder emits heights themselves, not their logarithms")
+    tr.add_argument("--state-weight", type=float, default=None, metavar="W",
+                    help="unconditional models: weight of a linear head reading (gamma, T) "
+                         "from the latent (0: off)")
     tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
                     help="halve the learning rate after K epochs without progress (0: never)")
     tr.add_argument("--patience", type=int, default=None, metavar="K",
@@ -201,7 +204,7 @@ def _given_settings(args) -> dict:
     """The training settings the command line set; the rest keep TrainSettings' defaults."""
     given = {name: getattr(args, name) for name in (
         "lr_patience", "patience", "match_every", "distance_encoder", "coordinate_weight",
-        "repel_steps", "repel_distance")}
+        "repel_steps", "repel_distance", "state_weight")}
     given["log_heights"] = False if args.linear_heights else None
     return {name: value for name, value in given.items() if value is not None}
 
@@ -249,10 +252,11 @@ def cmd_evaluate(args) -> int:
                       regressor_epochs=args.regressor_epochs)
     if args.anomalies:
         from .evaluation import held_out_indices
-        from .latent import anomaly_report, encode, gamma_clustering
+        from .latent import anomaly_report, encode, gamma_clustering, unseen_chains
 
         latent = encode(trained, dataset.coords, dataset.gamma, dataset.temperature)
-        result["latent"] = gamma_clustering(latent, dataset.gamma, dataset.chain, args.seed)
+        result["latent"] = gamma_clustering(latent, dataset.gamma, dataset.chain, args.seed,
+                                            test=unseen_chains(trained, dataset))
         result["anomaly"] = anomaly_report(trained, dataset, held_out_indices(trained, dataset),
                                            seed=args.seed)
     print(json.dumps(result))

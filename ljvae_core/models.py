@@ -252,10 +252,15 @@ class VAE(keras.Model):
         coordinates against the configuration moved into the decoder's frame. Scored through
         its distances alone, a decoded shape settles into folded and mirrored local minima
         that fit the distance statistics but not the configuration; coordinates have none.
+    n_states, state_weight : a linear state head z -> the batch's ``"state"`` (the
+        standardized (gamma, T) that vary in the training set), scored by a calibrated
+        Gaussian likelihood times state_weight: the latent then has to carry the state point
+        where a linear map reads it. Unconditional models only; 0 turns it off.
     """
 
     def __init__(self, encoder, decoder, beta=1.0, physics=None, conditional=False, seed=None,
-                 height_channels=False, coordinate_weight=0.0, **kwargs):
+                 height_channels=False, coordinate_weight=0.0, n_states=0, state_weight=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -277,23 +282,29 @@ class VAE(keras.Model):
                                                  aggregation="mean")
         self.coordinate_weight = float(coordinate_weight)
         self._coordinate_view = _Untracked(_coordinate_view(decoder))
+        self.n_states, self.state_weight = int(n_states), float(state_weight)
+        self.state_head = None
+        if self.n_states > 0 and self.state_weight > 0.0:
+            self.state_head = layers.Dense(self.n_states, name="state_head")
+            self.state_head.build((None, encoder.outputs[0].shape[-1]))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
 
     # -- plumbing
     def _split(self, data):
-        """(x, c, target, coordinates) from a batch: x alone, the pair (x, c) for conditional
-        models, or a dict {"x", "condition", "target", "coordinates"} when the decoder's
-        targets are not its inputs (particle orders matched to the decoder's, shapes in the
-        mds encoder's frame: see ljvae_core.training); absent parts are None."""
+        """(x, c, target, coordinates, state) from a batch: x alone, the pair (x, c) for
+        conditional models, or a dict {"x", "condition", "target", "coordinates", "state"}
+        when the decoder's targets are not its inputs (particle orders matched to the
+        decoder's, shapes in the mds encoder's frame: see ljvae_core.training) or the state
+        head has targets; absent parts are None."""
         if isinstance(data, (tuple, list)) and len(data) == 1:
             data = data[0]
         if isinstance(data, dict):
             return (data["x"], data.get("condition"), data.get("target", data["x"]),
-                    data.get("coordinates"))
+                    data.get("coordinates"), data.get("state"))
         if self.conditional:
             x, c = data
-            return x, c, x, None
-        return data, None, data, None
+            return x, c, x, None, None
+        return data, None, data, None, None
 
     @property
     def has_coordinates(self) -> bool:
@@ -337,7 +348,7 @@ class VAE(keras.Model):
         return list(self.trackers.values())
 
     # -- losses
-    def _loss_terms(self, x, c, target, training, coordinates=None):
+    def _loss_terms(self, x, c, target, training, coordinates=None, state=None):
         mean, log_var = self.encode(x, c)
         z = self.sampling([mean, log_var])
         coordinate_term = ops.zeros((ops.shape(mean)[0],))
@@ -368,10 +379,13 @@ class VAE(keras.Model):
                                                           seed=self.sampling.seed_generator)
             prior_coordinates, prior_output = self._decode_with_coordinates(prior, c)
             physics = physics + self._physics_penalty(prior_output, prior_coordinates)
+        state_term = ops.zeros_like(kl)
+        if state is not None and self.state_head is not None:
+            state_term = self.state_weight * calibrated_nll(state, self.state_head(z))[0]
         total = ops.mean(reconstruction + self.beta * self.beta_scale * kl + physics
-                         + coordinate_term)
+                         + coordinate_term + state_term)
         return (total, ops.mean(reconstruction), ops.mean(kl), ops.mean(physics),
-                ops.mean(coordinate_term))
+                ops.mean(coordinate_term), ops.mean(state_term))
 
     def _decode_with_coordinates(self, z, c):
         """(decoded coordinates or None, decoder output) of latent points."""
@@ -408,16 +422,16 @@ class VAE(keras.Model):
     def train_step(self, data):
         import tensorflow as tf
 
-        x, c, target, coordinates = self._split(data)
+        x, c, target, coordinates, state = self._split(data)
         with tf.GradientTape() as tape:
-            values = self._loss_terms(x, c, target, True, coordinates)
+            values = self._loss_terms(x, c, target, True, coordinates, state)
         grads = tape.gradient(values[0], self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._record(values)
 
     def test_step(self, data):
-        x, c, target, coordinates = self._split(data)
-        return self._record(self._loss_terms(x, c, target, False, coordinates))
+        x, c, target, coordinates, state = self._split(data)
+        return self._record(self._loss_terms(x, c, target, False, coordinates, state))
 
     # -- persistence
     def get_config(self):
@@ -428,6 +442,7 @@ class VAE(keras.Model):
             "beta": self.beta, "physics": self.physics, "conditional": self.conditional,
             "seed": self.seed, "height_channels": self.height_channels,
             "coordinate_weight": self.coordinate_weight,
+            "n_states": self.n_states, "state_weight": self.state_weight,
         }
 
     @classmethod
@@ -438,7 +453,7 @@ class VAE(keras.Model):
         return cls(**config)
 
 
-TRACKED = ("loss", "reconstruction", "kl", "physics", "coordinates")
+TRACKED = ("loss", "reconstruction", "kl", "physics", "coordinates", "state")
 
 
 class _Untracked:
@@ -693,11 +708,12 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,
               through_coordinates=None, height_scale=None, distance_encoder="conv",
-              coordinate_weight=0.0, repel=None, log_heights=False) -> VAE:
+              coordinate_weight=0.0, repel=None, log_heights=False, n_states=0,
+              state_weight=0.0) -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
     through_coordinates=(d, scale) makes a distances decoder emit coordinates (trained also on
-    them with coordinate_weight > 0, see :class:`VAE`), and a height_scale adds the height
-    channels to distance matrices."""
+    them with coordinate_weight > 0, see :class:`VAE`), a height_scale adds the height
+    channels to distance matrices, and n_states > 0 with state_weight > 0 a state head."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     if representation == "coords":
         n_values = int(input_shape[0])
@@ -716,4 +732,5 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         raise ValueError("the physics loss needs decoded distances or coordinates, not voxels")
     return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed,
                height_channels=representation == "distances" and height_scale is not None,
-               coordinate_weight=coordinate_weight if through_coordinates else 0.0)
+               coordinate_weight=coordinate_weight if through_coordinates else 0.0,
+               n_states=0 if conditional else n_states, state_weight=state_weight)

@@ -90,6 +90,10 @@ class TrainSettings:
     # Distances through coordinates only: the decoder emits log-heights (ExpHeights), so
     # decoded particles stay above the floor.
     log_heights: bool = True
+    # Unconditional models: weight of a linear state head latent -> (gamma, T) (those that
+    # vary in the training set), so that the latent carries the state point where a linear
+    # probe reads it (0: off; the latent then organizes itself).
+    state_weight: float = 0.0
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -110,8 +114,11 @@ class TrainSettings:
             yield f"unknown distance encoder {self.distance_encoder!r}"
         if self.match_every < 0:
             yield "match_every cannot be negative"
-        if self.coordinate_weight < 0:
-            yield "the coordinate weight cannot be negative"
+        if self.coordinate_weight < 0 or self.state_weight < 0:
+            yield "the coordinate and state weights cannot be negative"
+        if self.state_weight > 0 and self.conditional:
+            yield ("the state head is for unconditional models: a conditional model is given "
+                   "gamma and T")
         if self.repel_steps < 0 or self.repel_distance <= 0:
             yield "repel steps cannot be negative and the repel distance must be positive"
         if self.representation == "distances" and self.distance_encoder == "mds":
@@ -264,6 +271,15 @@ def _tf_dataset(x, batch_size, shuffle, seed):
     return data.batch(batch_size).prefetch(2)
 
 
+def _as_dict(inputs) -> dict:
+    """Model inputs x, (x, c) or a batch dict as a batch dict."""
+    if isinstance(inputs, dict):
+        return inputs
+    if isinstance(inputs, tuple):
+        return {"x": inputs[0], "condition": inputs[1]}
+    return {"x": inputs}
+
+
 class OrderMatcher:
     """Decoder targets whose particle order follows the decoder's own.
 
@@ -280,17 +296,13 @@ class OrderMatcher:
 
     def __init__(self, rep, inputs: dict, coords: dict, coordinates: bool = False):
         self.rep = rep
-        self.inputs = inputs
+        self.inputs = {part: _as_dict(x) for part, x in inputs.items()}
         self.ordered = {part: rep.sort(c) for part, c in coords.items()}
-        self.targets = {part: x[0] if isinstance(x, tuple) else x for part, x in inputs.items()}
+        self.targets = {part: x["x"] for part, x in self.inputs.items()}
         self.coordinates = {} if coordinates else None
 
     def data(self, part: str) -> dict:
-        x = self.inputs[part]
-        x, c = x if isinstance(x, tuple) else (x, None)
-        data = {"x": x, "target": self.targets[part]}
-        if c is not None:
-            data["condition"] = c
+        data = {**self.inputs[part], "target": self.targets[part]}
         if self.coordinates is not None and part in self.coordinates:
             data["coordinates"] = self.coordinates[part]
         return data
@@ -310,16 +322,16 @@ class OrderMatcher:
     def _orders(self, model, part, ordered, batch_size):
         from .geometry import classical_mds, kabsch, match_across, matching_orders
 
-        x = self.inputs[part]
+        x, c = self.inputs[part]["x"], self.inputs[part].get("condition")
         if model.has_coordinates:
-            x, c = x if isinstance(x, tuple) else (x, None)
             decoded = model.decoded_coordinates(x, c, batch_size)
             if getattr(self.rep, "heights", False):
                 return match_across(ordered, decoded, principal_starts=False)
             # Without heights the decoder's frame is arbitrary in every direction.
             orders = matching_orders(ordered, decoded)
             return orders, kabsch(np.take_along_axis(ordered, orders[..., None], 1), decoded)
-        out = np.asarray(model.predict(x, verbose=0, batch_size=batch_size))
+        out = np.asarray(model.predict(x if c is None else (x, c), verbose=0,
+                                       batch_size=batch_size))
         # The decoded shape up to a rigid motion is all that matching needs.
         decoded = classical_mds(self.rep.distances(out), self.rep.d)
         return matching_orders(ordered, decoded), None
@@ -353,10 +365,15 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     mds = settings.representation == "distances" and settings.distance_encoder == "mds"
     if mds:
         trained.meta["frame"] = _fitted_frame(rep, dataset.coords[train_idx], settings.seed)
+    states = _state_targets(conditions, train_idx, settings)
+    trained.meta["state_columns"] = [] if states is None else np.flatnonzero(std > 0).tolist()
 
     def inputs(idx):
         data = trained.model_data(dataset.coords[idx], dataset.gamma[idx],
                                   dataset.temperature[idx])
+        if states is not None:
+            data["state"] = states[idx]
+            return data
         # Models whose targets are their inputs take (x[, c]); the others the whole dict.
         return data if mds else trained.inputs_of(data)
 
@@ -372,7 +389,9 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
                           coordinate_weight=settings.coordinate_weight,
                           repel={"distance": settings.repel_distance,
                                  "steps": settings.repel_steps, "height": dataset.box},
-                          log_heights=settings.log_heights)
+                          log_heights=settings.log_heights,
+                          n_states=0 if states is None else states.shape[1],
+                          state_weight=settings.state_weight)
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                       steps_per_execution=STEPS_PER_EXECUTION,
                       jit_compile=_worth_compiling(settings, len(train_idx), strategy))
@@ -410,6 +429,18 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         "metrics": {},
     })
     return trained
+
+
+def _state_targets(conditions, train_idx, settings) -> np.ndarray | None:
+    """The state head's targets: the (gamma, T) columns that vary in the training set,
+    standardized on it; None when the head is off."""
+    if settings.state_weight <= 0 or settings.conditional:
+        return None
+    mean, std = conditions[train_idx].mean(axis=0), conditions[train_idx].std(axis=0)
+    varying = std > 0
+    if not varying.any():
+        raise TrainingError("the state head needs a dataset with more than one gamma or T")
+    return ((conditions - mean)[:, varying] / std[varying]).astype("float32")
 
 
 def _fitted_frame(rep, coords, seed: int) -> dict:
@@ -566,6 +597,7 @@ def model_summary(trained: TrainedModel) -> dict:
         "repel_steps": s.repel_steps if s.decodes_coordinates else 0,
         "repel_distance": s.repel_distance,
         "log_heights": s.log_heights and s.decodes_coordinates,
+        "state_weight": 0.0 if s.conditional else s.state_weight,
         "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),
         "val_loss": history.get("val_loss", [None])[-1],
         "particles": trained.representation.n_particles_, "dim": trained.representation.d,

@@ -219,6 +219,11 @@ def test_train_page_refuses_bad_settings(stored_dataset):
     at.radio(key="distance_decoder").set_value("direct")
     at.run()
     assert at.number_input(key="repel_steps").disabled
+    # A conditional model is given gamma and T: no state head to read them back.
+    assert not at.number_input(key="state_weight").disabled
+    at.checkbox(key="conditional").check()
+    at.run()
+    assert at.number_input(key="state_weight").disabled
     at.selectbox(key="representation").set_value("voxels")
     at.run()
     assert not at.exception

@@ -1,6 +1,7 @@
 """Training: chain split, learning, persistence, stopping, and the physics loss."""
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -207,3 +208,35 @@ def test_xla_only_for_long_runs_of_the_coordinate_decoder():
     assert _worth_compiling(TrainSettings(epochs=100, representation="coords"), 12000,
                             None) == "auto"
     assert _worth_compiling(long_run, 12000, object()) == "auto"
+
+
+def test_state_head_reads_gamma_from_the_latent_and_round_trips(small_dataset, tmp_path):
+    from ljvae_core.latent import encode
+
+    settings = TrainSettings(representation="distances", latent_dim=4, epochs=10,
+                             state_weight=30.0, seed=2)
+    trained = train(small_dataset, settings)
+    state = trained.history["state"]
+    assert state[-1] < state[0]
+    # Only gamma varies in this dataset: the head has one output, and read off the latent
+    # means of the held-out chains it tells gamma = 0 from gamma = 1.
+    assert trained.meta["state_columns"] == [0]
+    val = trained.meta["validation_indices"]
+    latent = encode(trained, small_dataset.coords[val])
+    guess = np.asarray(trained.model.state_head(latent.astype("float32")))[:, 0]
+    truth = small_dataset.gamma[val]
+    assert guess[truth == 1.0].mean() - guess[truth == 0.0].mean() > 1.0
+    again = load_model(save_model(trained, models_dir(tmp_path) / "state"))
+    assert np.allclose(np.asarray(again.model.state_head(latent.astype("float32")))[:, 0], guess)
+
+
+def test_state_head_needs_an_unconditional_model_and_a_varying_state(small_dataset):
+    with pytest.raises(TrainingError, match="unconditional"):
+        TrainSettings(conditional=True, state_weight=1.0).validate()
+    keep = small_dataset.gamma == 0.0
+    one_gamma = replace(small_dataset, **{name: getattr(small_dataset, name)[keep] for name in
+                                          ("coords", "energy", "gamma", "temperature", "chain",
+                                           "condition")})
+    with pytest.raises(TrainingError, match="more than one gamma or T"):
+        train(one_gamma, TrainSettings(representation="distances", latent_dim=2, epochs=1,
+                                       state_weight=1.0))
