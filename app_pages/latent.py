@@ -9,7 +9,14 @@ import streamlit as st
 from ljvae_core.analysis import particle_energies
 from ljvae_core.evaluation import held_out_indices
 from ljvae_core.io import MAX_UPLOAD_BYTES
-from ljvae_core.latent import encode, energy_map, gamma_clustering, project, score_files
+from ljvae_core.latent import (
+    encode,
+    energy_map,
+    gamma_clustering,
+    project,
+    score_files,
+    unseen_chains,
+)
 from ljvae_ui.charts import latent_scatter
 from ljvae_ui.state import cached_dataset, cached_model, pick_compatible_dataset, pick_model
 from ljvae_ui.views import configuration_html
@@ -36,7 +43,7 @@ def encoded(model_path: str, model_modified: float, data_path: str, data_modifie
     data = cached_dataset(data_path, data_modified)
     latent = encode(model, data.coords, data.gamma, data.temperature)
     points, projection = project(latent)
-    scores = gamma_clustering(latent, data.gamma, data.chain)
+    scores = gamma_clustering(latent, data.gamma, data.chain, test=unseen_chains(model, data))
     return points, projection, scores
 
 

@@ -42,7 +42,7 @@ def run_demo(root=None, progress=None, cancel=None, n_generate: int = 100) -> di
     """Run the demo, storing dataset ``demo`` and model ``demo-distances`` under ``root``'s
     cache (replacing earlier ones); returns their names, the key figures and the time taken."""
     from .artifacts import load_dataset, models_dir, save_dataset
-    from .latent import encode, gamma_clustering
+    from .latent import encode, gamma_clustering, unseen_chains
     from .sampling import Cancelled, simulate
     from .training import load_model, train_and_save
 
@@ -68,8 +68,9 @@ def run_demo(root=None, progress=None, cancel=None, n_generate: int = 100) -> di
     trained = load_model(models_dir(root) / model_name)
     dataset = load_dataset(DEMO_DATASET, root)
     latent = encode(trained, dataset.coords, dataset.gamma, dataset.temperature)
-    # The probe's R^2 is measured on chains it was not fitted on.
-    clustering = gamma_clustering(latent, dataset.gamma, dataset.chain)
+    # The probe's R^2 is measured on chains neither it nor the model was fitted on.
+    clustering = gamma_clustering(latent, dataset.gamma, dataset.chain,
+                                  test=unseen_chains(trained, dataset))
     report(1.0, "done")
     metrics = trained.meta["metrics"]
     return {

@@ -70,9 +70,12 @@ def project(latent) -> tuple[np.ndarray, Projection]:
     return projection.transform(latent), projection
 
 
-def gamma_clustering(latent, gamma, chain, seed: int = 0, max_silhouette: int = 3000) -> dict:
+def gamma_clustering(latent, gamma, chain, seed: int = 0, max_silhouette: int = 3000,
+                     test=None) -> dict:
     """How well the latent means separate gamma: silhouette of the gamma labels, and the R^2
-    of a ridge probe latent -> gamma fitted on some chains and scored on the others."""
+    of a ridge probe latent -> gamma fitted on some chains and scored on the others: those of
+    the boolean mask ``test`` when given (see :func:`unseen_chains`), else a quarter of each
+    gamma's chains."""
     latent = np.asarray(latent, dtype=np.float64)
     gamma = np.asarray(gamma, dtype=np.float64)
     chain = np.asarray(chain)
@@ -82,17 +85,34 @@ def gamma_clustering(latent, gamma, chain, seed: int = 0, max_silhouette: int = 
     if len(labels) >= 2:
         pick = rng.choice(len(latent), min(len(latent), max_silhouette), replace=False)
         result["gamma_silhouette"] = float(silhouette_score(latent[pick], gamma[pick]))
-        # Held-out chains from every gamma, so that R^2 measures the spread across gammas.
-        held = []
-        for g in labels:
-            chains = np.unique(chain[gamma == g])
-            if len(chains) >= 2:
-                held.extend(rng.choice(chains, max(1, len(chains) // 4), replace=False))
-        test = np.isin(chain, held)
+        test = _held_out_chains(gamma, chain, rng) if test is None else np.asarray(test, bool)
         if test.any() and (~test).any() and len(np.unique(gamma[test])) >= 2:
             probe = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(latent[~test], gamma[~test])
             result["gamma_r2"] = float(r2_score(gamma[test], probe.predict(latent[test])))
     return result
+
+
+def _held_out_chains(gamma, chain, rng) -> np.ndarray:
+    # Held-out chains from every gamma, so that R^2 measures the spread across gammas.
+    held = []
+    for g in np.unique(gamma):
+        chains = np.unique(chain[gamma == g])
+        if len(chains) >= 2:
+            held.extend(rng.choice(chains, max(1, len(chains) // 4), replace=False))
+    return np.isin(chain, held)
+
+
+def unseen_chains(trained, dataset) -> np.ndarray | None:
+    """Mask of the samples of ``dataset`` in the chains the model was validated on, when the
+    dataset is the one it was trained on (a state head saw the gamma of every training
+    chain, so a probe must be scored on the others); None for other datasets."""
+    from .training import dataset_fingerprint
+
+    if trained.meta.get("dataset_fingerprint") != dataset_fingerprint(dataset):
+        return None
+    mask = np.zeros(len(dataset), dtype=bool)
+    mask[np.asarray(trained.meta["validation_indices"])] = True
+    return mask
 
 
 def decode_latent(trained, latent, gamma=None, temperature=None) -> np.ndarray:

@@ -13,6 +13,7 @@ from ljvae_core.latent import (  # noqa: E402
     gamma_clustering,
     negative_elbo,
     physical_statistics,
+    unseen_chains,
 )
 from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
 from ljvae_core.training import TrainSettings, train  # noqa: E402
@@ -86,6 +87,19 @@ def test_gamma_clustering_scores_separable_and_mixed_labels():
     good, bad = gamma_clustering(separated, gamma, chain), gamma_clustering(mixed, gamma, chain)
     assert good["gamma_r2"] > 0.95 and good["gamma_silhouette"] > 0.5
     assert bad["gamma_r2"] < 0.1 and abs(bad["gamma_silhouette"]) < 0.1
+
+
+def test_gamma_probe_is_scored_on_the_chains_the_model_never_saw(trained_and_data):
+    trained, ds = trained_and_data
+    test = unseen_chains(trained, ds)
+    assert np.array_equal(np.flatnonzero(test), np.sort(trained.meta["validation_indices"]))
+    assert not set(ds.chain[test]) & set(ds.chain[~test])
+    assert unseen_chains(trained, ds.first_of_each_chain(20)) is None
+    # A latent that knows gamma only where it was trained: the probe sees through it.
+    rng = np.random.default_rng(0)
+    memorized = rng.normal(size=(len(ds), 3))
+    memorized[~test, 0] += 3 * ds.gamma[~test]
+    assert gamma_clustering(memorized, ds.gamma, ds.chain, test=test)["gamma_r2"] < 0.1
 
 
 def test_encode_and_energy_map_shapes(trained_and_data):
