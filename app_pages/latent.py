@@ -25,6 +25,7 @@ from ljvae_ui.views import configuration_html
 MAX_POINTS = 3000
 # Particles are coloured by their pair energy over this range (ε): blue bound, red repelled.
 PARTICLE_ENERGY_RANGE = (-6.0, 2.0)
+STATE_LABELS = {"gamma": "γ", "temperature": "T"}
 
 st.title("Latent & Anomaly")
 summary = pick_model()
@@ -132,7 +133,9 @@ if rows:
                            "verdict": "anomalous" if r["anomalous"] else "normal",
                            "percentile among normal": r["percentile"],
                            "U_LJ/N": r["energy_per_particle"], "mean height": r["mean_height"],
-                           "−ELBO": r["negative_elbo"]}
+                           "−ELBO": r["negative_elbo"],
+                           **{f"{STATE_LABELS[k]} read off the latent": v
+                              for k, v in r.get("state", {}).items()}}
                           for f, k, r in rows])
     st.dataframe(table, hide_index=True, column_config={
         "score": st.column_config.NumberColumn(format="%.2f"),
@@ -140,7 +143,11 @@ if rows:
         "percentile among normal": st.column_config.NumberColumn(format="%.1f %%"),
         "U_LJ/N": st.column_config.NumberColumn(format="%.3f"),
         "mean height": st.column_config.NumberColumn(format="%.2f"),
-        "−ELBO": st.column_config.NumberColumn(format="%.1f")})
+        "−ELBO": st.column_config.NumberColumn(format="%.1f"),
+        **{f"{label} read off the latent": st.column_config.NumberColumn(
+            format="%.2f", help="What the model's state head reads off this configuration's "
+                                "latent point.")
+            for label in STATE_LABELS.values() if f"{label} read off the latent" in table}})
     uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
     uploaded_points = pd.DataFrame({"u": uv[:, 0], "v": uv[:, 1],
                                     "name": [f"{f.name} #{k}" for f, k, _ in rows],

@@ -437,12 +437,30 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     scores = scorer.score(elbo, pair, height)
     latent = encode(trained, coords, g, t)
     percentile = scorer.percentile_among_normal(scores)
+    states = read_state(trained, latent)
     return [{"score": float(s), "threshold": scorer.threshold,
              "anomalous": bool(s > scorer.threshold), "percentile": float(p),
              "negative_elbo": float(e), "energy_per_particle": float(u),
-             "mean_height": float(h), "latent": z.tolist()}
-            for s, p, e, u, h, z in zip(scores, percentile, elbo, pair, height, latent,
-                                         strict=True)]
+             "mean_height": float(h), "latent": z.tolist(),
+             **({"state": {k: float(v[i]) for k, v in states.items()}} if states else {})}
+            for i, (s, p, e, u, h, z) in enumerate(zip(scores, percentile, elbo, pair, height,
+                                                       latent, strict=True))]
+
+
+STATE_NAMES = ("gamma", "temperature")
+
+
+def read_state(trained, latent) -> dict:
+    """The state point a model's state head reads off latent means: {"gamma": (M,), ...}
+    for the conditions that varied in its training set; {} for models without a head."""
+    head = getattr(trained.model, "state_head", None)
+    columns = trained.meta.get("state_columns") or []
+    if head is None or not columns:
+        return {}
+    scaled = np.asarray(head(np.asarray(latent, dtype="float32")), dtype=np.float64)
+    scale = trained.meta["condition_scale"]
+    return {STATE_NAMES[c]: scaled[:, j] * scale["std"][c] + scale["mean"][c]
+            for j, c in enumerate(columns)}
 
 
 @dataclass

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("keras")
@@ -21,7 +22,8 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     model = tmp_path / "model"
     out = _run("train", data, "--representation", "distances", "--latent-dim", 4,
-               "--epochs", 2, "--match-every", 1, "--lr-patience", 1, "--out", model)
+               "--epochs", 2, "--match-every", 1, "--lr-patience", 1, "--state-weight", 10,
+               "--out", model)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["epochs_run"] == 2
     assert "epoch 2" in out.stderr
@@ -61,6 +63,8 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert [(r["file"], r["frame"]) for r in rows] == [(str(xyz), 0), (str(xyz), 1)]
     assert rows[1]["anomalous"] and rows[1]["score"] > rows[0]["score"]
     assert len(rows[0]["latent"]) == 4
+    # The state head's reading of gamma (only gamma varies in this dataset).
+    assert set(rows[0]["state"]) == {"gamma"} and np.isfinite(rows[0]["state"]["gamma"])
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y\n1,2\n3,4\n")
     out = _run("score", model, bad, xyz)
