@@ -38,7 +38,7 @@ def hard_core_widgets(enabled: bool) -> tuple[int, float]:
              "contact distance apart; the decoder learns through them. Without them, decoded "
              "samples almost always hold an overlapping pair.")
     distance = st.number_input(
-        "Contact distance (σ)", 0.5, 1.5, TrainSettings.repel_distance, step=0.05,
+        "Contact distance (σ)", 0.5, 1.5, TrainSettings.repel_distance, step=0.01,
         key="repel_distance", disabled=not enabled or steps == 0)
     return int(steps), float(distance)
 

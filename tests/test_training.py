@@ -15,6 +15,7 @@ from ljvae_core.training import (  # noqa: E402
     TrainingError,
     TrainSettings,
     load_model,
+    model_summary,
     save_model,
     split_by_chain,
     train,
@@ -234,13 +235,30 @@ def test_state_head_reads_gamma_from_the_latent_and_round_trips(small_dataset, t
     assert np.allclose(np.asarray(again.model.state_head(latent.astype("float32")))[:, 0], guess)
 
 
-def test_state_head_needs_an_unconditional_model_and_a_varying_state(small_dataset):
-    with pytest.raises(TrainingError, match="unconditional"):
-        TrainSettings(conditional=True, state_weight=1.0).validate()
+def test_no_state_head_for_conditional_models_or_a_single_state_point(small_dataset):
+    conditional = train(small_dataset, TrainSettings(representation="distances", latent_dim=2,
+                                                     epochs=1, conditional=True))
     keep = small_dataset.gamma == 0.0
     one_gamma = replace(small_dataset, **{name: getattr(small_dataset, name)[keep] for name in
                                           ("coords", "energy", "gamma", "temperature", "chain",
                                            "condition")})
-    with pytest.raises(TrainingError, match="more than one gamma or T"):
-        train(one_gamma, TrainSettings(representation="distances", latent_dim=2, epochs=1,
-                                       state_weight=1.0))
+    single = train(one_gamma, TrainSettings(representation="distances", latent_dim=2, epochs=1))
+    for trained in (conditional, single):
+        assert trained.settings.state_weight > 0  # the default, unused here
+        assert trained.model.state_head is None and trained.meta["state_columns"] == []
+        assert model_summary(trained)["state_weight"] == 0.0
+
+
+def test_models_saved_before_the_newer_options_load_without_them(small_dataset, tmp_path):
+    from ljvae_core.artifacts import dump_signed, load_signed
+    from ljvae_core.training import META_FILE
+
+    trained = train(small_dataset, TrainSettings(representation="distances", latent_dim=2,
+                                                 epochs=1, state_weight=0.0, repel_steps=0))
+    path = save_model(trained, models_dir(tmp_path) / "old")
+    meta = load_signed(path / META_FILE)
+    for newer in ("repel_steps", "log_heights", "state_weight"):
+        del meta["settings"][newer]
+    dump_signed(meta, path / META_FILE)
+    settings = load_model(path).settings
+    assert (settings.repel_steps, settings.log_heights, settings.state_weight) == (0, False, 0.0)
