@@ -2,7 +2,8 @@
 
 - :class:`Sampling`: the reparameterization z = mean + exp(log_var / 2) * eps.
 - :class:`VAE`: encoder + decoder with its own ``train_step`` / ``test_step``, tracking the
-  reconstruction, KL, physics and total losses.
+  reconstruction, KL, physics, coordinate, state and total losses; optionally a linear state
+  head reading the state point (gamma, T) off the latent.
 
 The reconstruction term is the negative log-likelihood of a Gaussian decoder whose variance is
 *calibrated*: set at every step to the batch's mean squared error (the "optimal sigma-VAE" of
