@@ -193,6 +193,7 @@ models = list_models()
 if models:
     st.dataframe(models_table(models), hide_index=True, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.3g")
-        for c in ("RMSD median (σ)", "valid (raw)", "valid (relaxed)", "U/N W1 (relaxed)")})
+        for c in ("RMSD median (σ)", "valid (raw)", "valid (relaxed)",
+                  "U/N W1 (quenched, vs quenched MC)")})
 else:
     st.caption("No model yet.")

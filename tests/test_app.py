@@ -258,3 +258,17 @@ def test_the_app_keeps_the_keras_session_between_runs(cache):
 
     _app()
     assert script_runner._clean_problem_modules is _keep_module_state
+
+
+def test_model_list_compares_quenched_samples_with_quenched_monte_carlo():
+    from ljvae_ui.state import models_table
+
+    summary = {"name": "m", "representation": "distances", "latent_dim": 64, "beta": 1.0,
+               "physics_weight": 0.0, "state_weight": 100.0, "conditional": False,
+               "epochs_run": 100, "metrics": {"generation": {
+                   "energy_w1_relaxed": 0.94, "energy_w1_relaxed_vs_quenched_mc": 0.07}}}
+    row = models_table([summary]).iloc[0]
+    assert row["U/N W1 (quenched, vs quenched MC)"] == 0.07 and row["state head W"] == 100.0
+    # Summaries of models saved before the state head existed still list.
+    del summary["state_weight"]
+    assert models_table([summary]).iloc[0]["state head W"] == 0.0
