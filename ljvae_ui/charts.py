@@ -78,11 +78,11 @@ def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
 
 def training_chart(epoch_log: list[dict]) -> alt.Chart:
     """Loss curves from the per-epoch logs: total loss (train and validation; the negative ELBO
-    plus the weighted coordinate and physics terms) and its terms."""
+    plus the weighted coordinate, physics and state terms) and its terms."""
     frame = pd.DataFrame(epoch_log)
     names = {"loss": "total (train)", "val_loss": "total (validation)",
              "reconstruction": "reconstruction", "kl": "KL", "physics": "physics",
-             "coordinates": "coordinates (weighted)"}
+             "coordinates": "coordinates (weighted)", "state": "state head (weighted)"}
     long = frame.melt(id_vars="epoch", value_vars=[k for k in names if k in frame],
                       var_name="term", value_name="value")
     long["term"] = long["term"].map(names)
