@@ -76,7 +76,10 @@ cols = st.columns(3)
 cols[0].metric("γ silhouette", "—" if scores["gamma_silhouette"] is None
                else f"{scores['gamma_silhouette']:.3f}")
 cols[1].metric("γ probe R² (held-out chains)", "—" if scores["gamma_r2"] is None
-               else f"{scores['gamma_r2']:.3f}")
+               else f"{scores['gamma_r2']:.3f}",
+               help="A ridge regression latent → γ, fitted on some chains and scored on others: "
+                    "on the model's own validation chains when this is its training dataset "
+                    "(its state head, if it has one, saw the γ of every training chain).")
 cols[2].metric("Variance in view", "100%" if projection.pca is None
                else f"{projection.explained:.0%}",
                help="The map shows the latent itself when it is 2D, else its first two "
