@@ -36,9 +36,7 @@ QUENCH_SWEEPS = 100
 
 def held_out_indices(trained, dataset) -> np.ndarray:
     """The validation chains of training if this is the training dataset, else everything."""
-    from .training import dataset_fingerprint
-
-    if trained.meta.get("dataset_fingerprint") == dataset_fingerprint(dataset):
+    if trained.trained_on(dataset):
         return np.asarray(trained.meta["validation_indices"])
     return np.arange(len(dataset))
 

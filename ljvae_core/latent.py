@@ -106,9 +106,7 @@ def unseen_chains(trained, dataset) -> np.ndarray | None:
     """Mask of the samples of ``dataset`` in the chains the model was validated on, when the
     dataset is the one it was trained on (a state head saw the gamma of every training
     chain, so a probe must be scored on the others); None for other datasets."""
-    from .training import dataset_fingerprint
-
-    if trained.meta.get("dataset_fingerprint") != dataset_fingerprint(dataset):
+    if not trained.trained_on(dataset):
         return None
     mask = np.zeros(len(dataset), dtype=bool)
     mask[np.asarray(trained.meta["validation_indices"])] = True
@@ -437,14 +435,17 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     scores = scorer.score(elbo, pair, height)
     latent = encode(trained, coords, g, t)
     percentile = scorer.percentile_among_normal(scores)
-    states = read_state(trained, latent)
-    return [{"score": float(s), "threshold": scorer.threshold,
+    rows = [{"score": float(s), "threshold": scorer.threshold,
              "anomalous": bool(s > scorer.threshold), "percentile": float(p),
              "negative_elbo": float(e), "energy_per_particle": float(u),
-             "mean_height": float(h), "latent": z.tolist(),
-             **({"state": {k: float(v[i]) for k, v in states.items()}} if states else {})}
-            for i, (s, p, e, u, h, z) in enumerate(zip(scores, percentile, elbo, pair, height,
-                                                       latent, strict=True))]
+             "mean_height": float(h), "latent": z.tolist()}
+            for s, p, e, u, h, z in zip(scores, percentile, elbo, pair, height, latent,
+                                         strict=True)]
+    states = read_state(trained, latent)
+    if states:
+        for i, row in enumerate(rows):
+            row["state"] = {name: float(values[i]) for name, values in states.items()}
+    return rows
 
 
 STATE_NAMES = ("gamma", "temperature")

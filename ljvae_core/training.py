@@ -172,6 +172,11 @@ class TrainedModel:
             self._frame = ShapeFrame.from_dict(self.representation, self.meta["frame"])
         return self._frame
 
+    def trained_on(self, dataset) -> bool:
+        """Whether ``dataset`` is the one this model was trained on (its validation chains
+        are then held out, the others seen)."""
+        return self.meta.get("dataset_fingerprint") == dataset_fingerprint(dataset)
+
     @property
     def latent_prior(self):
         """The generation prior fitted after training (:class:`ljvae_core.latent.LatentPrior`),
@@ -366,7 +371,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     mds = settings.representation == "distances" and settings.distance_encoder == "mds"
     if mds:
         trained.meta["frame"] = _fitted_frame(rep, dataset.coords[train_idx], settings.seed)
-    states = _state_targets(conditions, train_idx, settings)
+    states = _state_targets(trained, dataset, std > 0)
     trained.meta["state_columns"] = [] if states is None else np.flatnonzero(std > 0).tolist()
 
     def inputs(idx):
@@ -432,15 +437,14 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     return trained
 
 
-def _state_targets(conditions, train_idx, settings) -> np.ndarray | None:
-    """The state head's targets: the (gamma, T) columns that vary in the training set,
-    standardized on it; None when the head is off (weight 0, a conditional model, or a single
-    state point)."""
-    mean, std = conditions[train_idx].mean(axis=0), conditions[train_idx].std(axis=0)
-    varying = std > 0
+def _state_targets(trained, dataset, varying) -> np.ndarray | None:
+    """The state head's targets: the (gamma, T) columns that vary in the training set
+    (``varying``), standardized on it as conditional models' inputs are; None when the head
+    is off (weight 0, a conditional model, or a single state point)."""
+    settings = trained.settings
     if settings.state_weight <= 0 or settings.conditional or not varying.any():
         return None
-    return ((conditions - mean)[:, varying] / std[varying]).astype("float32")
+    return trained.condition_features(dataset.gamma, dataset.temperature)[:, varying]
 
 
 def _fitted_frame(rep, coords, seed: int) -> dict:
