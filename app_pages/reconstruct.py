@@ -94,11 +94,15 @@ seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 prior = "normal"
 if trained.latent_prior is not None:
     prior = st.radio("Sample the latent from", PRIORS, horizontal=True, key="generate_prior",
-                     format_func={"fitted": "the fitted prior", "normal": "N(0, I)"}.get,
+                     format_func={"fitted": "the fitted prior",
+                                  "plain": "the fitted prior, without the physics loss",
+                                  "normal": "N(0, I)"}.get,
                      help="The fitted prior is a Gaussian mixture over the latent means of the "
-                          "training configurations: a latent that holds much information "
-                          "fills only part of N(0, I), and samples elsewhere decode to "
-                          "configurations unlike the training data.")
+                          "training configurations, refined (unless its weight was 0) so that "
+                          "its samples decode to configurations that fit the box without "
+                          "overlaps. A latent that holds much information fills only part of "
+                          "N(0, I), and samples elsewhere decode to configurations unlike the "
+                          "training data.")
 if st.button("Generate", type="primary", key="generate"):
     with st.spinner("Decoding and relaxing…"):
         raw = generate(trained, int(n), gamma, temperature, int(seed), prior)

@@ -111,8 +111,17 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         warmup = st.number_input("KL warm-up epochs", 0, 500, 0, key="warmup")
         physics = st.number_input("Physics loss weight λ_E", 0.0, 1000.0, 0.0, step=1.0,
                                   key="physics_weight", disabled=rep == "voxels",
-                                  help="Penalizes the LJ energy of decoded configurations "
-                                       "above the highest energy seen in training.")
+                                  help="Penalizes, during training, the LJ energy of decoded "
+                                       "configurations above the highest energy seen in "
+                                       "training and their overflow out of the box.")
+        prior_physics = st.number_input(
+            "Prior physics weight", 0.0, 10000.0, TrainSettings.prior_physics_weight,
+            step=10.0, key="prior_physics_weight", disabled=rep == "voxels",
+            help="After training, the generation prior (a Gaussian mixture over the latent "
+                 "means) is fitted with the same physics penalty on its decoded samples, so "
+                 "generation avoids latent regions that decode to overlapping or too wide "
+                 "configurations. The decoder, hence every reconstruction, is left as "
+                 "trained. 0: the plain mixture.")
         state = st.number_input(
             "State head weight", 0.0, 1000.0, TrainSettings.state_weight, step=1.0,
             key="state_weight", disabled=conditional,
@@ -131,7 +140,8 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         distance_decoder=decoder, match_every=int(match_every), distance_encoder=encoder,
         coordinate_weight=float(coordinate_weight), repel_steps=repel[0],
         repel_distance=repel[1], log_heights=log_heights,
-        state_weight=0.0 if conditional else float(state))
+        state_weight=0.0 if conditional else float(state),
+        prior_physics_weight=0.0 if rep == "voxels" else float(prior_physics))
     settings.validate()
     return settings, name.strip() or None
 

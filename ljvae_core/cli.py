@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--state-weight", type=float, default=None, metavar="W",
                     help="unconditional models: weight of a linear head reading (gamma, T) "
                          "from the latent (0: off)")
+    tr.add_argument("--prior-physics-weight", type=float, default=None, metavar="W",
+                    help="weight of the joint physics loss in the generation prior's fit "
+                         "(300 by default; 0: the plain mixture)")
     tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
                     help="halve the learning rate after K epochs without progress (0: never)")
     tr.add_argument("--patience", type=int, default=None, metavar="K",
@@ -204,7 +207,7 @@ def _given_settings(args) -> dict:
     """The training settings the command line set; the rest keep TrainSettings' defaults."""
     given = {name: getattr(args, name) for name in (
         "lr_patience", "patience", "match_every", "distance_encoder", "coordinate_weight",
-        "repel_steps", "repel_distance", "state_weight")}
+        "repel_steps", "repel_distance", "state_weight", "prior_physics_weight")}
     given["log_heights"] = False if args.linear_heights else None
     return {name: value for name, value in given.items() if value is not None}
 
@@ -229,7 +232,8 @@ def cmd_train(args) -> int:
 
     trained = train(dataset, settings, progress)
     sys.stderr.write("\n")
-    attach_after_training(trained, dataset)
+    attach_after_training(trained, dataset, lambda f: _progress_bar(f, "refining the prior"))
+    sys.stderr.write("\n")
     path = save_model(trained, args.out)
     print(json.dumps({"model": str(path), "epochs_run": trained.meta["epochs_run"],
                       "seconds_per_epoch": trained.meta["seconds_per_epoch"],

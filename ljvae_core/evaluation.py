@@ -13,7 +13,9 @@ evaluate`` prints (issue 5):
   Carlo samples of the LJ energy per particle, of nearest-neighbour distances and of heights,
   and the L1 distance of g(r) -- before and after a short zero-temperature quench with the
   project's own Monte Carlo kernel; the quenched samples' energies are also compared with
-  those of equally quenched Monte Carlo samples (a quench lowers those too).
+  those of equally quenched Monte Carlo samples (a quench lowers those too). Unrelaxed
+  samples of N(0, I) (``normal_prior``) and, for a prior refined by the joint physics loss,
+  of the plain mixture it was refined from (``plain_prior``) are scored beside them.
 - ``training``: seconds per epoch, epochs run.
 """
 
@@ -48,19 +50,21 @@ def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
     return trained.representation.inverse_transform(out)
 
 
-PRIORS = ("fitted", "normal")
+PRIORS = ("fitted", "plain", "normal")
 
 
 def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
              prior: str = "fitted") -> np.ndarray:
     """n configurations decoded from latent samples (at the given gamma, T if conditional):
-    of the model's fitted prior (:class:`ljvae_core.latent.LatentPrior`) when it has one and
-    prior="fitted", else of N(0, I)."""
+    of the model's fitted prior (:class:`ljvae_core.latent.LatentPrior`, refined by the joint
+    physics loss where the model's was) when it has one and prior="fitted", of the plain
+    maximum-likelihood mixture for prior="plain", else of N(0, I)."""
     if prior not in PRIORS:
         raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
     rng = np.random.default_rng(seed)
-    fitted = trained.latent_prior
-    if prior == "fitted" and fitted is not None:
+    fitted = {"fitted": trained.latent_prior, "plain": trained.plain_latent_prior,
+              "normal": None}[prior]
+    if fitted is not None:
         z = fitted.sample(n, rng)
     else:
         z = rng.normal(size=(n, trained.settings.latent_dim))
@@ -185,12 +189,23 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
                                 seed)
     stats = compare_distributions(relaxed, quenched_reference, dataset.box, 0.0, periodic)
     result["energy_w1_relaxed_vs_quenched_mc"] = stats["w1_energy_per_particle"]
-    if result["prior"] == "fitted":  # what the same decoder makes of N(0, I), unrelaxed
-        normal = generate(trained, n, gamma, temperature, seed, prior="normal")
-        stats = compare_distributions(normal, reference, dataset.box, 0.0, periodic)
-        result["normal_prior"] = {"valid_fraction": stats["valid_fraction"],
-                                  "height_w1": stats["w1_height"],
-                                  "nearest_neighbour_w1": stats["w1_nearest_neighbour"]}
+    if result["prior"] == "fitted":  # what the same decoder makes of other priors, unrelaxed
+        result["normal_prior"] = _raw_generation(trained, "normal", reference, dataset, periodic,
+                                                 n, gamma, temperature, seed)
+        if trained.meta.get("latent_prior_plain") is not None:
+            result["prior_physics_weight"] = trained.latent_prior.physics_weight
+            result["plain_prior"] = _raw_generation(trained, "plain", reference, dataset,
+                                                    periodic, n, gamma, temperature, seed)
     result["samples"] = int(n)
     result["quench_sweeps"] = int(sweeps)
     return result
+
+
+def _raw_generation(trained, prior, reference, dataset, periodic, n, gamma, temperature,
+                    seed) -> dict:
+    """Validity and distances to the Monte Carlo data of unrelaxed samples of one prior."""
+    sample = generate(trained, n, gamma, temperature, seed, prior=prior)
+    stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)
+    return {"valid_fraction": stats["valid_fraction"],
+            "energy_w1": stats["w1_energy_per_particle"], "height_w1": stats["w1_height"],
+            "nearest_neighbour_w1": stats["w1_nearest_neighbour"]}

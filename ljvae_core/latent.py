@@ -134,11 +134,13 @@ class LatentPrior:
     decoded, its samples lie off the configurations the decoder learned (their heights far
     from the data's). Fitting the aggregate posterior after training and sampling that
     (ex-post density estimation, as in two-stage VAEs) keeps generation where the decoder is
-    trained."""
+    trained. :meth:`refine` then adds the joint physics loss to the mixture's likelihood
+    (``physics_weight``: its weight, 0 for the plain maximum-likelihood fit)."""
 
     weights: np.ndarray  # (K,)
     means: np.ndarray  # (K, D)
     covariances: np.ndarray  # (K, D, D)
+    physics_weight: float = 0.0
 
     @classmethod
     def fit(cls, latent, components: int = 10, seed: int = 0) -> LatentPrior:
@@ -156,13 +158,83 @@ class LatentPrior:
         eps = rng.normal(size=(n, self.means.shape[1]))
         return self.means[which] + np.einsum("nij,nj->ni", factors[which], eps)
 
+    def log_likelihood(self, latent) -> np.ndarray:
+        """Log density of each latent vector (M, D) under the mixture."""
+        from scipy.special import logsumexp
+        from scipy.stats import multivariate_normal
+
+        latent = np.asarray(latent, dtype=np.float64)
+        parts = [np.log(w) + multivariate_normal(m, c, allow_singular=True).logpdf(latent)
+                 for w, m, c in zip(self.weights / self.weights.sum(), self.means,
+                                    self.covariances, strict=True)]
+        return logsumexp(np.atleast_2d(np.stack(parts, axis=0)), axis=0)
+
+    def refine(self, penalty, latent, weight: float, steps: int = 300, batch: int = 512,
+               samples: int = 256, learning_rate: float = 1e-3, seed: int = 0,
+               progress=None) -> LatentPrior:
+        """The mixture moved to minimize -log-likelihood(latent) + weight * mean penalty of its
+        own samples (reparameterized, so the penalty's gradient reaches the means and the
+        Cholesky factors; the component weights stay). ``penalty`` maps a batch of latent
+        vectors (a TF tensor) to one value per vector: the joint physics loss of what the
+        decoder makes of them (:meth:`ljvae_core.models.VAE.latent_penalty`). The decoder is
+        left alone, so reconstructions do not change; generation stops drawing from where
+        the decoder's output is unphysical (shapes too wide for the box)."""
+        import tensorflow as tf
+
+        rng = np.random.default_rng(seed)
+        data = tf.constant(np.asarray(latent, dtype=np.float32))
+        means = tf.Variable(self.means.astype(np.float32))
+        factors = tf.Variable(np.linalg.cholesky(self.covariances).astype(np.float32))
+        probabilities = self.weights / self.weights.sum()
+        log_weights = tf.constant(np.log(probabilities).astype(np.float32))
+        optimizer = tf.keras.optimizers.Adam(learning_rate)
+
+        # XLA: about half the time of a plain graph on a CPU (7 s instead of 16 s for the
+        # quick demo's model).
+        @tf.function(jit_compile=True)
+        def step(rows, which, eps):
+            with tf.GradientTape() as tape:
+                lower = tf.linalg.band_part(factors, -1, 0)
+                nll = -tf.reduce_mean(_mixture_log_density(means, lower, log_weights,
+                                                           tf.gather(data, rows)))
+                z = tf.gather(means, which) + tf.einsum("nij,nj->ni", tf.gather(lower, which),
+                                                        eps)
+                loss = nll + weight * tf.reduce_mean(penalty(z))
+            grads = tape.gradient(loss, [means, factors])
+            optimizer.apply_gradients(zip(grads, [means, factors], strict=True))
+
+        for k in range(steps):
+            step(rng.choice(len(latent), min(batch, len(latent))),
+                 rng.choice(len(probabilities), samples, p=probabilities),
+                 rng.normal(size=(samples, self.means.shape[1])).astype(np.float32))
+            if progress is not None:
+                progress((k + 1) / steps)
+        lower = np.tril(factors.numpy()).astype(np.float64)
+        return LatentPrior(self.weights, means.numpy().astype(np.float64),
+                           lower @ np.swapaxes(lower, -1, -2), float(weight))
+
     def to_dict(self) -> dict:
-        return {"weights": self.weights, "means": self.means, "covariances": self.covariances}
+        return {"weights": self.weights, "means": self.means, "covariances": self.covariances,
+                "physics_weight": self.physics_weight}
 
     @classmethod
     def from_dict(cls, data: dict) -> LatentPrior:
         return cls(*(np.asarray(data[k], dtype=np.float64)
-                     for k in ("weights", "means", "covariances")))
+                     for k in ("weights", "means", "covariances")),
+                   float(data.get("physics_weight", 0.0)))
+
+
+def _mixture_log_density(means, lower, log_weights, x):
+    """log sum_k w_k N(x; m_k, L_k L_k^T) of (B, D) points, in TF (K components)."""
+    import tensorflow as tf
+
+    diff = tf.transpose(x[None] - means[:, None], (0, 2, 1))               # (K, D, B)
+    y = tf.linalg.triangular_solve(lower, diff, lower=True)
+    log_det = tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(lower))), axis=-1)
+    dim = tf.cast(tf.shape(x)[-1], x.dtype)
+    log_n = (-0.5 * tf.reduce_sum(y * y, axis=1) - log_det[:, None]
+             - 0.5 * dim * tf.math.log(2.0 * tf.constant(np.pi, x.dtype)))
+    return tf.reduce_logsumexp(log_weights[:, None] + log_n, axis=0)
 
 
 @dataclass

@@ -192,26 +192,53 @@ def lj_energy_from_distances(distances, n_particles: int):
     return ops.sum(pair * upper, axis=(1, 2)) / n_particles
 
 
-def wall_overflow(coords, box: float, side_walls: bool = True, turns: int = 12):
+def wall_overflow(coords, box: float, side_walls: bool = True, turns: int = 12,
+                  tolerance: float = 0.0):
     """Squared overflow (sigma^2) of (B, N, d) coordinates in a frame of their own (heights
     absolute, turned and shifted across) out of a box of side ``box``: heights below the floor
     or above the ceiling, plus, with side walls, how far the sideways extent exceeds the box
     in the best of ``turns`` turns about the vertical (in 2D a mirror changes no extent).
-    The configuration's wall energy, softened: hard walls make it infinite."""
+    The configuration's wall energy, softened: hard walls make it infinite. Overflow up to
+    ``tolerance`` (sigma) past the ceiling and the side walls is free."""
+    limit = box + tolerance
     heights = coords[..., -1]
-    vertical = ops.sum(ops.square(ops.relu(-heights)) + ops.square(ops.relu(heights - box)),
+    vertical = ops.sum(ops.square(ops.relu(-heights)) + ops.square(ops.relu(heights - limit)),
                        axis=-1)
     if not side_walls:
         return vertical
     dim = coords.shape[-1]
     if dim == 2:
-        return vertical + ops.square(ops.relu(_extent(coords[..., 0]) - box))
+        return vertical + ops.square(ops.relu(_extent(coords[..., 0]) - limit))
     angles = ops.arange(turns, dtype=coords.dtype) * (0.5 * math.pi / turns)
     cos, sin = ops.cos(angles), ops.sin(angles)
     x, y = coords[..., 0:1], coords[..., 1:2]           # (B, N, 1) against (turns,)
     across = [_extent(x * cos - y * sin), _extent(x * sin + y * cos)]   # (B, turns) each
-    side = sum(ops.square(ops.relu(e - box)) for e in across)
+    side = sum(ops.square(ops.relu(e - limit)) for e in across)
     return vertical + ops.min(side, axis=-1)
+
+
+def decoded_penalty(physics: dict, x_hat, coordinates=None):
+    """Physical penalty of decoded configurations, one per configuration:
+    s softplus((U_LJ/N - cap) / s) from the decoded distances (or coordinates), plus the wall
+    overflow of the decoded coordinates when there are some and the settings have a "box".
+
+    ``physics``: {"energy_cap", "kind" ('distances' or 'coords'), "n_particles", "dim",
+    "scale"[, "box", "side_walls", "wall_tolerance"]}."""
+    p = physics
+    if p["kind"] == "distances":
+        distances = x_hat[..., 0] * p["scale"]
+    else:
+        coords = ops.reshape(x_hat, (-1, p["n_particles"], p["dim"])) * p["scale"]
+        distances = pairwise_distances_tf(coords)
+    energy = lj_energy_from_distances(distances, p["n_particles"])
+    # A sharp softplus: next to nothing under the cap (ordinary configurations are left to
+    # the likelihood), the energy's excess above it.
+    penalty = PHYSICS_SOFTNESS * ops.softplus((energy - p["energy_cap"]) / PHYSICS_SOFTNESS)
+    if coordinates is not None and p.get("box") is not None:
+        shaped = ops.reshape(coordinates, (-1, p["n_particles"], p["dim"]))
+        penalty = penalty + wall_overflow(shaped, p["box"], p.get("side_walls", True),
+                                          tolerance=p.get("wall_tolerance", 0.0))
+    return penalty
 
 
 def _extent(values):
@@ -395,25 +422,18 @@ class VAE(keras.Model):
         return self._coordinate_view.model([z, c] if self.conditional else z)
 
     def _physics_penalty(self, x_hat, coordinates=None):
-        """weight * (s softplus((U_LJ/N - cap) / s) + wall overflow) per decoded
-        configuration; the wall term needs the decoded coordinates and a "box" in the physics
-        settings."""
+        """weight * :func:`decoded_penalty` per decoded configuration."""
         if not self.physics or self.physics.get("weight", 0.0) <= 0.0:
             return ops.zeros((ops.shape(x_hat)[0],))
-        p = self.physics
-        if p["kind"] == "distances":
-            distances = x_hat[..., 0] * p["scale"]
-        else:
-            coords = ops.reshape(x_hat, (-1, p["n_particles"], p["dim"])) * p["scale"]
-            distances = pairwise_distances_tf(coords)
-        energy = lj_energy_from_distances(distances, p["n_particles"])
-        # A sharp softplus: next to nothing under the cap (ordinary configurations are left to
-        # the likelihood), the energy's excess above it.
-        penalty = PHYSICS_SOFTNESS * ops.softplus((energy - p["energy_cap"]) / PHYSICS_SOFTNESS)
-        if coordinates is not None and p.get("box") is not None:
-            shaped = ops.reshape(coordinates, (-1, p["n_particles"], p["dim"]))
-            penalty = penalty + wall_overflow(shaped, p["box"], p.get("side_walls", True))
-        return p["weight"] * penalty
+        return self.physics["weight"] * decoded_penalty(self.physics, x_hat, coordinates)
+
+    def latent_penalty(self, physics: dict):
+        """A function (z[, c]) -> :func:`decoded_penalty` of the configurations decoded from
+        latent points z (under conditions c for conditional models), differentiable in z."""
+        def penalty(z, c=None):
+            coordinates, x_hat = self._decode_with_coordinates(z, c)
+            return decoded_penalty(physics, x_hat, coordinates)
+        return penalty
 
     def _record(self, values):
         for name, value in zip(TRACKED, values, strict=True):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis import MIN_VALID_DISTANCE
 from .artifacts import MODEL_SUMMARY, dump_signed, load_signed
 from .features import make_representation, representation_from_dict, representation_to_dict
 from .potential import batch_pair_energies, periodic_mask
@@ -98,6 +99,10 @@ class TrainSettings:
     # R^2 0.82 instead of 0.98 on the study system). Conditional models, and datasets of one
     # state point, have no head.
     state_weight: float = 100.0
+    # Weight of the joint physics loss in the generation prior's fit (0: the plain
+    # maximum-likelihood mixture): the mixture avoids latent regions whose decoded
+    # configurations overlap or overflow the box (ljvae_core.latent.LatentPrior.refine).
+    prior_physics_weight: float = 300.0
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -106,8 +111,8 @@ class TrainSettings:
             yield "the latent size must be at least 1"
         if self.epochs < 1 or self.batch_size < 1:
             yield "epochs and batch size must be at least 1"
-        if self.beta < 0 or self.physics_weight < 0:
-            yield "beta and the physics weight cannot be negative"
+        if self.beta < 0 or self.physics_weight < 0 or self.prior_physics_weight < 0:
+            yield "beta and the physics weights cannot be negative"
         if not 0 < self.validation_fraction < 1:
             yield "the validation fraction must lie strictly between 0 and 1"
         if self.physics_weight > 0 and self.representation == "voxels":
@@ -187,6 +192,16 @@ class TrainedModel:
 
         return LatentPrior.from_dict(self.meta["latent_prior"])
 
+    @property
+    def plain_latent_prior(self):
+        """The generation prior's plain maximum-likelihood fit, before the joint physics loss
+        refined it (the prior itself when it was not refined; None without one)."""
+        if self.meta.get("latent_prior_plain") is None:
+            return self.latent_prior
+        from .latent import LatentPrior
+
+        return LatentPrior.from_dict(self.meta["latent_prior_plain"])
+
     def model_data(self, coords, gamma=None, temperature=None) -> dict:
         """What the model makes of configurations: its input ``x`` (with ``condition`` for
         conditional models) and its reconstruction ``target``. With the ``mds`` encoder the
@@ -239,14 +254,17 @@ def dataset_fingerprint(dataset) -> str:
     return digest.hexdigest()[:16]
 
 
-def _physics_config(dataset, rep, settings, train_idx):
-    if settings.physics_weight <= 0:
+def _physics_config(dataset, rep, settings, train_idx, weight=None):
+    """The joint physics loss's settings (None when its weight is 0): by default the VAE's
+    own weight."""
+    weight = settings.physics_weight if weight is None else weight
+    if weight <= 0:
         return None
     coords = np.ascontiguousarray(dataset.coords[train_idx])
     mask = periodic_mask(dataset.params.get("periodic", ""), dataset.dim)
     pair = batch_pair_energies(coords, dataset.box, mask, np.inf) / dataset.n_particles
     distances = settings.representation == "distances"
-    return {"weight": float(settings.physics_weight), "energy_cap": float(pair.max()),
+    return {"weight": float(weight), "energy_cap": float(pair.max()),
             "kind": "distances" if distances else "coords", "n_particles": dataset.n_particles,
             "dim": dataset.dim, "scale": float(rep.scale if distances else 0.5 * dataset.box),
             # Walls for decoded coordinates (in the mds frame: heights absolute); a periodic
@@ -602,6 +620,7 @@ def model_summary(trained: TrainedModel) -> dict:
         "repel_distance": s.repel_distance,
         "log_heights": s.log_heights and s.decodes_coordinates,
         "state_weight": s.state_weight if meta.get("state_columns") else 0.0,
+        "prior_physics_weight": (meta.get("latent_prior") or {}).get("physics_weight", 0.0),
         "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),
         "val_loss": history.get("val_loss", [None])[-1],
         "particles": trained.representation.n_particles_, "dim": trained.representation.d,
@@ -624,8 +643,10 @@ def load_model(directory) -> TrainedModel:
                                 f"{META_FILE})")
     meta = load_signed(directory / META_FILE)
     model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
-    # Models saved before the hard core, the log-heights and the state head existed have none.
+    # Models saved before the hard core, the log-heights, the state head and the prior's
+    # physics loss existed have none.
     settings = TrainSettings(**{"repel_steps": 0, "log_heights": False, "state_weight": 0.0,
+                                "prior_physics_weight": 0.0,
                                 **meta.pop("settings")})
     rep = representation_from_dict(meta.pop("representation"))
     return TrainedModel(model, rep, settings, meta)
@@ -655,7 +676,8 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
 
     trained = train(dataset, settings, on_epoch, cancel)
     report(0.91, "fitting the anomaly threshold and the generation prior")
-    attach_after_training(trained, dataset)
+    attach_after_training(trained, dataset, lambda f: report(
+        0.91 + 0.02 * f, "refining the generation prior with the joint physics loss"))
     report(0.93, "evaluating on held-out chains")
     trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500, n_generate=n_generate,
                                        seed=settings.seed)
@@ -703,10 +725,12 @@ def regressor_coordinates(model, representation, X) -> np.ndarray:
 
 
 def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
-                        max_samples: int = 5000) -> None:
+                        max_samples: int = 5000, progress=None) -> None:
     """Fit the generation prior (a Gaussian mixture over the posterior means of at most
-    ``max_samples`` training configurations, :class:`ljvae_core.latent.LatentPrior`); kept in
-    the meta."""
+    ``max_samples`` training configurations, :class:`ljvae_core.latent.LatentPrior`), then,
+    with a prior physics weight, refine it with the joint physics loss of its decoded
+    samples. Kept in the meta: the prior generation uses, and the plain fit beside it
+    (``latent_prior_plain``) when the two differ."""
     from .latent import LatentPrior, encode
 
     idx = np.asarray(trained.meta["train_indices"])
@@ -714,15 +738,50 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
     if len(idx) > max_samples:
         idx = np.sort(rng.choice(idx, max_samples, replace=False))
     latent = encode(trained, dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
-    trained.meta["latent_prior"] = LatentPrior.fit(latent, components,
-                                                   trained.settings.seed).to_dict()
+    prior = LatentPrior.fit(latent, components, trained.settings.seed)
+    trained.meta.pop("latent_prior_plain", None)
+    penalty = _prior_penalty(trained, dataset, idx)
+    if penalty is not None:
+        trained.meta["latent_prior_plain"] = prior.to_dict()
+        prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
+                             seed=trained.settings.seed, progress=progress)
+    trained.meta["latent_prior"] = prior.to_dict()
 
 
-def attach_after_training(trained: TrainedModel, dataset) -> None:
+def _prior_penalty(trained: TrainedModel, dataset, idx):
+    """The joint physics loss of decoded latent points, for refining the generation prior
+    (None without a prior physics weight, or for voxel grids). Conditional models decode
+    each point under the (gamma, T) of a random training configuration."""
+    import tensorflow as tf
+
+    settings = trained.settings
+    physics = _physics_config(dataset, trained.representation, settings, idx,
+                              settings.prior_physics_weight)
+    if physics is None or settings.representation == "voxels":
+        return None
+    # Shapes with contacts at the hard core's distance can overflow the box by that much less
+    # 0.8 sigma and still be put into it without a pair coming closer than 0.8 sigma.
+    if settings.decodes_coordinates and settings.repel_steps > 0:
+        physics["wall_tolerance"] = max(settings.repel_distance - MIN_VALID_DISTANCE, 0.0)
+    penalty = trained.model.latent_penalty(physics)
+    if not settings.conditional:
+        return penalty
+    table = tf.constant(trained.condition_features(dataset.gamma[idx],
+                                                   dataset.temperature[idx]), tf.float32)
+    draws = tf.random.Generator.from_seed(settings.seed)
+
+    def conditioned(z):
+        rows = draws.uniform((tf.shape(z)[0],), 0, len(idx), dtype=tf.int32)
+        return penalty(z, tf.gather(table, rows))
+    return conditioned
+
+
+def attach_after_training(trained: TrainedModel, dataset, progress=None) -> None:
     """What a trained model keeps besides its weights: the anomaly scorer (fitted on the
-    held-out chains) and the generation prior (on the training chains)."""
+    held-out chains) and the generation prior (on the training chains); ``progress(fraction)``
+    follows the prior's refinement."""
     attach_anomaly_scorer(trained, dataset)
-    attach_latent_prior(trained, dataset)
+    attach_latent_prior(trained, dataset, progress=progress)
 
 
 def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:

@@ -72,6 +72,7 @@ def models_table(models: list[dict]):
             "name": m["name"], "representation": m["representation"],
             "latent": m["latent_dim"], "β": m["beta"], "physics λ": m["physics_weight"],
             "state head W": m.get("state_weight", 0.0),
+            "prior physics W": m.get("prior_physics_weight", 0.0),
             "conditional": m["conditional"], "epochs": m["epochs_run"],
             "RMSD median (σ)": rec.get("rmsd_median"),
             "valid (raw)": gen.get("valid_fraction"),

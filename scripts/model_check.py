@@ -6,6 +6,10 @@ and the seed comparison need more. Per model, on its held-out chains of the data
 - ``rmsd_median`` / ``rmsd_p90``: matched, aligned RMSD (sigma) of 1000 reconstructions;
 - ``valid_raw``: validity (no pair under 0.8 sigma) of ``--samples`` fitted-prior samples,
   decoded in blocks of 2500, with each block's figure (their spread is the sampling error);
+  for a prior refined by the joint physics loss, ``plain`` holds the same figures for the
+  plain mixture it was refined from (same decoder, same draws), and ``prior_ll`` the mean
+  log-likelihood of held-out posterior means under each prior (what the refinement costs
+  the density fit);
 - ``gamma_r2``: the ridge probe latent -> gamma, scored on the model's validation chains;
 - ``energy_w1_quenched_vs_quenched_mc``: U/N W1 of 2000 quenched samples against as many
   equally quenched Monte Carlo configurations (100 zero-temperature sweeps of 0.1 sigma).
@@ -41,11 +45,24 @@ def reconstruction(trained, dataset, idx, rng) -> dict:
     return {"rmsd_median": float(np.median(rmsd)), "rmsd_p90": float(np.percentile(rmsd, 90))}
 
 
-def raw_validity(trained, dataset, samples: int) -> dict:
+def raw_validity(trained, dataset, samples: int, prior: str = "fitted") -> dict:
     periodic = dataset.params.get("periodic", "")
-    blocks = [valid_fraction(generate(trained, BLOCK, seed=seed), dataset.box, periodic)
+    blocks = [valid_fraction(generate(trained, BLOCK, seed=seed, prior=prior), dataset.box,
+                             periodic)
               for seed in range(max(1, samples // BLOCK))]
     return {"valid_raw": float(np.mean(blocks)), "valid_raw_blocks": blocks}
+
+
+def plain_prior_check(trained, dataset, idx, samples: int) -> dict:
+    """The refined prior against the plain mixture it came from, on the same decoder."""
+    if trained.meta.get("latent_prior_plain") is None:
+        return {}
+    held_out = encode(trained, dataset.coords[idx], dataset.gamma[idx],
+                      dataset.temperature[idx])
+    return {"plain": raw_validity(trained, dataset, samples, prior="plain"),
+            "prior_ll": {name: float(prior.log_likelihood(held_out).mean()) for name, prior in
+                         (("fitted", trained.latent_prior),
+                          ("plain", trained.plain_latent_prior))}}
 
 
 def quenched_energy_w1(trained, dataset, idx, rng, n: int = 2000) -> float:
@@ -70,7 +87,8 @@ def check(path: str, dataset, samples: int) -> dict:
                              test=unseen_chains(trained, dataset))
     return {"model": path, **reconstruction(trained, dataset, idx, rng),
             **raw_validity(trained, dataset, samples), "gamma_r2": probe["gamma_r2"],
-            "energy_w1_quenched_vs_quenched_mc": quenched_energy_w1(trained, dataset, idx, rng)}
+            "energy_w1_quenched_vs_quenched_mc": quenched_energy_w1(trained, dataset, idx, rng),
+            **plain_prior_check(trained, dataset, idx, samples)}
 
 
 def main() -> None:

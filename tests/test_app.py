@@ -228,6 +228,8 @@ def test_train_page_refuses_bad_settings(stored_dataset):
     at.run()
     assert not at.exception
     assert at.number_input(key="physics_weight").disabled
+    # Voxel grids decode no distances for the physics loss to judge, in training or prior.
+    assert at.number_input(key="prior_physics_weight").disabled
 
 
 def test_quick_demo_runs_the_workflow_and_opens_the_latent_map(cache):
@@ -272,3 +274,4 @@ def test_model_list_compares_quenched_samples_with_quenched_monte_carlo():
     # Summaries of models saved before the state head existed still list.
     del summary["state_weight"]
     assert models_table([summary]).iloc[0]["state head W"] == 0.0
+    assert models_table([summary]).iloc[0]["prior physics W"] == 0.0

@@ -23,12 +23,13 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     model = tmp_path / "model"
     out = _run("train", data, "--representation", "distances", "--latent-dim", 4,
                "--epochs", 2, "--match-every", 1, "--lr-patience", 1, "--state-weight", 10,
-               "--out", model)
+               "--prior-physics-weight", 50, "--out", model)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["epochs_run"] == 2
     assert "epoch 2" in out.stderr
     summary = json.loads((model / "summary.json").read_text())
     assert summary["match_every"] == 1 and summary["heights"] is True
+    assert summary["prior_physics_weight"] == 50
     out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -43,6 +44,9 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     # Generated from the fitted prior; what N(0, I) gives is reported beside it.
     assert result["generation"]["prior"] == "fitted"
     assert 0 <= result["generation"]["normal_prior"]["valid_fraction"] <= 1
+    # ... and so is what the plain mixture, before the physics loss refined it, gives.
+    assert result["generation"]["prior_physics_weight"] == 50
+    assert 0 <= result["generation"]["plain_prior"]["valid_fraction"] <= 1
     assert result["training"]["seconds_per_epoch"] > 0
     assert {"mds_rmsd_median", "regressor_rmsd_median"} <= set(result["regressor"])
     assert set(result["latent"]) == {"gamma_r2", "gamma_silhouette"}

@@ -47,6 +47,61 @@ def test_latent_prior_samples_the_distribution_it_was_fitted_to():
                           prior.sample(5, np.random.default_rng(1)))
 
 
+def test_mixture_log_likelihood_is_the_density_sklearn_scores():
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(2)
+    latent = np.concatenate([rng.normal(-2, 1, (300, 3)), rng.normal(3, 0.5, (100, 3))])
+    mixture = GaussianMixture(2, covariance_type="full", random_state=0).fit(latent)
+    prior = LatentPrior(mixture.weights_, mixture.means_, mixture.covariances_)
+    assert np.allclose(prior.log_likelihood(latent[:50]), mixture.score_samples(latent[:50]))
+
+
+def test_refining_the_prior_moves_its_samples_off_penalized_regions():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    latent, held_out = rng.normal(size=(4000, 2)), rng.normal(size=(4000, 2))
+    plain = LatentPrior.fit(latent, components=2)
+
+    def penalty(z):  # a wall at z0 = 1
+        return tf.square(tf.nn.relu(z[:, 0] - 1.0))
+
+    refined = plain.refine(penalty, latent, weight=100.0, steps=300, seed=0)
+    before, after = (p.sample(20000, np.random.default_rng(1)) for p in (plain, refined))
+    assert (before[:, 0] > 1.5).mean() > 0.05
+    assert (after[:, 0] > 1.5).mean() < 0.4 * (before[:, 0] > 1.5).mean()
+    # The unpenalized direction keeps its distribution; the density pays a little.
+    assert abs(after[:, 1].std() - before[:, 1].std()) < 0.05
+    loss = plain.log_likelihood(held_out).mean() - refined.log_likelihood(held_out).mean()
+    assert 0 < loss < 0.5
+    assert refined.physics_weight == 100.0
+    assert LatentPrior.from_dict(refined.to_dict()).physics_weight == 100.0
+
+
+def test_the_prior_refined_by_the_physics_loss_decodes_fewer_unphysical_samples(
+        trained_and_data):
+    from ljvae_core.training import _prior_penalty
+
+    trained, ds = trained_and_data
+    idx = np.asarray(trained.meta["train_indices"])
+    latent = encode(trained, ds.coords[idx], ds.gamma[idx], ds.temperature[idx])
+    plain = LatentPrior.fit(latent, components=2)
+    # Widened three times over, the mixture decodes configurations that overflow the box.
+    wide = LatentPrior(plain.weights, plain.means, 9.0 * plain.covariances)
+    penalty = _prior_penalty(trained, ds, idx)
+    refined = wide.refine(penalty, latent, weight=300.0, steps=200)
+
+    def mean_penalty(prior):
+        import tensorflow as tf
+
+        z = tf.constant(prior.sample(2000, np.random.default_rng(0)), tf.float32)
+        return float(tf.reduce_mean(penalty(z)))
+
+    assert mean_penalty(wide) > 0.05
+    assert mean_penalty(refined) < 0.5 * mean_penalty(wide)
+
+
 def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_data):
     from ljvae_core.evaluation import generate
     from ljvae_core.training import attach_latent_prior
@@ -57,6 +112,12 @@ def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_
     try:
         prior = LatentPrior.from_dict(trained.meta["latent_prior"])
         assert prior.means.shape[1] == trained.settings.latent_dim
+        # Refined by the joint physics loss (on by default), the plain fit kept beside it.
+        assert prior.physics_weight == trained.settings.prior_physics_weight > 0
+        assert trained.plain_latent_prior.physics_weight == 0.0
+        plain = generate(trained, 20, seed=3, prior="plain")
+        assert plain.shape == (20, *ds.coords.shape[1:])
+        assert not np.array_equal(plain, generate(trained, 20, seed=3))
         a = generate(trained, 20, seed=3)
         assert np.array_equal(a, generate(trained, 20, seed=3))
         assert not np.array_equal(a, generate(trained, 20, seed=3, prior="normal"))

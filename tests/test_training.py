@@ -66,6 +66,15 @@ def test_conditional_coordinates_model_trains(small_dataset):
                                 small_dataset.temperature[:4])
     assert c.shape == (4, 2)
     assert trained.model((x, c)).shape == x.shape
+    # The prior's physics loss decodes its samples under the training conditions.
+    from ljvae_core.evaluation import generate
+    from ljvae_core.training import attach_latent_prior
+
+    attach_latent_prior(trained, small_dataset)
+    assert trained.latent_prior.physics_weight == settings.prior_physics_weight
+    assert trained.plain_latent_prior.physics_weight == 0.0
+    out = generate(trained, 5, gamma=1.0, temperature=1.0)
+    assert out.shape == (5, *small_dataset.coords.shape[1:]) and np.isfinite(out).all()
 
 
 def test_training_under_a_one_device_strategy(small_dataset, tmp_path):
