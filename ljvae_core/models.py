@@ -33,7 +33,9 @@ Gaussian of the batch's posterior means (where generation's fitted prior samples
 the LJ energy of the decoded configuration computed in TensorFlow from its distances
 (distance and coordinate representations) and W the squared overflow of decoded coordinates
 out of the box's walls (:func:`wall_overflow`), so decoded samples stop overlapping and fit
-the box.
+the box. The same penalty (:func:`decoded_penalty`, through :meth:`VAE.latent_penalty`)
+refines the generation prior after training (:meth:`ljvae_core.latent.LatentPrior.refine`),
+where it raises the validity of generated samples without moving the decoder.
 """
 
 from __future__ import annotations
