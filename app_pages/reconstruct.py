@@ -6,7 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from ljvae_core.analysis import compare_distributions, energies_per_particle
-from ljvae_core.evaluation import PRIORS, generate, held_out_indices, quench, reconstruct
+from ljvae_core.evaluation import (
+    available_priors,
+    generate,
+    held_out_indices,
+    quench,
+    reconstruct,
+)
 from ljvae_core.geometry import match_and_align, pairwise_distances
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
 from ljvae_ui.state import cached_model, pick_compatible_dataset, pick_model
@@ -91,9 +97,10 @@ else:
     cols[1].caption("Unconditional model: samples span the training γ values.")
 relax = cols[2].checkbox("Relax (zero-temperature quench)", True, key="relax")
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
-prior = "normal"
-if trained.latent_prior is not None:
-    prior = st.radio("Sample the latent from", PRIORS, horizontal=True, key="generate_prior",
+priors = available_priors(trained)
+prior = priors[0]
+if len(priors) > 1:
+    prior = st.radio("Sample the latent from", priors, horizontal=True, key="generate_prior",
                      format_func={"fitted": "the fitted prior",
                                   "plain": "the fitted prior, without the physics loss",
                                   "normal": "N(0, I)"}.get,

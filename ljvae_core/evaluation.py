@@ -53,6 +53,15 @@ def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
 PRIORS = ("fitted", "plain", "normal")
 
 
+def available_priors(trained) -> list[str]:
+    """The priors :func:`generate` can sample for this model, its default first: the fitted
+    one and, when the physics loss refined it, the plain mixture it came from; N(0, I)."""
+    if trained.latent_prior is None:
+        return ["normal"]
+    refined = trained.meta.get("latent_prior_plain") is not None
+    return ["fitted", "plain", "normal"] if refined else ["fitted", "normal"]
+
+
 def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
              prior: str = "fitted") -> np.ndarray:
     """n configurations decoded from latent samples (at the given gamma, T if conditional):

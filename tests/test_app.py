@@ -163,6 +163,13 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     table = at.dataframe[-1].value
     assert table["set"].tolist() == ["generated", "generated, relaxed"]
     assert (table["valid_fraction"].between(0, 1)).all()
+    # The plain mixture, before the physics loss refined the prior, is one choice away.
+    assert at.radio(key="generate_prior").options == [
+        "the fitted prior", "the fitted prior, without the physics loss", "N(0, I)"]
+    at.radio(key="generate_prior").set_value("plain")
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception and at.dataframe[-1].value["set"].tolist()[0] == "generated"
 
     at.switch_page("app_pages/latent.py")
     at.run()

@@ -103,7 +103,7 @@ def test_the_prior_refined_by_the_physics_loss_decodes_fewer_unphysical_samples(
 
 
 def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_data):
-    from ljvae_core.evaluation import generate
+    from ljvae_core.evaluation import available_priors, generate
     from ljvae_core.training import attach_latent_prior
 
     trained, ds = trained_and_data
@@ -115,6 +115,7 @@ def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_
         # Refined by the joint physics loss (on by default), the plain fit kept beside it.
         assert prior.physics_weight == trained.settings.prior_physics_weight > 0
         assert trained.plain_latent_prior.physics_weight == 0.0
+        assert available_priors(trained) == ["fitted", "plain", "normal"]
         plain = generate(trained, 20, seed=3, prior="plain")
         assert plain.shape == (20, *ds.coords.shape[1:])
         assert not np.array_equal(plain, generate(trained, 20, seed=3))
@@ -123,6 +124,11 @@ def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_
         assert not np.array_equal(a, generate(trained, 20, seed=3, prior="normal"))
         with pytest.raises(ValueError, match="unknown prior"):
             generate(trained, 2, prior="uniform")
+        # Models fitted without the physics loss, or with no prior at all.
+        trained.meta.pop("latent_prior_plain")
+        assert available_priors(trained) == ["fitted", "normal"]
+        trained.meta.pop("latent_prior")
+        assert available_priors(trained) == ["normal"]
     finally:
         trained.meta.clear()
         trained.meta.update(fitted)
