@@ -201,7 +201,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
     if result["prior"] == "fitted":  # what the same decoder makes of other priors, unrelaxed
         result["normal_prior"] = _raw_generation(trained, "normal", reference, dataset, periodic,
                                                  n, gamma, temperature, seed)
-        if trained.meta.get("latent_prior_plain") is not None:
+        if "plain" in available_priors(trained):
             result["prior_physics_weight"] = trained.latent_prior.physics_weight
             result["plain_prior"] = _raw_generation(trained, "plain", reference, dataset,
                                                     periodic, n, gamma, temperature, seed)

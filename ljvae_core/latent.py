@@ -159,15 +159,15 @@ class LatentPrior:
         return self.means[which] + np.einsum("nij,nj->ni", factors[which], eps)
 
     def log_likelihood(self, latent) -> np.ndarray:
-        """Log density of each latent vector (M, D) under the mixture."""
-        from scipy.special import logsumexp
-        from scipy.stats import multivariate_normal
+        """Log density of each latent vector (M, D) under the mixture (the density
+        :meth:`refine` fits, in double precision)."""
+        import tensorflow as tf
 
-        latent = np.asarray(latent, dtype=np.float64)
-        parts = [np.log(w) + multivariate_normal(m, c, allow_singular=True).logpdf(latent)
-                 for w, m, c in zip(self.weights / self.weights.sum(), self.means,
-                                    self.covariances, strict=True)]
-        return logsumexp(np.atleast_2d(np.stack(parts, axis=0)), axis=0)
+        log_weights = np.log(self.weights / self.weights.sum())
+        return _mixture_log_density(tf.constant(self.means),
+                                    tf.constant(np.linalg.cholesky(self.covariances)),
+                                    tf.constant(log_weights),
+                                    tf.constant(np.asarray(latent, dtype=np.float64))).numpy()
 
     def refine(self, penalty, latent, weight: float, steps: int = 300, batch: int = 512,
                samples: int = 256, learning_rate: float = 1e-3, seed: int = 0,

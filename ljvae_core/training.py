@@ -752,8 +752,6 @@ def _prior_penalty(trained: TrainedModel, dataset, idx):
     """The joint physics loss of decoded latent points, for refining the generation prior
     (None without a prior physics weight, or for voxel grids). Conditional models decode
     each point under the (gamma, T) of a random training configuration."""
-    import tensorflow as tf
-
     settings = trained.settings
     physics = _physics_config(dataset, trained.representation, settings, idx,
                               settings.prior_physics_weight)
@@ -766,6 +764,8 @@ def _prior_penalty(trained: TrainedModel, dataset, idx):
     penalty = trained.model.latent_penalty(physics)
     if not settings.conditional:
         return penalty
+    import tensorflow as tf
+
     table = tf.constant(trained.condition_features(dataset.gamma[idx],
                                                    dataset.temperature[idx]), tf.float32)
     draws = tf.random.Generator.from_seed(settings.seed)

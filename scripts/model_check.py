@@ -31,7 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ljvae_core.analysis import energies_per_particle, valid_fraction  # noqa: E402
 from ljvae_core.artifacts import load_dataset  # noqa: E402
-from ljvae_core.evaluation import generate, held_out_indices, quench, reconstruct  # noqa: E402
+from ljvae_core.evaluation import (  # noqa: E402
+    available_priors,
+    generate,
+    held_out_indices,
+    quench,
+    reconstruct,
+)
 from ljvae_core.geometry import matched_rmsd  # noqa: E402
 from ljvae_core.latent import encode, gamma_clustering, unseen_chains  # noqa: E402
 from ljvae_core.training import load_model  # noqa: E402
@@ -53,12 +59,11 @@ def raw_validity(trained, dataset, samples: int, prior: str = "fitted") -> dict:
     return {"valid_raw": float(np.mean(blocks)), "valid_raw_blocks": blocks}
 
 
-def plain_prior_check(trained, dataset, idx, samples: int) -> dict:
-    """The refined prior against the plain mixture it came from, on the same decoder."""
-    if trained.meta.get("latent_prior_plain") is None:
+def plain_prior_check(trained, dataset, held_out, samples: int) -> dict:
+    """The refined prior against the plain mixture it came from, on the same decoder;
+    ``held_out``: the posterior means of the held-out configurations."""
+    if "plain" not in available_priors(trained):
         return {}
-    held_out = encode(trained, dataset.coords[idx], dataset.gamma[idx],
-                      dataset.temperature[idx])
     return {"plain": raw_validity(trained, dataset, samples, prior="plain"),
             "prior_ll": {name: float(prior.log_likelihood(held_out).mean()) for name, prior in
                          (("fitted", trained.latent_prior),
@@ -88,7 +93,7 @@ def check(path: str, dataset, samples: int) -> dict:
     return {"model": path, **reconstruction(trained, dataset, idx, rng),
             **raw_validity(trained, dataset, samples), "gamma_r2": probe["gamma_r2"],
             "energy_w1_quenched_vs_quenched_mc": quenched_energy_w1(trained, dataset, idx, rng),
-            **plain_prior_check(trained, dataset, idx, samples)}
+            **plain_prior_check(trained, dataset, latent[idx], samples)}
 
 
 def main() -> None:
