@@ -12,7 +12,7 @@ from ljvae_ui.runtime import keep_keras_session
 
 keep_keras_session()
 
-st.set_page_config(page_title="ljvae", page_icon="⚛️", layout="wide")
+st.set_page_config(page_title="ljvae", page_icon=":material/blur_on:", layout="wide")
 st.session_state["hosted_limits"] = limits = apply_hosting()
 if limits is not None:
     st.sidebar.caption(
@@ -21,15 +21,15 @@ if limits is not None:
         "job at a time. Your datasets and models are private to this link.")
 
 pages = {
-    "": [st.Page("app_pages/home.py", title="Home", icon="🏠", default=True)],
+    "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
     "Data": [
-        st.Page("app_pages/simulate.py", title="Simulate", icon="🎲"),
-        st.Page("app_pages/dataset.py", title="Dataset", icon="📊"),
+        st.Page("app_pages/simulate.py", title="Simulate", icon=":material/casino:"),
+        st.Page("app_pages/dataset.py", title="Dataset", icon=":material/bar_chart:"),
     ],
     "Learning": [
-        st.Page("app_pages/train.py", title="Train", icon="🧠"),
-        st.Page("app_pages/reconstruct.py", title="Reconstruct", icon="🔁"),
-        st.Page("app_pages/latent.py", title="Latent & Anomaly", icon="🗺️"),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/reconstruct.py", title="Reconstruct", icon=":material/compare:"),
+        st.Page("app_pages/latent.py", title="Latent & Anomaly", icon=":material/scatter_plot:"),
     ],
 }
 st.navigation(pages).run()

@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ljvae_core.analysis import radial_distribution, structure_statistics
+from ljvae_core.analysis import (
+    MIN_VALID_DISTANCE,
+    STRUCTURE_PAIRS,
+    radial_distribution,
+    structure_statistics,
+    structure_subset,
+)
 from ljvae_core.io import extxyz_text, npz_bytes
 from ljvae_ui.charts import (
     autocorrelation_chart,
@@ -16,9 +22,31 @@ from ljvae_ui.charts import (
 from ljvae_ui.state import cached_dataset, pick_dataset
 from ljvae_ui.views import configuration_html
 
-# g(r) and the statistics use at most this many configurations per condition (fast enough to
-# recompute on a page visit, plenty for smooth curves).
+# g(r) and the statistics use at most this many configurations per condition, and fewer for
+# large systems (analysis.structure_subset): a few million pair distances give smooth curves.
 STRUCTURE_SAMPLES = 1500
+
+# Headers of the structure table: (column name, label shown with its unit, help). The names
+# stay short for code that reads the table; the labels are what people see.
+STRUCTURE_COLUMNS = {
+    "configurations": ("configurations", "configurations",
+                       "Configurations analysed, evenly spread over the chains of the "
+                       "condition."),
+    "energy_per_particle": ("U/N", "U/N (ε)", "Mean energy per particle, pair and gravity."),
+    "energy_per_particle_std": ("σ(U/N)", "σ(U/N) (ε)",
+                                "Standard deviation of U/N over the configurations."),
+    "nearest_neighbour": ("nearest neighbour (σ)", "nearest neighbour (σ)",
+                          "Mean distance from a particle to its closest other particle."),
+    "height": ("mean height (σ)", "mean height z (σ)", "Mean height of the particles."),
+    "valid_fraction": (f"valid (no pair < {MIN_VALID_DISTANCE:g}σ)", "valid fraction",
+                       "Fraction of configurations with no two particles closer than "
+                       f"{MIN_VALID_DISTANCE:g}σ."),
+    "barometric_rate_fit": ("decay rate fitted", "fitted decay (σ⁻¹)",
+                            "Rate λ of ρ(z) ∝ exp(−λz) fitted to the heights (maximum "
+                            "likelihood)."),
+    "barometric_rate_dilute": ("4γ/T", "4γ/T (σ⁻¹)",
+                               "The decay rate of ρ(z) for an ideal gas under the same gravity."),
+}
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing g(r) and structure statistics…")
@@ -29,19 +57,179 @@ def structure_summary(path: str, modified: float) -> tuple[pd.DataFrame, pd.Data
     several_t = len(set(ds.temperature)) > 1
     curves, rows = [], []
     for k, cond in enumerate(ds.conditions):
-        coords = ds.coords[ds.condition == k][:STRUCTURE_SAMPLES]
+        members = np.flatnonzero(ds.condition == k)
+        coords = ds.coords[members[structure_subset(members.size, ds.n_particles,
+                                                    STRUCTURE_SAMPLES)]]
         label = f"{cond['gamma']:g}" + (f" (T={cond['temperature']:g})" if several_t else "")
         rdf = radial_distribution(coords, ds.box, params["periodic"])
         curves.append(pd.DataFrame({"r": rdf.r, "g": rdf.g, "condition": label}))
         stats = structure_statistics(coords, ds.box, cond["gamma"], cond["temperature"],
                                      params["periodic"], params["cutoff"])
         rows.append({"T": cond["temperature"], "γ": cond["gamma"], **stats})
-    table = pd.DataFrame(rows).rename(columns={
-        "configurations": "configs", "energy_per_particle": "U/N",
-        "energy_per_particle_std": "σ(U/N)", "nearest_neighbour": "nearest neighbour (σ)",
-        "height": "mean height (σ)", "valid_fraction": "valid (no pair < 0.8σ)",
-        "barometric_rate_fit": "decay rate fitted", "barometric_rate_dilute": "4γ/T"})
+    table = pd.DataFrame(rows).rename(
+        columns={key: name for key, (name, _, _) in STRUCTURE_COLUMNS.items()})
     return pd.concat(curves), table
+
+
+def structure_column_config() -> dict:
+    """Labels with units, help and number formats of the structure table's columns."""
+    config = {name: st.column_config.NumberColumn(label, help=text, format="%.4g")
+              for name, label, text in STRUCTURE_COLUMNS.values()}
+    _, label, text = STRUCTURE_COLUMNS["configurations"]
+    config["configurations"] = st.column_config.NumberColumn(label, help=text)
+    return config
+
+
+def decorrelation_words(params: dict) -> tuple[str, str]:
+    """(what a chain's stride is k times, symbol of it) for the dataset's decorrelation rule."""
+    if params["decorrelation"] == "threshold":
+        return (f"the first lag at which its energy autocorrelation falls below "
+                f"{params['threshold']:g}", "lag")
+    return "its own integrated autocorrelation time of the energy", "τ"
+
+
+def condition_frame(ds) -> pd.DataFrame:
+    """The per-condition sampling table with human headers and units."""
+    return pd.DataFrame(ds.condition_table()).rename(columns={
+        "gamma": "γ", "tau": "τ mean (sweeps)", "tau_max": "τ max (sweeps)",
+        "threshold_lag": "threshold lag, max (sweeps)", "stride": "stride, max (sweeps)",
+        "acceptance": "acceptance, mean", "step_size": "step δ, mean (σ)"})
+
+
+def condition_column_config(params: dict) -> dict:
+    """Number formats and help of the sampling table's columns. τ gets two decimals: one
+    would show a τ max of 56.04 as 56.0 next to its stride of 57."""
+    number = st.column_config.NumberColumn
+    return {
+        "samples": number(help="Configurations kept for this condition, from all its chains."),
+        "τ mean (sweeps)": number(format="%.2f", help="Integrated autocorrelation time of the "
+                                  "energy, mean over the chains."),
+        "τ max (sweeps)": number(format="%.2f", help="The same for the slowest chain."),
+        "threshold lag, max (sweeps)": number(help=(
+            "First lag at which the energy autocorrelation falls below "
+            f"{params['threshold']:g}, largest over the chains.")),
+        "stride, max (sweeps)": number(help="Sweeps between kept configurations, largest "
+                                       "over the chains."),
+        "acceptance, mean": number(format="%.2f", help="Fraction of accepted moves."),
+        "step δ, mean (σ)": number(format="%.3g", help="Largest displacement of a trial move "
+                                   "along each axis, tuned toward the target acceptance."),
+    }
+
+
+def show_parameters(ds) -> None:
+    params = ds.params
+    cols = st.columns(6)
+    cols[0].metric("Particles N", ds.n_particles)
+    cols[1].metric("Dimension", f"{ds.dim}D")
+    cols[2].metric("Box L", f"{ds.box:g} σ")
+    cols[3].metric("Samples", len(ds))
+    cols[4].metric("Chains per condition", params["n_chains"])
+    cols[5].metric("Seed", ds.seed)
+    boundaries = params["periodic"] or "none (reflecting walls)"
+    cutoff = f"{params['cutoff']:g} σ" if params["cutoff"] is not None else "none (all pairs)"
+    st.caption(f"Periodic axes: {boundaries} · cut-off: {cutoff} · step size tuned to an "
+               f"acceptance rate of {params['target_acceptance']:g}")
+    st.dataframe(condition_frame(ds), hide_index=True, width="stretch",
+                 column_config=condition_column_config(params))
+    what, symbol = decorrelation_words(params)
+    k = params["stride_factor"]
+    st.caption(f"Each chain keeps one configuration every ⌈k·{symbol}⌉ sweeps (k = {k:g}), "
+               f"{symbol} being {what}: the stride in the table is that of the slowest chain, "
+               f"⌈{k:g} × {symbol} max⌉. τ mean, the acceptance rate and the step δ are means "
+               "over the chains; the sampling diagnostics below show each chain's own.")
+
+
+def chain_caption(chain: dict, number: int, params: dict) -> str:
+    """What one chain's diagnostics say, in words: equilibration, τ, stride, acceptance."""
+    k = params["stride_factor"]
+    if params["decorrelation"] == "threshold":
+        lag = chain["threshold_lag"]
+        basis = (f"first lag with autocorrelation < {params['threshold']:g}: {lag} sweeps, "
+                 f"stride ⌈{k:g} × {lag}⌉")
+    else:
+        # Two decimals: a τ of 190.04 must not read as a whole 190 next to its stride of 191.
+        basis = f"stride ⌈{k:g} × {chain['tau']:.2f}⌉"
+    return (f"Chain {number}: equilibrated from sweep {chain['equilibration_sweep']}; "
+            f"τ = {chain['tau']:.2f} sweeps, {basis} = {chain['stride']} sweeps; acceptance "
+            f"rate {chain['acceptance']:.2f} at step δ = {chain['step_size']:.3g} σ.")
+
+
+def show_diagnostics(ds) -> None:
+    params = ds.params
+    labels = [f"T = {c['temperature']:g}, γ = {c['gamma']:g}" for c in ds.conditions]
+    left, right = st.columns(2)
+    cond_index = left.selectbox("Condition", range(len(labels)),
+                                format_func=labels.__getitem__, key="diag_condition")
+    chains = ds.conditions[cond_index]["chains"]
+    chain_index = right.selectbox("Chain", range(len(chains)),
+                                  format_func=lambda k: f"chain {k + 1} of {len(chains)}",
+                                  key="diag_chain")
+    chain = chains[chain_index]
+    st.caption(chain_caption(chain, chain_index + 1, params))
+    trace = np.asarray(chain["energy_trace"])
+    left, right = st.columns(2)
+    left.altair_chart(energy_trace_chart(trace, chain["equilibration_sweep"], ds.n_particles),
+                      width="stretch")
+    right.altair_chart(autocorrelation_chart(trace[chain["equilibration_sweep"]:], chain["tau"],
+                                             chain["threshold_lag"], params["threshold"]),
+                       width="stretch")
+
+
+def show_structure(ds, summary: dict) -> None:
+    left, right = st.columns(2)
+    left.altair_chart(energy_histogram_chart(ds.energy, ds.gamma, ds.n_particles),
+                      width="stretch")
+    right.altair_chart(density_profile_chart(ds.coords, ds.gamma, ds.temperature, ds.box),
+                       width="stretch")
+    curves, table = structure_summary(summary["path"], summary["modified"])
+    left, right = st.columns([3, 2])
+    left.altair_chart(radial_distribution_chart(curves), width="stretch")
+    right.markdown(
+        "**Reading g(r)** — pairs at distance r relative to an ideal gas in the same box "
+        "(walls included), so 1 means no correlation. The first peak near r ≈ 1.12σ is the "
+        "nearest-neighbour shell; γ compresses the fluid and sharpens it.")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=structure_column_config())
+    counts = ", ".join(f"{n:,}" for n in table["configurations"].unique())
+    st.caption(f"g(r) and the statistics use {counts} configurations per condition, evenly "
+               f"spread over its chains (at most {STRUCTURE_SAMPLES:,}, fewer for large systems: "
+               f"about {STRUCTURE_PAIRS / 1e6:g} million pair distances are plenty). The fitted "
+               "decay of ρ(z) matches 4γ/T only in the dilute limit; attraction makes dense "
+               "layers decay differently.")
+
+
+def chain_number(ds, index: int) -> int:
+    """1-based number of sample index's chain among its condition's chains, as the chain
+    selector counts them."""
+    chains = np.unique(ds.chain[ds.condition == ds.condition[index]])
+    return int(np.searchsorted(chains, ds.chain[index])) + 1
+
+
+def show_configuration(ds) -> None:
+    left, right = st.columns([1, 2])
+    index = left.number_input(f"Sample (0–{len(ds) - 1})", 0, len(ds) - 1, 0,
+                              key="sample_index")
+    n_chains = len(ds.conditions[ds.condition[index]]["chains"])
+    left.markdown(f"γ = {ds.gamma[index]:g}, T = {ds.temperature[index]:g}, chain "
+                  f"{chain_number(ds, index)} of {n_chains}  \n"
+                  f"U/N = {ds.energy[index] / ds.n_particles:.4f} ε")
+    left.caption("Particles are coloured by height (red at the top, blue at the floor).")
+    with right:
+        st.iframe(configuration_html(ds.coords[index], ds.box), height=440)
+
+
+def show_downloads(ds, summary: dict) -> None:
+    params = ds.params
+    info = {"energy": ds.energy, "gamma": ds.gamma, "temperature": ds.temperature,
+            "chain": ds.chain}
+    left, right = st.columns(2)
+    left.download_button(
+        "Extended XYZ (all frames)",
+        lambda: extxyz_text(ds.coords, ds.box, params["periodic"], info),
+        file_name=f"{summary['name']}.xyz", mime="chemical/x-xyz", key="download_xyz")
+    right.download_button(
+        "NumPy .npz", lambda: npz_bytes(coords=ds.coords, **info, box=ds.box),
+        file_name=f"{summary['name']}.npz", mime="application/octet-stream",
+        key="download_npz")
 
 
 st.title("Dataset")
@@ -52,79 +240,18 @@ if summary is None:
     st.stop()
 
 try:
-    ds = cached_dataset(summary["path"], summary["modified"])
+    dataset = cached_dataset(summary["path"], summary["modified"])
 except (OSError, ValueError, EOFError) as err:
     st.error(f"This dataset could not be read ({err}); it may be damaged. Simulate it again.")
     st.stop()
-params = ds.params
 
 st.subheader("Parameters")
-cols = st.columns(6)
-cols[0].metric("Particles N", ds.n_particles)
-cols[1].metric("Dimension", f"{ds.dim}D")
-cols[2].metric("Box L", f"{ds.box:g} σ")
-cols[3].metric("Samples", len(ds))
-cols[4].metric("Chains per condition", params["n_chains"])
-cols[5].metric("Seed", ds.seed)
-boundaries = params["periodic"] or "none (reflecting walls)"
-cutoff = params["cutoff"] if params["cutoff"] is not None else "none (all pairs)"
-st.caption(f"Periodic axes: {boundaries} · cut-off: {cutoff} · target acceptance "
-           f"{params['target_acceptance']:g} · stride = ⌈{params['stride_factor']:g}·τ⌉ "
-           f"({params['decorrelation']})")
-st.dataframe(pd.DataFrame(ds.condition_table()).rename(columns={
-    "gamma": "γ", "tau": "τ (sweeps)", "threshold_lag": f"lag ρ<{params['threshold']:g}",
-    "stride": "stride (sweeps)", "step_size": "step δ"}), hide_index=True, width="stretch")
-
+show_parameters(dataset)
 st.subheader("Sampling diagnostics")
-labels = [f"T = {c['temperature']:g}, γ = {c['gamma']:g}" for c in ds.conditions]
-left, right = st.columns(2)
-cond_index = left.selectbox("Condition", range(len(labels)), format_func=labels.__getitem__,
-                            key="diag_condition")
-chains = ds.conditions[cond_index]["chains"]
-chain_index = right.selectbox("Chain", range(len(chains)), format_func=lambda k: f"chain {k + 1}",
-                              key="diag_chain")
-chain = chains[chain_index]
-trace = np.asarray(chain["energy_trace"])
-left.altair_chart(energy_trace_chart(trace, chain["equilibration_sweep"], ds.n_particles),
-                  width="stretch")
-right.altair_chart(autocorrelation_chart(trace[chain["equilibration_sweep"]:], chain["tau"],
-                                         chain["threshold_lag"], params["threshold"]),
-                   width="stretch")
-
+show_diagnostics(dataset)
 st.subheader("Energies and structure")
-left, right = st.columns(2)
-left.altair_chart(energy_histogram_chart(ds.energy, ds.gamma, ds.n_particles), width="stretch")
-right.altair_chart(density_profile_chart(ds.coords, ds.gamma, ds.temperature, ds.box),
-                   width="stretch")
-curves, table = structure_summary(summary["path"], summary["modified"])
-left, right = st.columns([3, 2])
-left.altair_chart(radial_distribution_chart(curves), width="stretch")
-right.markdown(
-    "**Reading g(r)** — pairs at distance r relative to an ideal gas in the same box (walls "
-    "included), so 1 means no correlation. The first peak near r ≈ 1.12σ is the nearest-"
-    "neighbour shell; γ compresses the fluid and sharpens it.")
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    col: st.column_config.NumberColumn(format="%.4g") for col in table.columns[3:]})
-st.caption(f"Statistics over up to {STRUCTURE_SAMPLES} configurations per condition. The fitted "
-           "decay of ρ(z) matches 4γ/T only in the dilute limit; attraction makes dense layers "
-           "decay differently.")
-
+show_structure(dataset, summary)
 st.subheader("Configurations")
-left, right = st.columns([1, 2])
-index = left.number_input("Sample", 0, len(ds) - 1, 0, key="sample_index")
-left.markdown(f"γ = {ds.gamma[index]:g}, T = {ds.temperature[index]:g}, chain "
-              f"{ds.chain[index]}  \nU/N = {ds.energy[index] / ds.n_particles:.4f}")
-left.caption("Particles are coloured by height (red at the top, blue at the floor).")
-with right:
-    st.iframe(configuration_html(ds.coords[index], ds.box), height=440)
-
+show_configuration(dataset)
 st.subheader("Download")
-info = {"energy": ds.energy, "gamma": ds.gamma, "temperature": ds.temperature,
-        "chain": ds.chain}
-left, right = st.columns(2)
-left.download_button(
-    "Extended XYZ (all frames)", lambda: extxyz_text(ds.coords, ds.box, params["periodic"], info),
-    file_name=f"{summary['name']}.xyz", mime="chemical/x-xyz", key="download_xyz")
-right.download_button(
-    "NumPy .npz", lambda: npz_bytes(coords=ds.coords, **info, box=ds.box),
-    file_name=f"{summary['name']}.npz", mime="application/octet-stream", key="download_npz")
+show_downloads(dataset, summary)

@@ -1,11 +1,18 @@
 """Home: what ljvae does, the workflow, and what is stored in cache/."""
 
-import pandas as pd
 import streamlit as st
 
 from ljvae_core.artifacts import cache_dir, list_datasets, list_models
-from ljvae_core.demo import DEMO_DATASET, DEMO_PARAMS, DEMO_SETTINGS, run_demo
-from ljvae_ui.state import SELECTED_DATASET, SELECTED_MODEL, job_blocked, models_table, start_job
+from ljvae_core.demo import BUILD_SETTINGS, DEMO_DATASET, DEMO_MODEL, DEMO_PARAMS, run_demo
+from ljvae_ui.state import (
+    SELECTED_DATASET,
+    SELECTED_MODEL,
+    datasets_table,
+    job_blocked,
+    models_table,
+    redraw_when_finished,
+    start_job,
+)
 
 DEMO_JOB = "demo_job"
 
@@ -36,6 +43,35 @@ U = Σ 4(r⁻¹² − r⁻⁶) + 4γ Σ z.
 st.subheader("Quick demo")
 
 
+def demo_summary(result: dict) -> None:
+    """The demo's figures, with where to look at them."""
+    rec, gen, lat = result["reconstruction"], result["generation"], result["latent"]
+    st.success(f"Done in {result['seconds']:.0f} s: the pre-trained model, judged on "
+               f"{result['held_out_samples']} fresh Monte Carlo configurations it never saw.")
+    cols = st.columns(4)
+    cols[0].metric("Median reconstruction error", f"{rec['rmsd_median']:.2f} σ",
+                   help="Root-mean-square displacement between each configuration and its "
+                        "reconstruction, after matching particles and aligning. A random other "
+                        f"configuration of the same γ scores {rec['baseline_rmsd_median']:.2f} σ.")
+    cols[1].metric("Valid generated samples", f"{gen['valid_fraction']:.0%}",
+                   help="Share of configurations decoded from the latent prior with no pair "
+                        "of particles closer than 0.8 σ, before any relaxation.")
+    w1 = gen["energy_w1_relaxed_vs_quenched_mc"]
+    cols[2].metric("Energy distance to Monte Carlo", f"{w1:.3f}",
+                   help="Wasserstein distance between the energy-per-particle distributions of "
+                        "generated and Monte Carlo configurations, both relaxed by the same "
+                        "zero-temperature quench (ε per particle; 0 is identical).")
+    cols[3].metric("γ read off the latent (R²)", "—" if lat["gamma_r2"] is None
+                   else f"{lat['gamma_r2']:.2f}",
+                   help="A straight line from the latent space to γ, scored on chains it was "
+                        "not fitted on (1 is perfect).")
+    left, right = st.columns(2)
+    left.page_link("app_pages/reconstruct.py", label="See reconstructions and generated samples",
+                   icon=":material/compare:")
+    right.page_link("app_pages/latent.py", label="Explore the latent map and score uploads",
+                    icon=":material/scatter_plot:")
+
+
 @st.fragment(run_every=1.0)
 def demo_panel():
     job = st.session_state.get(DEMO_JOB)
@@ -47,19 +83,23 @@ def demo_panel():
     if job.status == "done":
         st.session_state[SELECTED_DATASET] = job.result["dataset"]
         st.session_state[SELECTED_MODEL] = job.result["model"]
-        st.session_state[DEMO_JOB] = None
-        st.switch_page("app_pages/latent.py")
+    redraw_when_finished(DEMO_JOB)
+    if job.status == "done":
+        demo_summary(job.result)
     elif job.status == "failed":
-        st.error(f"The demo failed: {job.error}")
+        st.error(f"The demo failed: {job.error}.")
 
 
 g = ", ".join(f"{x:g}" for x in DEMO_PARAMS.gammas)
 st.markdown(
-    f"One click runs the whole workflow on a small version of the original study's system: "
+    f"One click simulates fresh Monte Carlo data of the study's system — "
     f"{DEMO_PARAMS.n_particles} particles in 3D (L = {DEMO_PARAMS.box:g}, T = 1) at γ = {g}, "
-    f"{DEMO_PARAMS.n_samples} samples per γ; a distances VAE (latent "
-    f"{DEMO_SETTINGS.latent_dim}, {DEMO_SETTINGS.epochs} epochs); its evaluation; then its "
-    f"latent map opens. About a minute; it replaces the dataset `{DEMO_DATASET}` and its model.")
+    f"{DEMO_PARAMS.n_samples} configurations per γ — then loads the "
+    f"default model that ships with ljvae (a distances VAE with latent size "
+    f"{BUILD_SETTINGS.latent_dim}, trained for {BUILD_SETTINGS.epochs} epochs on 16 000 "
+    "configurations of the same system), judges it on the fresh data and prepares its latent "
+    f"map. About half a minute; it replaces the dataset `{DEMO_DATASET}` and the model "
+    f"`{DEMO_MODEL}`. To train a model yourself, open **Train**.")
 if st.button("Run the quick demo", type="primary", disabled=job_blocked(DEMO_JOB) is not None,
              key="demo"):
     if start_job(DEMO_JOB, run_demo, label="demo"):
@@ -69,20 +109,16 @@ demo_panel()
 st.subheader("Datasets")
 datasets = list_datasets()
 if datasets:
-    table = pd.DataFrame(datasets)[
-        ["name", "particles", "dim", "box", "gammas", "temperatures", "samples", "chains"]
-    ]
-    table["gammas"] = table["gammas"].map(lambda g: ", ".join(f"{x:g}" for x in g))
-    table["temperatures"] = table["temperatures"].map(lambda t: ", ".join(f"{x:g}" for x in t))
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(datasets_table(datasets), hide_index=True, width="stretch")
 else:
     st.info("No dataset yet: start on the **Simulate** page.")
-    st.page_link("app_pages/simulate.py", label="Simulate a dataset", icon="🎲")
+    st.page_link("app_pages/simulate.py", label="Simulate a dataset", icon=":material/casino:")
 
 st.subheader("Models")
 models = list_models()
 if models:
-    st.dataframe(models_table(models), hide_index=True, width="stretch")
+    table, columns = models_table(models)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=columns)
 else:
     st.caption("No model yet: train one on the **Train** page.")
 st.caption(f"Artifacts are stored under `{cache_dir().resolve()}`.")

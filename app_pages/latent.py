@@ -23,6 +23,10 @@ from ljvae_ui.views import configuration_html
 
 # Points drawn in the map (all are used for the scores).
 MAX_POINTS = 3000
+# Uploaded configurations drawn on the map at most (all are scored and listed).
+MAX_UPLOADS_DRAWN = 300
+# Configurations encoded per step of the progress bar of a first view.
+ENCODE_STEP = 2000
 # Particles are coloured by their pair energy over this range (ε): blue bound, red repelled.
 PARTICLE_ENERGY_RANGE = (-6.0, 2.0)
 STATE_LABELS = {"gamma": "γ", "temperature": "T"}
@@ -38,11 +42,26 @@ chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_datas
 periodic = ds.params.get("periodic", "")
 
 
-@st.cache_data(max_entries=4, show_spinner="Encoding the dataset…")
+def encode_in_steps(model, data) -> np.ndarray:
+    """The dataset's latent means, a progress bar naming the step while they come (most of
+    the time of the mds encoder goes to putting each shape in the model's frame)."""
+    n = len(data)
+    step = ": putting their shapes in the model's frame" if model.frame is not None else ""
+    bar = st.progress(0.0)
+    parts = []
+    for start in range(0, n, ENCODE_STEP):
+        bar.progress(start / n, text=f"Encoding {n:,} configurations{step} ({start:,} done)…")
+        part = slice(start, start + ENCODE_STEP)
+        parts.append(encode(model, data.coords[part], data.gamma[part], data.temperature[part]))
+    bar.empty()
+    return np.concatenate(parts)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
 def encoded(model_path: str, model_modified: float, data_path: str, data_modified: float):
     model = cached_model(model_path, model_modified)
     data = cached_dataset(data_path, data_modified)
-    latent = encode(model, data.coords, data.gamma, data.temperature)
+    latent = encode_in_steps(model, data)
     points, projection = project(latent)
     scores = gamma_clustering(latent, data.gamma, data.chain, test=unseen_chains(model, data))
     return points, projection, scores
@@ -61,6 +80,32 @@ def decoded_map(model_path, model_modified, data_path, data_modified, gamma, res
 def scored_uploads(model_path, model_modified, files: tuple, gamma, temperature, max_bytes):
     return score_files(cached_model(model_path, model_modified), files, gamma, temperature,
                        max_bytes)
+
+
+def follow_map_click(count: int) -> None:
+    """Point the Show box at the uploaded configuration last clicked on the map, once per
+    click: choosing another one in the box afterwards keeps that choice."""
+    state = st.session_state.get("latent_chart") or {}
+    clicked = (state.get("selection") or {}).get("upload") or []
+    row = int(clicked[0]["row"]) if clicked else None
+    if row != st.session_state.get("upload_clicked"):
+        st.session_state["upload_clicked"] = row
+        if row is not None and 0 <= row < count:
+            st.session_state["upload_shown"] = row
+
+
+def drawn_uploads(uploaded: pd.DataFrame, shown: int) -> pd.DataFrame:
+    """At most MAX_UPLOADS_DRAWN uploaded configurations for the map, so that a big upload
+    does not bury the dataset: the one shown, the anomalous ones, then normal ones evenly
+    spread over the files' order."""
+    if len(uploaded) <= MAX_UPLOADS_DRAWN:
+        return uploaded
+    flagged = np.flatnonzero(uploaded["verdict"].to_numpy() == "anomalous")
+    first = np.unique(np.r_[shown, flagged[:MAX_UPLOADS_DRAWN - 1]]).astype(int)
+    rest = np.setdiff1d(np.arange(len(uploaded)), first)
+    room = MAX_UPLOADS_DRAWN - len(first)
+    spread = rest[np.linspace(0, len(rest) - 1, room).round().astype(int)] if room > 0 else []
+    return uploaded.iloc[np.union1d(first, spread).astype(int)]
 
 
 def show_configuration(title: str, coords, energies=None):
@@ -152,13 +197,15 @@ if rows:
                                 "latent point.")
             for label in STATE_LABELS.values() if f"{label} read off the latent" in table}})
     uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
-    uploaded_points = pd.DataFrame({"u": uv[:, 0], "v": uv[:, 1],
-                                    "name": [f"{f.name} #{k}" for f, k, _ in rows],
-                                    "verdict": table["verdict"], "score": table["score"]})
     labels = [f"{f.name} · frame {k} · {'anomalous' if r['anomalous'] else 'normal'}"
               for f, k, r in rows]
+    follow_map_click(len(rows))
     which = st.selectbox("Show", range(len(rows)), format_func=labels.__getitem__,
                          key="upload_shown")
+    uploaded_points = drawn_uploads(pd.DataFrame({
+        "u": uv[:, 0], "v": uv[:, 1], "row": np.arange(len(rows)),
+        "name": [f"{f.name} · frame {k}" for f, k, _ in rows], "verdict": table["verdict"],
+        "score": table["score"]}), which)
     f, k, r = rows[which]
     view, legend = st.columns([1, 1])
     with view:
@@ -181,6 +228,12 @@ frame = pd.DataFrame({"u": points[shown, 0], "v": points[shown, 1], "index": sho
                       "U/N": ds.energy[shown] / ds.n_particles})
 event = map_area.altair_chart(latent_scatter(frame, colour, emap, uploaded_points),
                               width="stretch", on_select="rerun", key="latent_chart")
+if uploaded_points is not None:
+    drawn = (f"The map shows {len(uploaded_points):,} of the {len(rows):,} uploaded "
+             "configurations: the one shown, the anomalous ones, then normal ones spread over "
+             "the files. " if len(uploaded_points) < len(rows) else "")
+    map_area.caption(f"{drawn}Click an uploaded configuration (◇ normal, △ anomalous) to "
+                     "show it under Score configurations.")
 selection = event.selection if event and event.selection else {}
 with right:
     picked, cell = selection.get("picked"), selection.get("cell")

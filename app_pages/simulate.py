@@ -4,61 +4,54 @@ import streamlit as st
 
 from ljvae_core.artifacts import simulate_and_save
 from ljvae_core.hosted import LimitError, check_simulation
-from ljvae_core.sampling import ParameterError, SimulationParams
-from ljvae_ui.state import SELECTED_DATASET, job_blocked, start_job
+from ljvae_core.sampling import FORM_RANGES, ParameterError, SimulationParams, params_from_form
+from ljvae_ui.state import SELECTED_DATASET, job_blocked, redraw_when_finished, start_job
 
 JOB = "simulation_job"
+WIDGET_KEYS = {"n_samples": "samples", "n_chains": "chains"}
 
 st.title("Simulate")
 st.caption("Metropolis Monte Carlo of Lennard-Jones particles in a box under gravity.")
 
 
-def parse_numbers(text: str, what: str) -> tuple:
-    try:
-        values = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
-    except ValueError:
-        raise ParameterError(f"{what} must be numbers separated by commas, got '{text}'") from None
-    if not values:
-        raise ParameterError(f"give at least one value for {what}")
-    return values
-
-
 def params_from_widgets() -> tuple[SimulationParams, str | None, str | None]:
+    def number(label, name, default, **kwargs):
+        low, high = FORM_RANGES[name]
+        return st.number_input(label, low, high, default, key=WIDGET_KEYS.get(name, name),
+                               **kwargs)
+
     left, mid, right = st.columns(3)
     with left:
-        n = st.number_input("Particles N", 2, 5000, 30, key="n_particles")
+        n = number("Particles N", "n_particles", 30)
         dim = st.radio("Dimension", (3, 2), horizontal=True, key="dim",
                        format_func=lambda d: f"{d}D")
-        box = st.number_input("Box length L (σ)", 0.1, 1000.0, 5.0, key="box")
+        box = number("Box length L (σ)", "box", 5.0)
         st.caption(f"Density N/L^d = {n / box ** dim:.3g}")
     with mid:
         temps = st.text_input("Temperatures T", "1.0", key="temperatures",
                               help="One or more, separated by commas")
         gammas = st.text_input("Gravity couplings γ", "0, 0.5, 1, 2", key="gammas",
                                help="One or more, separated by commas")
-        samples = st.number_input("Samples per (T, γ)", 1, 100_000, 1000, key="samples")
-        chains = st.number_input("Independent chains", 1, 64, 4, key="chains")
+        samples = number("Samples per (T, γ)", "n_samples", 1000, help="Configurations kept "
+                         "per state point, split evenly over its chains.")
+        chains = number("Independent chains", "n_chains", 4)
     with right:
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
-        axes = "xy"[: dim - 1]
-        periodic = st.multiselect("Periodic axes (others reflect)", list(axes), key="periodic",
+        seed = number("Seed", "seed", 0)
+        periodic = st.multiselect("Periodic axes (others reflect)", list("xy"[: dim - 1]),
+                                  key="periodic",
                                   help="The up axis always reflects: gravity needs a floor.")
         use_cutoff = st.checkbox("Truncate the potential", key="use_cutoff")
-        cutoff = st.number_input("Cut-off rc (σ)", 1.0, 50.0, 3.0, key="cutoff",
-                                 disabled=not use_cutoff)
+        cutoff = number("Cut-off rc (σ)", "cutoff", 3.0, disabled=not use_cutoff)
         name = st.text_input("Dataset name (optional)", key="name")
     with st.expander("Scale-out"):
         scheduler = st.text_input(
             "Dask scheduler (optional)", key="scheduler", placeholder="tcp://host:8786",
             help="Run the chains on this Dask cluster instead of this machine's cores. "
                  "The same seed gives the same dataset either way.")
-    params = SimulationParams(
-        n_particles=int(n), dim=int(dim), box=float(box),
-        temperatures=parse_numbers(temps, "temperatures"),
-        gammas=parse_numbers(gammas, "gravity couplings"), n_samples=int(samples),
-        n_chains=int(chains), seed=int(seed), cutoff=float(cutoff) if use_cutoff else None,
-        periodic="".join(periodic),
-    )
+    params = params_from_form({
+        "n_particles": n, "dim": dim, "box": box, "temperatures": temps, "gammas": gammas,
+        "n_samples": samples, "n_chains": chains, "seed": seed, "periodic": periodic,
+        "cutoff": cutoff if use_cutoff else None})
     return params, name.strip() or None, scheduler.strip() or None
 
 
@@ -73,10 +66,12 @@ def job_panel():
         if st.button("Cancel", key="cancel"):
             job.cancel()
         return
+    redraw_when_finished(JOB)
     if job.status == "done":
         st.session_state[SELECTED_DATASET] = job.result
         st.success(f"Saved dataset **{job.result}** in {job.elapsed:.1f} s.")
-        st.page_link("app_pages/dataset.py", label="Inspect it on the Dataset page", icon="📊")
+        st.page_link("app_pages/dataset.py", label="Inspect it on the Dataset page",
+                     icon=":material/bar_chart:")
     elif job.status == "cancelled":
         st.warning("The simulation was cancelled; nothing was saved.")
     else:

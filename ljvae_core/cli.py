@@ -113,8 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
-    sub.add_parser("demo", help="simulate, train, evaluate and encode a small system (~1 min); "
-                                "stores dataset 'demo' and model 'demo-distances' in the cache")
+    demo = sub.add_parser("demo", help="simulate fresh data, load the pre-trained default "
+                                       "model, evaluate it and encode the data (~30 s); stores "
+                                       "dataset 'demo' and model 'demo-distances' in the cache")
+    demo.add_argument("--build", action="store_true",
+                      help="instead, rebuild the pre-trained model that ships with ljvae: "
+                           "simulate the study dataset, train the default model on it (100 "
+                           "epochs) and write it to ljvae_core/data/demo-model (~10 min)")
     return parser
 
 
@@ -284,9 +289,9 @@ def cmd_score(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import build_demo_model, run_demo
 
-    result = run_demo(progress=_progress_bar)
+    result = (build_demo_model if args.build else run_demo)(progress=_progress_bar)
     sys.stderr.write("\n")
     print(json.dumps(result))
     return 0

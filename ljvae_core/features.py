@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numba import njit
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .geometry import classical_mds, match_across, pairwise_distances
+from .geometry import _rotations, classical_mds, pairwise_distances
 
 
 def _as_batch(coords, d: int | None = None) -> np.ndarray:
@@ -285,11 +288,12 @@ class ShapeFrame:
     Each matrix becomes coordinates by classical MDS, stood upright on its heights
     (:func:`stand_upright`), and is then turned about the vertical, mirrored if that fits
     better, shifted across and (with ``reorder``) has its particles re-ordered -- all onto a
-    template, the mean shape of the training set in this frame
-    (:func:`ljvae_core.geometry.match_across`). What a distance matrix forgets (a turn about
-    the vertical, a mirror, a shift across) is thus fixed the same way for every
-    configuration, and the particle order follows the template's sites instead of jumping
-    whenever two particles swap their distances from the box's corner.
+    template, the mean shape of the training set in this frame (:func:`match_onto`, which
+    gives what :func:`ljvae_core.geometry.match_across` does for many shapes at once). What a
+    distance matrix forgets (a turn about the vertical, a mirror, a shift across) is thus
+    fixed the same way for every configuration, and the particle order follows the
+    template's sites instead of jumping whenever two particles swap their distances from the
+    box's corner.
 
     In this frame thermal configurations are close to Gaussian: PCA with 64 components
     reconstructs held-out ones of the study's system to 0.24 sigma (median), where networks
@@ -329,9 +333,7 @@ class ShapeFrame:
         return self._onto_template(self.shapes(X))
 
     def _onto_template(self, shapes):
-        rounds = self.rounds if self.reorder else 0
-        return match_across(shapes, np.broadcast_to(self.template, shapes.shape),
-                            max_rounds=rounds)
+        return match_onto(shapes, self.template, self.rounds if self.reorder else 0)
 
     def to_dict(self) -> dict:
         return {"template": self.template.tolist(), "reorder": self.reorder,
@@ -340,6 +342,209 @@ class ShapeFrame:
     @classmethod
     def from_dict(cls, rep: DistanceMatrix, data: dict) -> ShapeFrame:
         return cls(rep, data["template"], data["reorder"], data["rounds"])
+
+
+# --------------------------------------------------------------------------- frame matching
+# Shapes matched onto a template per chunk, chunks on up to _MATCH_THREADS threads. Chunks of
+# 250 sets measured as fast per set as chunks of 2000, and let an encoding in steps of 2000
+# configurations use the cores.
+_MATCH_CHUNK = 256
+_MATCH_THREADS = 8
+
+
+def match_onto(shapes, template, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`ljvae_core.geometry.match_across` returns for ``shapes`` (M, N, d) against
+    one ``template`` (N, d) with ``max_rounds=rounds``, for many sets at once.
+
+    The alternations of all sets and starts run side by side: each round is one batched
+    rotation of every set still improving, and its assignments are solved by compiled code
+    warm-started from the previous round (:func:`_assign_sites`): one SciPy call per set,
+    start and round would be most of the time an encoding takes."""
+    shapes = np.asarray(shapes, dtype=np.float64)
+    template = np.asarray(template, dtype=np.float64)
+    if not np.isfinite(shapes).all():
+        raise ValueError("the shapes hold NaN or infinite coordinates")
+    if len(shapes) == 0:
+        return np.empty(shapes.shape[:2], dtype=np.int64), shapes.copy()
+    chunks = [shapes[a:a + _MATCH_CHUNK] for a in range(0, len(shapes), _MATCH_CHUNK)]
+    if len(chunks) == 1:
+        return _match_chunk(shapes, template, rounds)
+    # The compiled assignments and NumPy's batched algebra release the GIL: chunks run on
+    # the machine's cores side by side.
+    with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1, _MATCH_THREADS)) as pool:
+        done = list(pool.map(lambda chunk: _match_chunk(chunk, template, rounds), chunks))
+    return np.concatenate([o for o, _ in done]), np.concatenate([m for _, m in done])
+
+
+def _match_chunk(P, template, rounds):
+    """:func:`match_onto` for one chunk of sets (M, N, d)."""
+    across = np.ones(P.shape[-1])
+    across[-1] = 0.0  # heights stay as they are: sets are centred across only
+    p_mean = P.mean(axis=-2, keepdims=True) * across
+    q_mean = template.mean(axis=-2, keepdims=True) * across
+    P0, q0 = P - p_mean, template - q_mean
+    start = _rotations(P0, np.broadcast_to(q0, P0.shape), True, keep_last_axis=True)
+    if rounds <= 0:
+        return np.tile(np.arange(P.shape[1]), (len(P), 1)), P0 @ start + q_mean
+    starts = np.stack([start, *_principal_turns(P0, q0)], axis=1)
+    errors, orders, moved = _alternate(P0, q0, starts, rounds)
+    best = errors.argmin(axis=1)  # the first of equals, as min() keeps it
+    picked = np.arange(len(P))
+    return orders[picked, best], moved[picked, best] + q_mean
+
+
+def _principal_turns(P0, q0) -> list[np.ndarray]:
+    """(M, d, d) turns about the vertical that put the principal axes across of each set on
+    those of the template, one array per sign choice (geometry's, mirrors allowed)."""
+    d = P0.shape[-1]
+    flat, flat_q = P0[..., :-1], q0[:, :-1]
+    frame_p = np.linalg.eigh(np.swapaxes(flat, -1, -2) @ flat)[1][..., ::-1]
+    frame_q = np.linalg.eigh(flat_q.T @ flat_q)[1][:, ::-1]
+    turns = []
+    for signs in itertools.product((1.0, -1.0), repeat=d - 1):
+        turn = np.tile(np.eye(d), (len(P0), 1, 1))
+        turn[:, :-1, :-1] = frame_p @ np.diag(signs) @ frame_q.T
+        turns.append(turn)
+    return turns
+
+
+def _alternate(P0, q0, starts, rounds):
+    """Assignment and alignment alternated from every start (M, S, d, d) of every set, as
+    geometry's ``_assign_and_align`` does for one: (squared errors (M, S), orders (M, S, N),
+    moved sets (M, S, N, d)) of the best round of each; a start stops at its first round
+    that does not improve."""
+    m, s = starts.shape[:2]
+    n, d = P0.shape[1:]
+    P = np.repeat(P0, s, axis=0)
+    current = P @ starts.reshape(-1, d, d)
+    error, moved = np.full(m * s, np.inf), current.copy()
+    orders = np.tile(np.arange(n), (m * s, 1))
+    sites, duals = np.full((m * s, n), -1, dtype=np.int64), np.zeros((m * s, n))
+    going = np.arange(m * s)
+    for _ in range(rounds):
+        if going.size == 0:
+            break
+        site, dual = sites[going], duals[going]
+        _assign_sites(np.ascontiguousarray(current[going]), np.ascontiguousarray(q0), site,
+                      dual)
+        sites[going], duals[going] = site, dual
+        order = np.argsort(site, axis=1)  # the particle put on each template site
+        permuted = np.take_along_axis(P[going], order[..., None], axis=1)
+        rotation = _rotations(permuted, np.broadcast_to(q0, permuted.shape), True,
+                              keep_last_axis=True)
+        aligned = permuted @ rotation
+        new = ((aligned - q0) ** 2).sum(axis=(1, 2))
+        with np.errstate(invalid="ignore"):  # inf - inf: every first round improves
+            better = ~(new >= error[going] - 1e-12 * np.maximum(1.0, error[going]))
+        going = going[better]
+        error[going], moved[going], orders[going] = new[better], aligned[better], order[better]
+        current[going] = P[going] @ rotation[better]
+    return error.reshape(m, s), orders.reshape(m, s, n), moved.reshape(m, s, n, d)
+
+
+@njit(cache=True, nogil=True)
+def _assign_sites(points, sites, assigned, prices):
+    """Optimal assignments, warm-started: for each set b of ``points`` (B, N, d),
+    ``assigned[b]`` (N,) becomes the site (row of ``sites``, (N, d)) of each point in the
+    assignment of least total squared distance, ``prices[b]`` (N,) the sites' dual prices.
+    On entry they hold a previous round's (-1 and zeros: none).
+
+    Shortest augmenting paths (Jonker and Volgenant; Crouse 2016): each point starts at its
+    cheapest site under the prices, keeping its previous one when that is still among the
+    cheapest, and every point left without a site is placed by a Dijkstra search over reduced
+    costs. Consecutive rounds of an alternation move the points little, so most keep their
+    site. For a unique optimum (any real data) this is what SciPy's linear_sum_assignment
+    finds."""
+    m, n, d = points.shape
+    cost, reduced_min = np.empty((n, n)), np.empty(n)
+    dist, pred = np.empty(n), np.empty(n, dtype=np.int64)
+    row_of, col_of = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    seen_row, seen_col = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
+    todo = np.empty(n, dtype=np.int64)
+    for b in range(m):
+        for i in range(n):
+            for j in range(n):
+                total = 0.0
+                for k in range(d):
+                    step = points[b, i, k] - sites[j, k]
+                    total += step * step
+                cost[i, j] = total
+        v = prices[b]
+        _start_rows(cost, v, assigned[b], reduced_min, row_of, col_of)
+        for i in range(n):
+            if col_of[i] < 0:
+                _augment(cost, reduced_min, v, row_of, col_of, i, dist, pred, seen_row,
+                         seen_col, todo)
+        assigned[b] = col_of
+
+
+@njit(cache=True, nogil=True)
+def _start_rows(cost, v, previous, u, row_of, col_of):
+    """Feasible row prices u (each row's least reduced cost) and a partial assignment on
+    tight edges: a row keeps its previous column when that is still its cheapest, else
+    takes its cheapest one if free."""
+    n = cost.shape[0]
+    row_of[:] = -1
+    col_of[:] = -1
+    for i in range(n):
+        best, arg = np.inf, -1
+        for j in range(n):
+            r = cost[i, j] - v[j]
+            if r < best:
+                best, arg = r, j
+        u[i] = best
+        j = previous[i]
+        if j < 0 or cost[i, j] - v[j] != best:
+            j = arg
+        if row_of[j] < 0:
+            row_of[j], col_of[i] = i, j
+
+
+@njit(cache=True, nogil=True)
+def _augment(cost, u, v, row_of, col_of, start, dist, pred, seen_row, seen_col, todo):
+    """Give row ``start`` a column along the shortest augmenting path (Dijkstra over reduced
+    costs, which the prices keep non-negative), then update the prices so that the edges of
+    the assignment stay tight."""
+    n = cost.shape[0]
+    dist[:] = np.inf
+    seen_row[:] = False
+    seen_col[:] = False
+    for k in range(n):
+        todo[k] = k
+    left, i, low, sink = n, start, 0.0, -1
+    while sink < 0:
+        seen_row[i] = True
+        best, pick = np.inf, -1
+        for k in range(left):
+            j = todo[k]
+            r = low + cost[i, j] - u[i] - v[j]
+            if r < dist[j]:
+                dist[j], pred[j] = r, i
+            # Among equally near columns a free one ends the search sooner.
+            if dist[j] < best or (dist[j] == best and row_of[j] < 0):
+                best, pick = dist[j], k
+        low, j = best, todo[pick]
+        seen_col[j] = True
+        left -= 1
+        todo[pick] = todo[left]
+        if row_of[j] < 0:
+            sink = j
+        else:
+            i = row_of[j]
+    u[start] += low
+    for r in range(n):
+        if seen_row[r] and r != start:
+            u[r] += low - dist[col_of[r]]
+    for j in range(n):
+        if seen_col[j]:
+            v[j] -= low - dist[j]
+    j = sink
+    while True:
+        i = pred[j]
+        row_of[j] = i
+        col_of[i], j = j, col_of[i]
+        if i == start:
+            break
 
 
 def place_upright(centred, heights, L: float, turns: int = 90) -> np.ndarray:
@@ -389,13 +594,11 @@ def stand_upright(centred, heights) -> np.ndarray:
     principal axes across."""
     X, h, u, usable = _up_directions(centred, heights)
     out = np.empty_like(X)
-    for k in range(len(X)):
-        if usable[k]:
-            out[k, :, :-1] = X[k] @ _complement(u[k])
-        else:
-            _, _, vt = np.linalg.svd(X[k], full_matrices=False)
-            out[k, :, :-1] = X[k] @ vt[:-1].T
-        out[k, :, -1] = h[k]
+    out[usable, :, :-1] = X[usable] @ _complements(u[usable])
+    for k in np.flatnonzero(~usable):
+        _, _, vt = np.linalg.svd(X[k], full_matrices=False)
+        out[k, :, :-1] = X[k] @ vt[:-1].T
+    out[..., -1] = h
     return out
 
 
@@ -412,8 +615,15 @@ def _inside_rigidly(z, L: float) -> np.ndarray:
 
 def _complement(u) -> np.ndarray:
     """(d, d-1) orthonormal basis of the plane perpendicular to the unit vector u."""
-    q, _ = np.linalg.qr(np.column_stack([u, np.eye(len(u))]))
-    return q[:, 1:len(u)]
+    return _complements(np.asarray(u)[None])[0]
+
+
+def _complements(u) -> np.ndarray:
+    """(M, d, d-1) orthonormal bases of the planes perpendicular to unit vectors u (M, d)."""
+    d = u.shape[-1]
+    stacked = np.concatenate([u[:, :, None], np.broadcast_to(np.eye(d), (len(u), d, d))], -1)
+    q, _ = np.linalg.qr(stacked)
+    return q[:, :, 1:d]
 
 
 def _turned_to_fit(across, L: float, turns: int) -> np.ndarray:

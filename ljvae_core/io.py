@@ -9,6 +9,7 @@ hands in is ever unpickled.
 from __future__ import annotations
 
 import io as _io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,16 @@ import numpy as np
 # particles in XYZ, far more than one scores at a time.
 MAX_UPLOAD_BYTES = 20 * 2**20
 
+FILE_TYPES = ".xyz (extended XYZ), .csv or .npy"
+
 
 class ConfigurationFormatError(ValueError):
-    """A configuration file that cannot be read (one clear sentence)."""
+    """A configuration file that cannot be read: one sentence that names the file once and
+    says what is wrong with it in the terms of its format."""
+
+
+class _Problem(Exception):
+    """What is wrong with a file, as a clause to follow its name (the readers' own)."""
 
 
 @dataclass
@@ -34,50 +42,85 @@ class Configurations:
 
 
 def read_configurations(source, name: str | None = None) -> Configurations:
-    """Read a file path or a binary/text stream; the format follows the name's extension."""
-    name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "")
-    suffix = Path(name).suffix.lower()
+    """Read a file path or a binary/text stream; the format follows the name's extension.
+    Whatever is wrong with the file raises :class:`ConfigurationFormatError`."""
+    name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "the file")
     try:
-        if suffix in (".xyz", ".extxyz"):
-            return _read_xyz(source)
-        if suffix == ".csv":
-            return _read_csv(source)
-        if suffix == ".npy":
-            return _read_npy(source)
-    except ConfigurationFormatError:
-        raise
-    except MemoryError:
-        raise ConfigurationFormatError(f"{Path(name).name} is too large to read") from None
-    except Exception as err:  # noqa: BLE001 - parsers of untrusted files raise anything
-        raise ConfigurationFormatError(f"could not read {Path(name).name}: "
-                                       f"{_one_line(err)}") from None
-    raise ConfigurationFormatError(
-        f"unknown file type {suffix or '(none)'}: use .xyz (extended XYZ), .csv or .npy"
-    )
+        return _read(source, Path(name).suffix.lower())
+    except _Problem as problem:
+        raise ConfigurationFormatError(f"{name}: {problem}.") from None
 
 
 def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Configurations:
-    """Configurations from an uploaded file's name and bytes, refusing empty or huge files."""
-    if len(data) == 0:
-        raise ConfigurationFormatError(f"{name} is empty")
+    """Configurations from an uploaded file's name and bytes, refusing huge files unread."""
     if len(data) > max_bytes:
         raise ConfigurationFormatError(
-            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+            f"{name}: the file is {len(data) / 2**20:.1f} MB, over the "
+            f"{max_bytes / 2**20:g} MB limit.")
     return read_configurations(_io.BytesIO(data), name)
 
 
-def _one_line(err: Exception) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+# Untrusted files make a parser raise anything; what the user reads is the format's rule.
+_MALFORMED = {
+    ".xyz": "the file is not valid extended XYZ, where each frame is a particle count, a "
+            "comment line and one line per particle",
+    ".csv": "the file is not a CSV table of x,y or x,y,z columns",
+    ".npy": "the file is not a readable .npy array",
+}
 
 
-def _as_text_stream(source):
-    if isinstance(source, (str, os.PathLike)):
-        return open(source, encoding="utf-8")
-    data = source.read()
-    if isinstance(data, bytes):
-        data = data.decode("utf-8")
-    return _io.StringIO(data)
+def _read(source, suffix: str) -> Configurations:
+    suffix = ".xyz" if suffix == ".extxyz" else suffix
+    reader = {".xyz": _read_xyz, ".csv": _read_csv, ".npy": _read_npy}.get(suffix)
+    if reader is None:
+        raise _Problem(f"unknown file type {suffix or '(no extension)'}; use {FILE_TYPES}")
+    data = _bytes_of(source)
+    if not data:
+        raise _Problem("the file is empty")
+    try:
+        return reader(data)
+    except _Problem:
+        raise
+    except MemoryError:
+        raise _Problem("the file is too large to read") from None
+    except Exception:  # noqa: BLE001 - see _MALFORMED
+        raise _Problem(_MALFORMED[suffix]) from None
+
+
+def _bytes_of(source) -> bytes:
+    if not isinstance(source, (str, os.PathLike)):
+        data = source.read()
+        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        return Path(source).read_bytes()
+    except FileNotFoundError:
+        raise _Problem("there is no such file") from None
+    except IsADirectoryError:
+        raise _Problem("this is a folder, not a file") from None
+    except PermissionError:
+        raise _Problem("the file may not be read (permission denied)") from None
+    except OSError:
+        raise _Problem("the file cannot be read") from None
+
+
+def _text(data: bytes) -> str:
+    """The text of an XYZ or CSV file, which must be UTF-8 (ASCII is)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _Problem("the file is UTF-16 text; save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        if _looks_binary(data):
+            raise _Problem("the file holds binary data, not the text of an XYZ or CSV "
+                           "file") from None
+        raise _Problem("the file is not UTF-8 text; save it as UTF-8") from None
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:4096]
+    controls = sum(b < 9 or 13 < b < 32 for b in head)
+    high = sum(b >= 128 for b in head)
+    return controls > 0.02 * len(head) or high > 0.3 * len(head)
 
 
 def _check_frame_counts(text: str) -> None:
@@ -91,29 +134,29 @@ def _check_frame_counts(text: str) -> None:
         try:
             n = int(lines[i].strip())
         except ValueError:
-            raise ConfigurationFormatError(
-                f"line {i + 1} should be a frame's particle count, not {lines[i][:40]!r}"
-            ) from None
-        if n < 1 or i + 2 + n > len(lines):
-            raise ConfigurationFormatError(
-                f"the frame at line {i + 1} announces {n} particles but the file has "
-                f"{max(len(lines) - i - 2, 0)} lines left")
+            raise _Problem(f"line {i + 1} should start a frame with its particle count, not "
+                           f"{_quoted(lines[i])}") from None
+        if n < 1:
+            raise _Problem(f"the frame at line {i + 1} announces {n} particles")
+        if i + 2 + n > len(lines):
+            raise _Problem(f"the frame at line {i + 1} announces {plural(n, 'particle')} but "
+                           f"the file has {plural(max(len(lines) - i - 2, 0), 'line')} left")
         i += n + 2
 
 
-def _read_xyz(source) -> Configurations:
+def _read_xyz(data: bytes) -> Configurations:
     import ase.io
 
-    with _as_text_stream(source) as stream:
-        text = stream.read()
+    text = _text(data)
     _check_frame_counts(text)
     with _io.StringIO(text) as stream:
         frames = ase.io.read(stream, index=":", format="extxyz")
     if not frames:
-        raise ConfigurationFormatError("the XYZ file holds no frame")
-    counts = {len(f) for f in frames}
+        raise _Problem("the file holds no frame")
+    counts = sorted({len(f) for f in frames})
     if len(counts) != 1:
-        raise ConfigurationFormatError(f"frames hold different particle counts: {sorted(counts)}")
+        raise _Problem(f"its frames hold different numbers of particles "
+                       f"({', '.join(map(str, counts))})")
     dim = 2 if frames[0].info.get("dim") == 2 else 3
     coords = np.stack([f.positions[:, :dim] for f in frames])
     cell = frames[0].cell.lengths()[:dim]
@@ -123,30 +166,94 @@ def _read_xyz(source) -> Configurations:
     return Configurations(coords, box, periodic)
 
 
-def _read_csv(source) -> Configurations:
-    with _as_text_stream(source) as stream:
-        table = np.genfromtxt(stream, delimiter=",", names=True, dtype=np.float64)
-    columns = [c for c in ("x", "y", "z") if table.dtype.names and c in table.dtype.names]
-    if columns not in (["x", "y"], ["x", "y", "z"]):
-        raise ConfigurationFormatError("a CSV file needs a header with columns x,y or x,y,z")
-    coords = np.stack([np.atleast_1d(table[c]) for c in columns], axis=-1)
-    return Configurations(coords[None])
+def _read_csv(data: bytes) -> Configurations:
+    """One configuration: a header naming the columns (x, y and maybe z among them), then one
+    line of numbers per particle; blank lines and lines starting with # are skipped."""
+    lines = [(k + 1, line) for k, line in enumerate(_text(data).splitlines())
+             if line.strip() and not line.lstrip().startswith("#")]
+    header = [_cell(c).lower() for c in lines[0][1].split(",")] if lines else []
+    wanted = [c for c in ("x", "y", "z") if c in header]
+    if wanted not in (["x", "y"], ["x", "y", "z"]):
+        raise _Problem("its first line must be a header naming the columns x,y or x,y,z")
+    columns = [header.index(c) for c in wanted]
+    rows = [_csv_row(number, line, len(header), columns) for number, line in lines[1:]]
+    if not rows:
+        raise _Problem("it has a header but no line of particle coordinates")
+    return Configurations(np.array(rows, dtype=np.float64)[None])
 
 
-def _read_npy(source) -> Configurations:
-    if not isinstance(source, (str, os.PathLike)):
-        source = _io.BytesIO(source.read())
-    array = np.load(source, allow_pickle=False)
-    if array.dtype.kind not in "fiu":
-        raise ConfigurationFormatError(f"a .npy file must hold numbers, not {array.dtype}")
+def plural(n: int, noun: str) -> str:
+    """'1 particle', '3 particles'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _quoted(text: str, limit: int = 20) -> str:
+    """A piece of the file, quoted for a message: short, and unprintable characters (and
+    quotes) shown as '?'."""
+    shown = "".join(c if c.isprintable() and c not in "'\"" else "?" for c in text[:limit])
+    return f"'{shown}…'" if len(text) > limit else f"'{shown}'"
+
+
+def _cell(text: str) -> str:
+    return text.strip().strip('"').strip("'").strip()
+
+
+def _csv_row(number: int, line: str, width: int, columns: list[int]) -> list[float]:
+    cells = line.split(",")
+    if len(cells) != width:
+        raise _Problem(f"line {number} has {plural(len(cells), 'value')} where the header "
+                       f"names {width}")
+    row = []
+    for c in columns:
+        try:
+            row.append(float(_cell(cells[c])))
+        except ValueError:
+            raise _Problem(f"line {number} has {_quoted(_cell(cells[c]))} where a number "
+                           "should be") from None
+    return row
+
+
+# What a .npy file holds instead of numbers, by NumPy's dtype kind.
+_NOT_NUMBERS = {"b": "true/false values", "c": "complex numbers", "U": "text", "S": "text",
+                "M": "dates", "m": "time spans", "V": "records"}
+
+
+def _read_npy(data: bytes) -> Configurations:
+    """A .npy array of shape (N, d) or (frames, N, d), d = 2 or 3, of plain numbers: its
+    header is checked before any data is read, and nothing is ever unpickled."""
+    if data.startswith(b"PK\x03\x04"):
+        raise _Problem("the file is a .npz archive of arrays, not a single .npy array")
+    stream = _io.BytesIO(data)
+    if not data.startswith(b"\x93NUMPY"):
+        raise _Problem("the file is not a .npy array")
+    version = np.lib.format.read_magic(stream)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise _Problem("the file is a .npy array of a version this program cannot read")
+    shape, _, dtype = read_header(stream)
+    _check_npy_header(shape, dtype, len(data) - stream.tell())
+    array = np.load(_io.BytesIO(data), allow_pickle=False)
     if array.ndim == 2:
         array = array[None]
-    if array.ndim != 3 or array.shape[-1] not in (2, 3):
-        raise ConfigurationFormatError(
-            f"a .npy file must have shape (N, d) or (frames, N, d) with d = 2 or 3, "
-            f"got {array.shape}"
-        )
     return Configurations(array.astype(np.float64))
+
+
+def _check_npy_header(shape: tuple, dtype: np.dtype, data_bytes: int) -> None:
+    if dtype.hasobject:
+        raise _Problem("the array holds Python objects, which are never unpickled here; "
+                       "save it as an array of numbers")
+    if dtype.kind not in "fiu":
+        raise _Problem(f"the array holds {_NOT_NUMBERS.get(dtype.kind, 'no numbers')}, "
+                       "not coordinates")
+    if len(shape) == 0:
+        raise _Problem("the array holds a single number, not coordinates")
+    if len(shape) not in (2, 3) or shape[-1] not in (2, 3):
+        raise _Problem(f"the array has shape {tuple(shape)}; it must be (N, d) or "
+                       "(frames, N, d) with d = 2 or 3")
+    if math.prod(shape) * dtype.itemsize > data_bytes:
+        raise _Problem("the file is cut short: it holds fewer numbers than its header "
+                       "announces")
 
 
 def write_extxyz(target, coords, box: float, periodic: str = "", info: dict | None = None):

@@ -23,6 +23,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score, silhouette_score
 
 from .analysis import energies_per_particle
+from .io import ConfigurationFormatError, plural
 
 
 def encode(trained, coords, gamma=None, temperature=None) -> np.ndarray:
@@ -125,6 +126,10 @@ def decode_latent(trained, latent, gamma=None, temperature=None) -> np.ndarray:
     return trained.representation.inverse_transform(np.asarray(out))
 
 
+# Least variance of a prior component in any latent direction (sklearn's reg_covar in the fit).
+COVARIANCE_FLOOR = 1e-5
+
+
 @dataclass
 class LatentPrior:
     """A Gaussian mixture fitted to the posterior means of training configurations, sampled
@@ -142,21 +147,31 @@ class LatentPrior:
     covariances: np.ndarray  # (K, D, D)
     physics_weight: float = 0.0
 
+    def __post_init__(self):
+        # Latent directions the encoder leaves unused carry (almost) no variance, and a
+        # covariance there sits at the fit's floor; rounding, or a refinement that shrinks
+        # it further, can leave it indefinite. Every prior is a valid density.
+        self.covariances = positive_definite(self.covariances, COVARIANCE_FLOOR)
+
     @classmethod
     def fit(cls, latent, components: int = 10, seed: int = 0) -> LatentPrior:
         from sklearn.mixture import GaussianMixture
 
         latent = np.asarray(latent, dtype=np.float64)
         mixture = GaussianMixture(min(components, len(latent)), covariance_type="full",
-                                  reg_covar=1e-5, random_state=seed).fit(latent)
+                                  reg_covar=COVARIANCE_FLOOR, random_state=seed).fit(latent)
         return cls(mixture.weights_, mixture.means_, mixture.covariances_)
+
+    @property
+    def factors(self) -> np.ndarray:
+        """(K, D, D) lower Cholesky factors of the covariances."""
+        return np.linalg.cholesky(self.covariances)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latent vectors."""
         which = rng.choice(len(self.weights), n, p=self.weights / self.weights.sum())
-        factors = np.linalg.cholesky(self.covariances)
         eps = rng.normal(size=(n, self.means.shape[1]))
-        return self.means[which] + np.einsum("nij,nj->ni", factors[which], eps)
+        return self.means[which] + np.einsum("nij,nj->ni", self.factors[which], eps)
 
     def log_likelihood(self, latent) -> np.ndarray:
         """Log density of each latent vector (M, D) under the mixture (the density
@@ -164,8 +179,7 @@ class LatentPrior:
         import tensorflow as tf
 
         log_weights = np.log(self.weights / self.weights.sum())
-        return _mixture_log_density(tf.constant(self.means),
-                                    tf.constant(np.linalg.cholesky(self.covariances)),
+        return _mixture_log_density(tf.constant(self.means), tf.constant(self.factors),
                                     tf.constant(log_weights),
                                     tf.constant(np.asarray(latent, dtype=np.float64))).numpy()
 
@@ -184,7 +198,10 @@ class LatentPrior:
         rng = np.random.default_rng(seed)
         data = tf.constant(np.asarray(latent, dtype=np.float32))
         means = tf.Variable(self.means.astype(np.float32))
-        factors = tf.Variable(np.linalg.cholesky(self.covariances).astype(np.float32))
+        factors = tf.Variable(self.factors.astype(np.float32))
+        # The fit's floor on the variances, kept on the factors' diagonal (a direction the
+        # data does not vary in would otherwise shrink toward a singular covariance).
+        least = np.float32(np.sqrt(COVARIANCE_FLOOR))
         probabilities = self.weights / self.weights.sum()
         log_weights = tf.constant(np.log(probabilities).astype(np.float32))
         optimizer = tf.keras.optimizers.Adam(learning_rate)
@@ -194,7 +211,7 @@ class LatentPrior:
         @tf.function(jit_compile=True)
         def step(rows, which, eps):
             with tf.GradientTape() as tape:
-                lower = tf.linalg.band_part(factors, -1, 0)
+                lower = _floored_lower(factors, least)
                 nll = -tf.reduce_mean(_mixture_log_density(means, lower, log_weights,
                                                            tf.gather(data, rows)))
                 z = tf.gather(means, which) + tf.einsum("nij,nj->ni", tf.gather(lower, which),
@@ -209,7 +226,7 @@ class LatentPrior:
                  rng.normal(size=(samples, self.means.shape[1])).astype(np.float32))
             if progress is not None:
                 progress((k + 1) / steps)
-        lower = np.tril(factors.numpy()).astype(np.float64)
+        lower = _floored_lower(factors, least).numpy().astype(np.float64)
         return LatentPrior(self.weights, means.numpy().astype(np.float64),
                            lower @ np.swapaxes(lower, -1, -2), float(weight))
 
@@ -222,6 +239,26 @@ class LatentPrior:
         return cls(*(np.asarray(data[k], dtype=np.float64)
                      for k in ("weights", "means", "covariances")),
                    float(data.get("physics_weight", 0.0)))
+
+
+def positive_definite(covariances, floor: float) -> np.ndarray:
+    """Symmetric matrices (..., D, D) with every eigenvalue at least ``floor`` (the nearest
+    such ones in the Frobenius norm: eigenvalues below it raised to it)."""
+    sym = 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
+    values, vectors = np.linalg.eigh(sym)
+    if values.min() >= floor:
+        return sym
+    return (vectors * np.maximum(values, floor)[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+
+
+def _floored_lower(factors, least):
+    """The lower triangle of ``factors`` with its diagonal at least ``least`` in magnitude."""
+    import tensorflow as tf
+
+    lower = tf.linalg.band_part(factors, -1, 0)
+    diagonal = tf.linalg.diag_part(lower)
+    floored = tf.sign(diagonal) * tf.maximum(tf.abs(diagonal), least)
+    return tf.linalg.set_diag(lower, tf.where(diagonal == 0, least, floored))
 
 
 def _mixture_log_density(means, lower, log_weights, x):
@@ -464,28 +501,36 @@ def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) ->
             "threshold": scorer.threshold, "percentile": scorer.percentile}
 
 
+class UnsuitableConfigurations(ValueError):
+    """Configurations that a model cannot score, or a model that cannot score (one clear
+    clause, to follow the name of the file they came from)."""
+
+
 def validate_for_model(trained, coords) -> np.ndarray:
     """Configurations checked against a model: finite, right particle count and dimension,
-    inside the box. Raises ValueError with one clear sentence."""
+    inside the box. Raises :class:`UnsuitableConfigurations` with one clear clause."""
     coords = np.asarray(coords, dtype=np.float64)
     if coords.ndim == 2:
         coords = coords[None]
     rep = trained.representation
     if coords.ndim != 3 or coords.shape[0] == 0:
-        raise ValueError("no configuration found")
+        raise UnsuitableConfigurations("no configuration found")
     if coords.shape[2] != rep.d:
-        raise ValueError(f"the configurations are {coords.shape[2]}D, the model is {rep.d}D")
+        raise UnsuitableConfigurations(f"the configurations are {coords.shape[2]}D, the model "
+                                       f"is {rep.d}D")
     if coords.shape[1] != rep.n_particles_:
-        raise ValueError(f"the configurations hold {coords.shape[1]} particles, the model "
-                         f"expects {rep.n_particles_}")
+        raise UnsuitableConfigurations(f"the configurations hold "
+                                       f"{plural(coords.shape[1], 'particle')}, the model "
+                                       f"expects {rep.n_particles_}")
     if not np.isfinite(coords).all():
-        raise ValueError("the configurations hold NaN or infinite coordinates")
+        raise UnsuitableConfigurations("the configurations hold NaN or infinite coordinates")
     periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
     for axis in (a for a, letter in enumerate("xyz"[:rep.d]) if letter in periodic):
         # DESIGN.md: coordinates on periodic axes are wrapped into [0, L).
         coords[..., axis] = np.mod(coords[..., axis], rep.L)
     if coords.min() < 0 or coords.max() > rep.L:
-        raise ValueError(f"particles lie outside the model's box [0, {rep.L:g}]")
+        raise UnsuitableConfigurations(f"particles lie outside the model's box "
+                                       f"[0, {rep.L:g}]")
     return coords
 
 
@@ -493,7 +538,7 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     """Per configuration: anomaly score, the model's threshold, verdict, percentile among
     held-out normal data, and the latent mean (JSON-ready)."""
     if "anomaly" not in trained.meta:
-        raise ValueError("this model has no anomaly threshold; train it again")
+        raise UnsuitableConfigurations("this model has no anomaly threshold; train it again")
     coords = validate_for_model(trained, coords)
     params = trained.meta.get("dataset_params", {})
     gamma = min(params.get("gammas", [0.0])) if gamma is None else gamma
@@ -549,21 +594,27 @@ class ScoredFile:
 def score_files(trained, files, gamma=None, temperature=None, max_bytes: int | None = None
                 ) -> list[ScoredFile]:
     """Read, check and score files given as (name, source) pairs, source being a path or the
-    file's bytes (an upload, refused over ``max_bytes``). A bad file gets one clear sentence
-    and never stops the others."""
-    from .io import MAX_UPLOAD_BYTES, read_configurations, read_upload
-
+    file's bytes (an upload, refused over ``max_bytes``). A bad file gets one sentence that
+    names it once and says what is wrong, and never stops the others."""
     scored = []
     for name, source in files:
         try:
-            if isinstance(source, (bytes, bytearray)):
-                coords = read_upload(name, bytes(source), max_bytes or MAX_UPLOAD_BYTES).coords
-            else:
-                coords = read_configurations(source, name).coords
-            coords = validate_for_model(trained, coords)
+            coords = _read_scored_file(trained, name, source, max_bytes)
             results = score_configurations(trained, coords, gamma, temperature)
-        except ValueError as err:
-            scored.append(ScoredFile(name, error=f"{name}: {err}"))
-            continue
-        scored.append(ScoredFile(name, coords, results))
+        except ConfigurationFormatError as err:
+            scored.append(ScoredFile(name, error=str(err)))
+        except UnsuitableConfigurations as err:
+            scored.append(ScoredFile(name, error=f"{name}: {err}."))
+        else:
+            scored.append(ScoredFile(name, coords, results))
     return scored
+
+
+def _read_scored_file(trained, name, source, max_bytes) -> np.ndarray:
+    from .io import MAX_UPLOAD_BYTES, read_configurations, read_upload
+
+    if isinstance(source, (bytes, bytearray)):
+        coords = read_upload(name, bytes(source), max_bytes or MAX_UPLOAD_BYTES).coords
+    else:
+        coords = read_configurations(source, name).coords
+    return validate_for_model(trained, coords)

@@ -95,6 +95,37 @@ class SimulationParams:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# The Simulate page's ranges: (lowest, highest) of each input.
+FORM_RANGES = {"n_particles": (2, 5000), "box": (0.1, 1000.0), "n_samples": (1, 100_000),
+               "n_chains": (1, 64), "seed": (0, 2**31 - 1), "cutoff": (1.0, 50.0)}
+
+
+def params_from_form(values: dict) -> SimulationParams:
+    """Simulation parameters from the Simulate page's inputs: numbers for the keys of
+    :data:`FORM_RANGES` and ``dim``, the typed ``temperatures`` and ``gammas`` texts,
+    ``periodic`` axes and ``cutoff`` (None: no cut-off). ParameterError says what is wrong."""
+    return SimulationParams(
+        n_particles=int(values["n_particles"]), dim=int(values["dim"]),
+        box=float(values["box"]), temperatures=parse_values(values["temperatures"],
+                                                            "temperatures"),
+        gammas=parse_values(values["gammas"], "gravity couplings"),
+        n_samples=int(values["n_samples"]), n_chains=int(values["n_chains"]),
+        seed=int(values["seed"]), periodic="".join(values.get("periodic", "")),
+        cutoff=None if values.get("cutoff") is None else float(values["cutoff"]))
+
+
+def parse_values(text: str, what: str) -> tuple[float, ...]:
+    """Numbers typed in one field, separated by commas or semicolons (a form's list of
+    temperatures or gravity couplings); ParameterError names the field otherwise."""
+    try:
+        values = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        raise ParameterError(f"{what} must be numbers separated by commas, got '{text}'") from None
+    if not values:
+        raise ParameterError(f"give at least one value for {what}")
+    return values
+
+
 def _as_float_tuple(values) -> tuple:
     if np.isscalar(values):
         values = [values]
@@ -345,11 +376,14 @@ class Dataset:
         return cls(**data)
 
     def condition_table(self) -> list[dict]:
-        """One row of scalar diagnostics per condition (for tables)."""
+        """One row of scalar diagnostics per condition (for tables): tau, acceptance and step
+        size are means over the chains; tau_max, threshold_lag and stride are maxima, every
+        chain keeping one configuration every ceil(k * its own tau or lag) sweeps."""
         return [
             {
                 "T": c["temperature"], "gamma": c["gamma"], "samples": c["samples"],
-                "tau": c["tau"], "threshold_lag": c["threshold_lag"], "stride": c["stride"],
+                "tau": c["tau"], "tau_max": max(ch["tau"] for ch in c["chains"]),
+                "threshold_lag": c["threshold_lag"], "stride": c["stride"],
                 "acceptance": c["acceptance"], "step_size": c["step_size"],
             }
             for c in self.conditions

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ STEPS_PER_EXECUTION = 16
 XLA_MIN_SAMPLE_EPOCHS = 200_000
 MODEL_FILE = "model.keras"
 META_FILE = "meta.joblib"
+# The portable format's meta: PORTABLE_META.json and PORTABLE_META.npz.
+PORTABLE_META = "meta"
 META_VERSION = 1
 
 
@@ -47,62 +49,119 @@ class TrainingError(ValueError):
     """Settings or data that training cannot work with (one clear sentence)."""
 
 
+def _option(default, label: str, help: str = "", low=None, high=None, step=None,
+            choices=None, applies=None):
+    """A training setting with what a form needs to offer it: its label, range or choices,
+    help text, and ``applies(settings)``, whether it matters for the rest of the settings
+    (forms disable it where it does not)."""
+    return field(default=default, metadata={
+        "label": label, "help": help, "low": low, "high": high, "step": step,
+        "choices": choices, "applies": applies})
+
+
+def _decodes_coordinates(s) -> bool:
+    return s.representation == "distances" and s.distance_decoder == "coordinates"
+
+
+def _not_voxels(s) -> bool:
+    return s.representation != "voxels"
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """What to train; defaults are the ones the README's evaluation table uses."""
+    """What to train; defaults are the ones the README's evaluation table uses. Each field's
+    metadata (label, range, help; :func:`setting_options`) is what the Train page offers."""
 
-    representation: str = "distances"
-    latent_dim: int = 64
-    beta: float = 1.0
-    warmup_epochs: int = 0
-    physics_weight: float = 0.0
-    conditional: bool = False
-    epochs: int = 40
-    batch_size: int = 64
+    representation: str = _option(
+        "distances", "Representation", choices=("distances", "coords", "voxels"))
+    latent_dim: int = _option(64, "Latent size", low=1, high=512)
+    beta: float = _option(1.0, "β (KL weight)", low=0.0, high=100.0, step=0.1,
+                          help="Weight of the KL term of the loss.")
+    warmup_epochs: int = _option(0, "KL warm-up epochs", low=0, high=500,
+                                 help="The KL weight rises linearly from 0 to β over these "
+                                      "epochs.")
+    physics_weight: float = _option(
+        0.0, "Physics loss weight λ (training)", low=0.0, high=1000.0, step=1.0,
+        applies=_not_voxels,
+        help="Penalizes, during training, the LJ energy of decoded configurations above the "
+             "highest energy seen in training and their overflow out of the box.")
+    conditional: bool = _option(False, "Conditional on (γ, T)",
+                                help="Feeds γ and T to encoder and decoder, so the decoder "
+                                     "can generate at a chosen γ.")
+    epochs: int = _option(40, "Epochs", low=1, high=2000)
+    batch_size: int = _option(64, "Batch size", low=1, high=4096)
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25
     patience: int = 10
     # Halve the learning rate after this many epochs without a better validation loss (0: off).
     lr_patience: int = 3
-    seed: int = 0
+    seed: int = _option(0, "Seed", low=0, high=2**31 - 1)
+    # Per representation: "heights" (distances), "n_cells" and "smearing" (voxels).
     representation_params: dict = field(default_factory=dict)
-    # Distances only: "coordinates" (the decoder outputs coordinates and their distances, a
-    # Euclidean matrix by construction; measured far better) or "direct" (the matrix itself).
-    distance_decoder: str = "coordinates"
-    # Distances with the rows or conv encoder: every this many epochs, the particles of each
-    # target matrix are put in the order that best matches the decoder's current output (0:
-    # targets keep the input's order, distance from the origin, whose jumps the decoder
-    # would otherwise have to learn). The mds encoder's frame orders the particles itself.
-    match_every: int = 2
-    # Distances only: "mds" (a dense encoder of the shape MDS recovers from each matrix, in
-    # one frame: see ljvae_core.features.ShapeFrame), "rows" (convolutions with kernels
-    # spanning whole rows) or "conv" (3x3 convolutions).
-    distance_encoder: str = "mds"
-    # Distances through coordinates only: weight of the loss on the decoded coordinates
-    # (0: the distances and heights alone). Their targets are the shapes in the mds
-    # encoder's frame, or, with the other encoders, each configuration matched and moved
-    # into the decoder's frame (needs match_every > 0).
-    coordinate_weight: float = 30.0
-    # Distances through coordinates only: the decoder's coordinates end with this many steps
-    # pushing pairs closer than repel_distance (sigma) apart (ljvae_core.models.Repel; 0: off),
-    # a hard core the decoder learns through.
-    repel_steps: int = 4
+    # "coordinates" (the decoder outputs coordinates and their distances, a Euclidean matrix
+    # by construction; measured far better) or "direct" (the matrix itself).
+    distance_decoder: str = _option(
+        "coordinates", "Distance decoder", choices=("coordinates", "direct"),
+        applies=lambda s: s.representation == "distances",
+        help="coordinates: the decoder outputs coordinates and their distances, always a valid "
+             "Euclidean matrix; direct: it outputs the matrix (made symmetric).")
+    # Rows or conv encoder: between stretches of this many epochs, each target's particles are
+    # put in the order that best matches the decoder's output, so that the decoder need not
+    # learn the input order's jumps (distance from the origin). The mds frame orders them.
+    match_every: int = _option(
+        2, "Match particle orders every K epochs (0: never)", low=0, high=100,
+        applies=lambda s: s.representation == "distances" and s.distance_encoder != "mds",
+        help="Between stretches of K epochs, each target's particles are put in the order that "
+             "best matches the decoder's output, so the decoder need not learn the input "
+             "order's jumps (two particles swapping distance from the origin). The mds "
+             "encoder's frame orders them itself.")
+    distance_encoder: str = _option(
+        "mds", "Distance encoder", choices=("mds", "rows", "conv"),
+        applies=lambda s: s.representation == "distances",
+        help="mds: classical MDS turns each matrix back into its shape, put in one frame "
+             "(turned, shifted and ordered onto the training set's mean shape), then a dense "
+             "network (needs the height channels and the coordinates decoder); rows: kernels "
+             "spanning whole rows, so that each particle is first described by all its "
+             "distances; conv: 3x3 convolutions.")
+    # Targets: the shapes in the mds frame, or, with the other encoders, each configuration
+    # matched and moved into the decoder's frame (needs match_every > 0).
+    coordinate_weight: float = _option(
+        30.0, "Coordinate loss weight", low=0.0, high=1000.0, applies=_decodes_coordinates,
+        help="Weight of a loss on the decoded coordinates themselves, next to their distances: "
+             "scored through distances alone, decoded shapes settle into folded or mirrored "
+             "ones.")
+    # A hard core the decoder learns through (ljvae_core.models.Repel).
+    repel_steps: int = _option(
+        4, "Hard-core steps (0: off)", low=0, high=20, applies=_decodes_coordinates,
+        help="The decoded coordinates end with this many steps pushing pairs closer than the "
+             "contact distance apart; the decoder learns through them. Without them, decoded "
+             "samples almost always hold an overlapping pair.")
     # 1.06 sigma, the median nearest-neighbour distance of the study system's Monte Carlo
-    # samples: pushed only to 1 sigma, where u(r) = 0, decoded contacts had no binding energy.
-    repel_distance: float = 1.06
-    # Distances through coordinates only: the decoder emits log-heights (ExpHeights), so
-    # decoded particles stay above the floor.
-    log_heights: bool = True
-    # Unconditional models: weight of a linear state head latent -> (gamma, T) (those that
-    # vary in the training set), so that the latent carries the state point where a linear
-    # probe reads it (0: off; the latent then organizes itself, and a probe read gamma with
-    # R^2 0.82 instead of 0.98 on the study system). Conditional models, and datasets of one
-    # state point, have no head.
-    state_weight: float = 100.0
-    # Weight of the joint physics loss in the generation prior's fit (0: the plain
-    # maximum-likelihood mixture): the mixture avoids latent regions whose decoded
-    # configurations overlap or overflow the box (ljvae_core.latent.LatentPrior.refine).
-    prior_physics_weight: float = 300.0
+    # samples: at 1 sigma, where u(r) = 0, decoded contacts carry no binding energy.
+    repel_distance: float = _option(
+        1.06, "Contact distance (σ)", low=0.5, high=1.5, step=0.01,
+        applies=lambda s: _decodes_coordinates(s) and s.repel_steps > 0,
+        help="Pairs of decoded particles closer than this are pushed apart.")
+    log_heights: bool = _option(
+        True, "Decode log-heights", applies=_decodes_coordinates,
+        help="The decoder emits the logarithm of each height: decoded particles stay above the "
+             "floor, and a barometric profile's scale is one shift.")
+    # Without the head a linear probe read gamma off the study model's latent with R^2 0.82
+    # instead of 0.98. Conditional models, and datasets of one state point, have none.
+    state_weight: float = _option(
+        100.0, "State head weight", low=0.0, high=1000.0, step=1.0,
+        applies=lambda s: not s.conditional,
+        help="Weight of a linear head reading (γ, T) off the latent, so that the latent "
+             "carries the state point where a straight line reads it (the Latent page's γ "
+             "probe). Unconditional models only; 0: the latent organizes itself.")
+    prior_physics_weight: float = _option(
+        300.0, "Physics weight of the generation prior", low=0.0, high=10000.0, step=10.0,
+        applies=_not_voxels,
+        help="After training, the generation prior (a Gaussian mixture over the latent means) "
+             "is fitted with the same physics penalty on its decoded samples, so generation "
+             "avoids latent regions that decode to overlapping or too wide configurations. "
+             "The decoder, hence every reconstruction, is left as trained. 0: the plain "
+             "mixture (ljvae_core.latent.LatentPrior.refine).")
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -144,6 +203,47 @@ class TrainSettings:
         problems = list(self.errors())
         if problems:
             raise TrainingError("; ".join(problems))
+
+    def applies(self, name: str) -> bool:
+        """Whether setting ``name`` matters given the others (forms disable it otherwise)."""
+        rule = setting_options(name).get("applies")
+        return rule is None or bool(rule(self))
+
+    def with_value(self, name: str, value) -> TrainSettings:
+        """These settings with ``name`` set to ``value`` as a form gives it, or to its default
+        where it does not apply given the others (its widget is disabled then)."""
+        default = setting_options(name)["default"]
+        if not self.applies(name):
+            value = default
+        elif not isinstance(default, dict):
+            value = type(default)(value)
+        return replace(self, **{name: value})
+
+
+# The Train page's inputs, each after those that decide whether it applies.
+FORM_FIELDS = ("representation", "latent_dim", "epochs", "seed", "conditional",
+               "distance_decoder", "distance_encoder", "representation_params", "match_every",
+               "coordinate_weight", "repel_steps", "repel_distance", "log_heights", "beta",
+               "warmup_epochs", "physics_weight", "prior_physics_weight", "state_weight",
+               "batch_size")
+
+
+def settings_from_form(values: dict) -> TrainSettings:
+    """Training settings from a form's values ({field name: value}, in :data:`FORM_FIELDS`
+    order); fields left out keep their defaults."""
+    settings = TrainSettings()
+    for name in FORM_FIELDS:
+        if name in values:
+            settings = settings.with_value(name, values[name])
+    return settings
+
+
+def setting_options(name: str) -> dict:
+    """Label, range (low, high, step) or choices, help and ``applies`` of a training setting,
+    with its default."""
+    (spec,) = [f for f in fields(TrainSettings) if f.name == name]
+    default = spec.default if spec.default_factory is MISSING else spec.default_factory()
+    return {**spec.metadata, "default": default}
 
 
 @dataclass
@@ -643,6 +743,10 @@ def load_model(directory) -> TrainedModel:
                                 f"{META_FILE})")
     meta = load_signed(directory / META_FILE)
     model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
+    return _trained_from_meta(model, meta)
+
+
+def _trained_from_meta(model, meta: dict) -> TrainedModel:
     # Models saved before the hard core, the log-heights, the state head and the prior's
     # physics loss existed have none.
     settings = TrainSettings(**{"repel_steps": 0, "log_heights": False, "state_weight": 0.0,
@@ -650,6 +754,35 @@ def load_model(directory) -> TrainedModel:
                                 **meta.pop("settings")})
     rep = representation_from_dict(meta.pop("representation"))
     return TrainedModel(model, rep, settings, meta)
+
+
+def export_model(trained: TrainedModel, directory) -> Path:
+    """Write the model in the portable format that ships with ljvae: ``model.keras`` and its
+    meta as ``meta.json`` + ``meta.npz`` (:mod:`ljvae_core.portable`), which any machine can
+    load without trusting the writer (:func:`import_model`)."""
+    from .models import exportable
+    from .portable import write_tree
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    exportable(trained.model).save(directory / MODEL_FILE)
+    write_tree({**trained.meta, "settings": asdict(trained.settings),
+                "representation": representation_to_dict(trained.representation)},
+               directory / PORTABLE_META)
+    return directory
+
+
+def import_model(directory) -> TrainedModel:
+    """A model written by :func:`export_model` (Keras safe mode; nothing is unpickled)."""
+    import keras
+
+    from . import models  # noqa: F401  (registers the custom classes)
+    from .portable import read_tree
+
+    directory = Path(directory)
+    meta = read_tree(directory / PORTABLE_META)
+    model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
+    return _trained_from_meta(model, meta)
 
 
 def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, progress=None,
@@ -675,12 +808,6 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
                f"validation {logs.get('val_loss', float('nan')):.4g}")
 
     trained = train(dataset, settings, on_epoch, cancel)
-    report(0.91, "fitting the anomaly threshold and the generation prior")
-    attach_after_training(trained, dataset, lambda f: report(
-        0.91 + 0.02 * f, "refining the generation prior with the joint physics loss"))
-    report(0.93, "evaluating on held-out chains")
-    trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500, n_generate=n_generate,
-                                       seed=settings.seed)
     trained.meta["dataset_name"] = Path(str(dataset_name)).stem
     base = safe_name(name or f"{Path(str(dataset_name)).stem}-{settings.representation}"
                              f"-z{settings.latent_dim}")
@@ -688,9 +815,30 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
     final, k = base, 2
     while name is None and (folder / final).exists():
         final, k = f"{base}-{k}", k + 1
+    try:
+        report(0.91, "fitting the anomaly threshold and the generation prior")
+        attach_after_training(trained, dataset, lambda f: report(
+            0.91 + 0.02 * f, "refining the generation prior with the joint physics loss"))
+        report(0.93, "evaluating on held-out chains")
+        trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500,
+                                           n_generate=n_generate, seed=settings.seed)
+    except Exception as err:
+        # Minutes of training are not thrown away for a failure after them.
+        save_model(trained, folder / final)
+        raise EvaluationError(final, err) from err
     report(0.98, "saving")
     save_model(trained, folder / final)
     return final
+
+
+class EvaluationError(TrainingError):
+    """Training finished and the model was saved (as ``model_name``), but what follows it
+    (the anomaly threshold, the generation prior or the evaluation) failed."""
+
+    def __init__(self, model_name: str, cause: BaseException):
+        self.model_name = model_name
+        super().__init__(f"the model was trained and saved as {model_name}, but evaluating it "
+                         f"failed ({str(cause) or type(cause).__name__})")
 
 
 def train_distance_regressor(dataset, epochs: int = 30, batch_size: int = 64, seed: int = 0,

@@ -11,38 +11,55 @@ from ljvae_core.analysis import density_profile
 from ljvae_core.sampling import autocorrelation
 
 GAMMA_TITLE = "γ"
+ENERGY_TITLE = "U / N (ε)"
+SWEEP_TITLE = "sweep"
+LAG_TITLE = "lag (sweeps)"
+ACF_TITLE = "energy autocorrelation"
 
 
 def energy_trace_chart(trace, equilibration_sweep: int, n_particles: int) -> alt.Chart:
+    """Energy per particle along a chain's tuning and preliminary sweeps, with the sweep it
+    is equilibrated from dashed."""
     step = max(1, len(trace) // 4000)  # thin long traces for the browser
     frame = pd.DataFrame({"sweep": np.arange(len(trace))[::step],
                           "U / N": np.asarray(trace)[::step] / n_particles})
-    line = alt.Chart(frame).mark_line().encode(x="sweep:Q", y=alt.Y("U / N:Q", scale=alt.Scale(
-        zero=False)))
+    x = alt.X("sweep:Q", title=SWEEP_TITLE)
+    line = alt.Chart(frame).mark_line().encode(
+        x=x, y=alt.Y("U / N:Q", title=ENERGY_TITLE, scale=alt.Scale(zero=False)))
     rule = alt.Chart(pd.DataFrame({"sweep": [equilibration_sweep]})).mark_rule(
-        color="firebrick", strokeDash=[6, 3]).encode(x="sweep:Q", tooltip=["sweep:Q"])
+        color="firebrick", strokeDash=[6, 3]).encode(
+        x=x, tooltip=[alt.Tooltip("sweep:Q", title="equilibrated from sweep")])
     return (line + rule).properties(title="Energy trace (dashed: equilibrated from here)")
 
 
 def autocorrelation_chart(series, tau: float, lag: int, threshold: float) -> alt.Chart:
+    """Autocorrelation of the equilibrated energy against the lag, with τ and the first lag
+    below the threshold marked."""
     acf = autocorrelation(series)
     n_lags = int(min(acf.size, max(5 * lag, 20)))
-    frame = pd.DataFrame({"lag (sweeps)": np.arange(n_lags), "autocorrelation": acf[:n_lags]})
-    line = alt.Chart(frame).mark_line().encode(x="lag (sweeps):Q", y="autocorrelation:Q")
-    marks = pd.DataFrame({"lag (sweeps)": [tau, lag],
-                          "what": [f"τ = {tau:.1f}", f"first below {threshold:g}: {lag}"]})
-    rules = alt.Chart(marks).mark_rule(strokeDash=[6, 3]).encode(
-        x="lag (sweeps):Q", color=alt.Color("what:N", title=None))
-    level = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color="gray").encode(y="y:Q")
+    frame = pd.DataFrame({"lag": np.arange(n_lags), "autocorrelation": acf[:n_lags]})
+    x = alt.X("lag:Q", title=LAG_TITLE)
+    # Every layer names the shared y axis alike, or Vega-Lite joins their field names.
+    y = alt.Y("autocorrelation:Q", title=ACF_TITLE)
+    line = alt.Chart(frame).mark_line().encode(x=x, y=y)
+    what = [f"τ = {tau:.2f} sweeps", f"first below {threshold:g}: {lag} sweeps"]
+    marks = pd.DataFrame({"lag": [tau, lag], "what": what})
+    # Colours apart from the curve's blue and from the trace's red equilibration mark.
+    rules = alt.Chart(marks).mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
+        x=x, color=alt.Color("what:N", title="marked lags", sort=what,
+                             scale=alt.Scale(domain=what, range=["#7b3294", "darkorange"])))
+    level = alt.Chart(pd.DataFrame({"autocorrelation": [threshold]})).mark_rule(
+        color="gray").encode(y=y)
     return (line + rules + level).properties(title="Energy autocorrelation")
 
 
 def energy_histogram_chart(energy, gamma, n_particles: int) -> alt.Chart:
+    """Histogram of the energy per particle of the configurations, one colour per γ."""
     frame = pd.DataFrame({"U / N": np.asarray(energy) / n_particles, GAMMA_TITLE: gamma})
     return alt.Chart(frame).mark_bar(opacity=0.55, binSpacing=0).encode(
-        x=alt.X("U / N:Q", bin=alt.Bin(maxbins=50)),
-        y=alt.Y("count():Q", stack=None),
-        color=alt.Color(f"{GAMMA_TITLE}:N"),
+        x=alt.X("U / N:Q", bin=alt.Bin(maxbins=50), title=ENERGY_TITLE),
+        y=alt.Y("count():Q", stack=None, title="configurations"),
+        color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE),
     ).properties(title="Energy per particle")
 
 
@@ -58,27 +75,34 @@ def density_profile_chart(coords, gamma, temperature, box: float, bins: int = 30
             rows.append(pd.DataFrame({"height": prof.z, "ρ": values, GAMMA_TITLE: label,
                                       "source": source}))
     frame = pd.concat(rows)
+    # Number density per unit volume in 3D, per unit area in 2D (the up axis is the last).
+    unit = "σ⁻³" if np.shape(coords)[-1] == 3 else "σ⁻²"
     return alt.Chart(frame).mark_line().encode(
-        x="height:Q", y="ρ:Q", color=f"{GAMMA_TITLE}:N",
-        strokeDash=alt.StrokeDash("source:N", title=None),
+        x=alt.X("height:Q", title="height z (σ)"), y=alt.Y("ρ:Q", title=f"ρ(z) ({unit})"),
+        color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE),
+        strokeDash=alt.StrokeDash("source:N", title="curve"),
     ).properties(title="Density profile ρ(z) and the barometric law ρ ∝ exp(−4γz/T)")
 
 
 def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
     """g(r) per condition from a frame with columns r, g and condition."""
+    y = alt.Y("g:Q", title="g(r)")
     line = alt.Chart(curves).mark_line().encode(
-        x=alt.X("r:Q", title="r (σ)"), y=alt.Y("g:Q", title="g(r)"),
+        x=alt.X("r:Q", title="r (σ)"), y=y,
         color=alt.Color("condition:N", title=GAMMA_TITLE),
-        tooltip=["condition:N", alt.Tooltip("r:Q", format=".2f"), alt.Tooltip("g:Q", format=".3f")],
+        tooltip=[alt.Tooltip("condition:N", title=GAMMA_TITLE),
+                 alt.Tooltip("r:Q", title="r (σ)", format=".2f"),
+                 alt.Tooltip("g:Q", title="g(r)", format=".3f")],
     )
     ideal = alt.Chart(pd.DataFrame({"g": [1.0]})).mark_rule(color="gray", strokeDash=[4, 4]) \
-        .encode(y="g:Q")
+        .encode(y=y)
     return (line + ideal).properties(title="Radial distribution g(r) (dashed: ideal gas)")
 
 
-def training_chart(epoch_log: list[dict]) -> alt.Chart:
-    """Loss curves from the per-epoch logs: total loss (train and validation; the negative ELBO
-    plus the weighted coordinate, physics and state terms) and its terms."""
+def training_charts(epoch_log: list[dict]) -> tuple[alt.Chart, alt.Chart]:
+    """Loss curves from the per-epoch logs, as two charts that fill their columns: the total
+    loss (train and validation; the negative ELBO plus the weighted coordinate, physics and
+    state terms) and its terms."""
     frame = pd.DataFrame(epoch_log)
     names = {"loss": "total (train)", "val_loss": "total (validation)",
              "reconstruction": "reconstruction", "kl": "KL", "physics": "physics",
@@ -88,14 +112,15 @@ def training_chart(epoch_log: list[dict]) -> alt.Chart:
     long["term"] = long["term"].map(names)
     long["panel"] = np.where(long["term"].str.startswith("total"), "total", "terms")
     base = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("epoch:Q"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        color=alt.Color("term:N", title=None), tooltip=["epoch:Q", "term:N",
-                                                        alt.Tooltip("value:Q", format=".4g")])
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y("value:Q", title="loss per configuration", scale=alt.Scale(zero=False)),
+        color=alt.Color("term:N", title=None, legend=alt.Legend(orient="bottom", columns=2)),
+        tooltip=["epoch:Q", "term:N", alt.Tooltip("value:Q", format=".4g")])
     total = base.transform_filter(alt.datum.panel == "total").properties(
-        title="Training loss per configuration", width=320, height=220)
+        title="Training loss per configuration", height=380)
     terms = base.transform_filter(alt.datum.panel == "terms").properties(
-        title="Terms of the training loss", width=320, height=220)
-    return alt.hconcat(total, terms)
+        title="Terms of the training loss", height=380)
+    return total, terms
 
 
 def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
@@ -111,9 +136,10 @@ def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
     ).properties(title=title, width=230, height=230)
 
 
-def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> alt.Chart:
-    """Energy per particle, g(r) and rho(z) of several sets of configurations ({label: coords})
-    side by side (LJ energy only: gravity shows in rho(z))."""
+def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> list[alt.Chart]:
+    """Energy per particle, g(r) and rho(z) of several sets of configurations ({label: coords}),
+    three charts to put side by side, each filling its column (LJ energy only: gravity shows
+    in rho(z))."""
     from ljvae_core.analysis import energies_per_particle, radial_distribution
 
     energy, rdf, rho = [], [], []
@@ -124,24 +150,29 @@ def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> alt.
         rdf.append(pd.DataFrame({"r": g.r, "g": g.g, "set": label}))
         prof = density_profile(coords, box, 30)
         rho.append(pd.DataFrame({"height": prof.z, "ρ": prof.density, "set": label}))
-    colour = alt.Color("set:N", title=None)
+    # A chart filling its column is fitted to its height legend included: the heights leave
+    # the plots about 260 px under a legend of three rows.
+    colour = alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", columns=1))
     hist = alt.Chart(pd.concat(energy)).transform_density(
         "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(
-        x="U_LJ / N:Q", y="density:Q", color=colour).properties(
-        title="LJ energy per particle (clipped at 5)", width=250, height=200)
+        x=alt.X("U_LJ / N:Q", title="LJ energy per particle (ε)"),
+        y=alt.Y("density:Q", title="probability density"), color=colour).properties(
+        title="LJ energy per particle (clipped at 5)", height=400)
     g_chart = alt.Chart(pd.concat(rdf)).mark_line().encode(
-        x=alt.X("r:Q", title="r (σ)"), y="g:Q", color=colour).properties(
-        title="g(r)", width=250, height=200)
+        x=alt.X("r:Q", title="r (σ)"), y=alt.Y("g:Q", title="g(r)"), color=colour).properties(
+        title="Radial distribution g(r)", height=400)
     rho_chart = alt.Chart(pd.concat(rho)).mark_line().encode(
-        x="height:Q", y="ρ:Q", color=colour).properties(title="ρ(z)", width=250, height=200)
-    return alt.hconcat(hist, g_chart, rho_chart)
+        x=alt.X("height:Q", title="height z (σ)"), y=alt.Y("ρ:Q", title="number density ρ(z)"),
+        color=colour).properties(title="Density profile ρ(z)", height=400)
+    return [hist, g_chart, rho_chart]
 
 
 def latent_scatter(frame: pd.DataFrame, colour: str, emap=None,
                    uploaded: pd.DataFrame | None = None) -> alt.Chart:
     """Encoded configurations in the 2D latent view (columns u, v, index and the colour field),
-    over the decoded energy map if given, with uploaded configurations (u, v, name, verdict)
-    as large diamonds. Points ("picked", by index) and map cells ("cell") are selectable."""
+    over the decoded energy map if given, with uploaded configurations (u, v, row, name,
+    verdict, score) as hollow outlined markers. Points ("picked", by index), map cells
+    ("cell") and uploaded configurations ("upload", by row) are selectable."""
     pick = alt.selection_point(name="picked", fields=["index"], on="click")
     layers = []
     if emap is not None:
@@ -155,14 +186,32 @@ def latent_scatter(frame: pd.DataFrame, colour: str, emap=None,
         tooltip=["index:Q", "γ:Q", "T:Q", alt.Tooltip("U/N:Q", format=".3f")],
     ).add_params(pick))
     if uploaded is not None and len(uploaded):
-        layers.append(alt.Chart(uploaded).mark_point(
-            shape="diamond", size=220, filled=True, stroke="black", strokeWidth=1.2).encode(
-            x="u:Q", y="v:Q",
-            fill=alt.Fill("verdict:N", scale=alt.Scale(domain=["normal", "anomalous"],
-                                                       range=["#1a9850", "#d73027"]),
-                          title="uploaded"),
-            tooltip=["name:N", "verdict:N", alt.Tooltip("score:Q", format=".2f")]))
+        layers.extend(_upload_layers(uploaded))
     return alt.layer(*layers).properties(height=480)
+
+
+UPLOAD_SHAPES = {"normal": "diamond", "anomalous": "triangle-up"}
+
+
+def _upload_layers(uploaded: pd.DataFrame) -> list[alt.Chart]:
+    """Uploaded configurations: hollow black marks on a white halo, whose colours belong to
+    neither the viridis scale of the points nor the magma one of the energy map; the shape
+    tells the verdict. Marks shrink as they grow many, so they never bury the dataset."""
+    size = float(np.clip(150.0 * np.sqrt(20.0 / len(uploaded)), 30.0, 150.0))
+    base = alt.Chart(uploaded).encode(x="u:Q", y="v:Q")
+    # One halo layer per verdict with a fixed shape: a shape channel on the halos as well
+    # would merge into the legend of the marks and hide it.
+    halos = [base.transform_filter(alt.datum.verdict == verdict).mark_point(
+        shape=shape, size=size, filled=False, color="white", strokeWidth=3.5, opacity=0.9)
+        for verdict, shape in UPLOAD_SHAPES.items()]
+    shapes = alt.Scale(domain=list(UPLOAD_SHAPES), range=list(UPLOAD_SHAPES.values()))
+    choose = alt.selection_point(name="upload", fields=["row"], on="click")
+    marks = base.mark_point(size=size, filled=False, color="black", strokeWidth=1.4,
+                            opacity=1.0).encode(
+        shape=alt.Shape("verdict:N", scale=shapes, title="uploaded"),
+        tooltip=[alt.Tooltip("name:N", title="uploaded"), "verdict:N",
+                 alt.Tooltip("score:Q", format=".2f")]).add_params(choose)
+    return [*halos, marks]
 
 
 def _energy_map_layer(emap) -> alt.Chart:

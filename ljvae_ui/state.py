@@ -60,28 +60,87 @@ def pick_model(key: str = "model_picker"):
     return _remembered_choice(list_models(), "Model", SELECTED_MODEL, key, model_label)
 
 
-def models_table(models: list[dict]):
-    """The model list as a small table (name, settings, held-out metrics)."""
+# Model list columns: (header, help shown on hover).
+MODEL_COLUMNS = {
+    "model": "The model's name in the cache.",
+    "representation": "What the VAE sees of each configuration; conditional models are "
+                      "given γ and T too.",
+    "latent size": "Dimension of the latent space.",
+    "epochs": "Training epochs run (early stopping may end training sooner).",
+    "median RMSD (σ)": "Median reconstruction error of held-out configurations, after "
+                       "matching particles and aligning.",
+    "valid generated": "Share of generated configurations with no pair closer than 0.8 σ, "
+                       "before relaxation.",
+    "energy W1 after quench": "Wasserstein distance between the energy per particle of "
+                              "quenched generated samples and of equally quenched Monte Carlo "
+                              "configurations (0: identical).",
+    "trained on": "The dataset the model was trained on.",
+}
+EXPERT_COLUMNS = {
+    "model": "The model's name in the cache.",
+    "valid after quench": "Share of generated configurations with no pair closer than 0.8 σ "
+                          "after a short zero-temperature quench.",
+    "β": "Weight of the KL term.",
+    "physics λ": "Weight of the physics loss during training.",
+    "state head W": "Weight of the linear head reading (γ, T) off the latent.",
+    "prior physics W": "Weight of the physics penalty in the generation prior's fit.",
+}
+
+
+def models_table(models: list[dict], expert: bool = False):
+    """The model list as a table that fits a page (name, representation, held-out figures),
+    or with ``expert`` the loss weights each was trained with; and the column configuration
+    that formats and explains it."""
     import pandas as pd
 
-    rows = []
-    for m in models:
-        metrics = m.get("metrics") or {}
-        rec, gen = metrics.get("reconstruction", {}), metrics.get("generation", {})
-        rows.append({
-            "name": m["name"], "representation": m["representation"],
-            "latent": m["latent_dim"], "β": m["beta"], "physics λ": m["physics_weight"],
-            "state head W": m.get("state_weight", 0.0),
-            "prior physics W": m.get("prior_physics_weight", 0.0),
-            "conditional": m["conditional"], "epochs": m["epochs_run"],
-            "RMSD median (σ)": rec.get("rmsd_median"),
-            "valid (raw)": gen.get("valid_fraction"),
-            "valid (relaxed)": gen.get("valid_fraction_relaxed"),
+    rows = [_expert_row(m) if expert else _model_row(m) for m in models]
+    table = pd.DataFrame(rows)
+    helps = EXPERT_COLUMNS if expert else MODEL_COLUMNS
+    formats = {"median RMSD (σ)": "%.3f", "valid generated": "percent",
+               "valid after quench": "percent", "energy W1 after quench": "%.3f"}
+    config = {c: st.column_config.NumberColumn(c, help=h, format=formats[c]) if c in formats
+              else st.column_config.Column(c, help=h) for c, h in helps.items()}
+    return table, config
+
+
+def _model_row(m: dict) -> dict:
+    metrics = m.get("metrics") or {}
+    rec, gen = metrics.get("reconstruction", {}), metrics.get("generation", {})
+    kind = REPRESENTATION_NAMES.get(m["representation"], m["representation"])
+    return {"model": m["name"],
+            "representation": f"{kind}, conditional" if m["conditional"] else kind,
+            "latent size": m["latent_dim"], "epochs": m["epochs_run"],
+            "median RMSD (σ)": rec.get("rmsd_median"),
+            "valid generated": gen.get("valid_fraction"),
             # A quench lowers Monte Carlo's energies too: the fair comparison.
-            "U/N W1 (quenched, vs quenched MC)": gen.get("energy_w1_relaxed_vs_quenched_mc"),
-            "dataset": m.get("dataset"),
-        })
-    return pd.DataFrame(rows)
+            "energy W1 after quench": gen.get("energy_w1_relaxed_vs_quenched_mc"),
+            "trained on": m.get("dataset")}
+
+
+def _expert_row(m: dict) -> dict:
+    gen = (m.get("metrics") or {}).get("generation", {})
+    return {"model": m["name"], "valid after quench": gen.get("valid_fraction_relaxed"),
+            "β": m["beta"], "physics λ": m["physics_weight"],
+            "state head W": m.get("state_weight", 0.0),
+            "prior physics W": m.get("prior_physics_weight", 0.0)}
+
+
+REPRESENTATION_NAMES = {"distances": "distance matrix", "coords": "sorted coordinates",
+                        "voxels": "voxel grid"}
+
+
+def datasets_table(datasets: list[dict]):
+    """The dataset list with human headers."""
+    import pandas as pd
+
+    def numbers(values):
+        return ", ".join(f"{x:g}" for x in values)
+
+    return pd.DataFrame([{
+        "dataset": d["name"], "particles N": d["particles"], "dimension": f"{d['dim']}D",
+        "box L (σ)": d["box"], "γ": numbers(d["gammas"]), "T": numbers(d["temperatures"]),
+        "configurations": d["samples"], "chains per state point": d["chains"]}
+        for d in datasets])
 
 
 def pick_compatible_dataset(model_summary: dict, label: str, key: str):
@@ -127,3 +186,16 @@ def start_job(key: str, target, *args, label: str, **kwargs) -> bool:
         return False
     st.session_state[key] = BackgroundJob(target, *args, label=label, **kwargs)
     return True
+
+
+def redraw_when_finished(key: str) -> None:
+    """Rerun the whole page once, the first time a fragment sees the job under ``key`` ended:
+    what was drawn outside the fragment while it ran (its start button, disabled; the lists
+    of datasets and models) is drawn again for its end."""
+    job = st.session_state.get(key)
+    if job is None or job.running:
+        return
+    seen = f"{key}_seen_finished"
+    if st.session_state.get(seen) is not job:
+        st.session_state[seen] = job
+        st.rerun(scope="app")

@@ -4,15 +4,20 @@ import numpy as np
 import pytest
 
 from ljvae_core.analysis import (
+    STRUCTURE_MIN_CONFIGURATIONS,
+    STRUCTURE_PAIRS,
     compare_distributions,
     energies_per_particle,
     nearest_neighbour_distances,
     radial_distribution,
     structure_statistics,
+    structure_subset,
     uniform_pair_distance_probability,
     valid_fraction,
 )
-from ljvae_core.potential import total_energy
+from ljvae_core.geometry import pairwise_distances
+from ljvae_core.potential import periodic_mask, total_energy
+from ljvae_core.sampling import SimulationParams, simulate
 
 
 @pytest.mark.parametrize("dim,periodic", [(3, ""), (2, ""), (3, "xy"), (2, "x")])
@@ -118,3 +123,55 @@ def test_structure_statistics_of_a_barometric_gas():
     assert stats["barometric_rate_dilute"] == 2.0
     assert stats["barometric_rate_fit"] == pytest.approx(2.0, rel=0.05)
     assert stats["configurations"] == 400
+
+
+@pytest.mark.parametrize("dim,periodic", [(3, ""), (3, "xyz"), (2, "x")])
+def test_pair_counts_and_nearest_neighbours_match_all_distance_matrices(dim, periodic):
+    rng = np.random.default_rng(6)
+    X = rng.uniform(0, 5.0, (50, 25, dim))
+    dist = pairwise_distances(X, 5.0, periodic_mask(periodic, dim))
+    iu = np.triu_indices(25, k=1)
+    rdf = radial_distribution(X, 5.0, periodic, bins=40)
+    direct = np.histogram(dist[:, iu[0], iu[1]].ravel(), bins=rdf.edges)[0]
+    assert np.array_equal(np.rint(rdf.pair_counts * len(X)), direct)
+    dist[:, np.arange(25), np.arange(25)] = np.inf
+    assert np.array_equal(nearest_neighbour_distances(X, 5.0, periodic), dist.min(axis=-1))
+    # A broken (NaN) configuration has no nearest neighbour and is never valid.
+    X[3, 7] = np.nan
+    assert np.isnan(nearest_neighbour_distances(X, 5.0, periodic)[3]).any()
+    assert valid_fraction(X[3:4], 5.0, periodic) == 0.0
+
+
+def test_lennard_jones_g_of_r_peaks_near_the_potential_minimum():
+    params = SimulationParams(n_particles=30, dim=3, box=5.0, gammas=(0.0,), n_samples=300,
+                              n_chains=2, seed=0, tune_sweeps=200, prelim_sweeps=500)
+    ds = simulate(params)
+    rdf = radial_distribution(ds.coords, ds.box, bins=60)
+    assert rdf.r[np.argmax(rdf.g)] == pytest.approx(2 ** (1 / 6), abs=0.06)
+    assert rdf.g.max() > 2
+    assert np.all(rdf.g[rdf.r < 0.8] == 0)  # the hard core
+
+
+def test_structure_subset_keeps_small_systems_whole_and_caps_large_ones_by_pairs():
+    # The default system (30 particles, 435 pairs each): every configuration, in order.
+    assert np.array_equal(structure_subset(1500, 30, 1500), np.arange(1500))
+    assert np.array_equal(structure_subset(3000, 30, 1500), np.arange(1500) * 2)
+    # 300 particles: a few million pairs, spread over the whole set (every chain).
+    pairs = 300 * 299 // 2
+    keep = structure_subset(1500, 300, 1500)
+    assert len(keep) * pairs <= STRUCTURE_PAIRS < (len(keep) + 1) * pairs
+    assert len(np.unique(keep)) == len(keep) and keep[0] == 0 and keep[-1] > 1400
+    # Very large systems keep enough configurations for statistics over them.
+    assert len(structure_subset(1500, 3000, 1500)) == STRUCTURE_MIN_CONFIGURATIONS
+    assert len(structure_subset(40, 3000, 1500)) == 40
+    assert len(structure_subset(0, 30, 1500)) == 0
+
+
+def test_a_pair_capped_g_of_r_of_a_large_ideal_gas_is_still_flat():
+    rng = np.random.default_rng(7)
+    gas = rng.uniform(0, 10.0, (1500, 300, 3))
+    rdf = radial_distribution(gas[structure_subset(1500, 300, 1500)], 10.0)
+    expected = rdf.pair_counts * rdf.configurations / rdf.g
+    assert np.all(np.abs(rdf.g - 1) * np.sqrt(expected) < 4.5)
+    assert abs(rdf.g.mean() - 1) < 0.01
+    assert np.abs(rdf.g - 1)[rdf.r > 1].max() < 0.05

@@ -141,6 +141,80 @@ def test_shape_frame_puts_every_copy_of_a_configuration_in_the_same_frame(d, reo
         ShapeFrame(DistanceMatrix(L=5.0, d=d, heights=False))
 
 
+def _one_set_at_a_time(frame, X):
+    """The shape frame computed set by set: each shape stood upright with its own QR, then
+    matched by geometry.match_across (one SciPy assignment per set, start and round)."""
+    from ljvae_core.features import _up_directions
+    from ljvae_core.geometry import match_across
+
+    rep = frame.rep
+    P, h, u, usable = _up_directions(classical_mds(rep.distances(X), rep.d),
+                                     rep.particle_heights(X))
+    shapes = np.empty_like(P)
+    for k in range(len(P)):
+        if usable[k]:
+            q, _ = np.linalg.qr(np.column_stack([u[k], np.eye(rep.d)]))
+            shapes[k, :, :-1] = P[k] @ q[:, 1:rep.d]
+        else:
+            shapes[k, :, :-1] = P[k] @ np.linalg.svd(P[k], full_matrices=False)[2][:-1].T
+        shapes[k, :, -1] = h[k]
+    rounds = frame.rounds if frame.reorder else 0
+    template = frame.template if frame.template is not None else shapes[0]
+    return match_across(shapes, np.broadcast_to(template, shapes.shape), max_rounds=rounds)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("reorder", [True, False])
+def test_batched_shape_frame_matches_the_set_by_set_one(d, reorder, monkeypatch):
+    import ljvae_core.features as features
+    from ljvae_core.sampling import SimulationParams, simulate
+
+    # Small chunks, so that several run side by side on threads.
+    monkeypatch.setattr(features, "_MATCH_CHUNK", 64)
+    ds = simulate(SimulationParams(n_particles=30 if d == 3 else 16, dim=d, box=5.0,
+                                   gammas=(0.0, 2.0), n_samples=150, n_chains=2, seed=1))
+    rep = DistanceMatrix(L=5.0, d=d).fit(ds.coords)
+    X = rep.transform(ds.coords)
+    frame = ShapeFrame(rep, reorder=reorder).fit(X[:200])
+    reference, fitted = ShapeFrame(rep, reorder=reorder), X[:200][_fit_pick(200)]
+    for _ in range(4):  # ShapeFrame.fit's iterations
+        reference.template = _one_set_at_a_time(reference, fitted)[1].mean(axis=0)
+    assert np.abs(frame.template - reference.template).max() < 1e-10
+    orders, shapes = frame.transform(X)
+    expected_orders, expected = _one_set_at_a_time(frame, X)
+    assert np.array_equal(orders, expected_orders)
+    assert np.abs(shapes - expected).max() < 1e-10
+
+
+def _fit_pick(n: int, max_fit: int = 2000, seed: int = 0) -> np.ndarray:
+    """The training shapes ShapeFrame.fit draws its template from."""
+    return np.random.default_rng(seed).choice(n, min(n, max_fit), replace=False)
+
+
+def test_warm_started_assignments_are_the_optimal_ones():
+    from scipy.optimize import linear_sum_assignment
+
+    from ljvae_core.features import _assign_sites
+
+    rng = np.random.default_rng(2)
+    points, sites = rng.normal(size=(300, 12, 3)), rng.normal(size=(12, 3))
+
+    def optimal(p):
+        return np.stack([linear_sum_assignment(((x[:, None] - sites) ** 2).sum(-1))[1]
+                         for x in p])
+
+    assigned, prices = np.full((300, 12), -1), np.zeros((300, 12))
+    _assign_sites(points, sites, assigned, prices)
+    assert np.array_equal(assigned, optimal(points))
+    # Warm starts from moved points, and from other sets' assignments and arbitrary prices.
+    moved = points + rng.normal(0.0, 0.2, points.shape)
+    _assign_sites(moved, sites, assigned, prices)
+    assert np.array_equal(assigned, optimal(moved))
+    stale, noise = assigned[::-1].copy(), rng.normal(0.0, 3.0, prices.shape)
+    _assign_sites(points, sites, stale, noise)
+    assert np.array_equal(stale, optimal(points))
+
+
 def test_models_saved_before_height_channels_load_without_them():
     from ljvae_core.features import representation_from_dict, representation_to_dict
 

@@ -5,7 +5,9 @@ nothing is executed."""
 import io
 import os
 import pickle
+import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +88,7 @@ def _handmade(good_xyz: bytes, good: np.ndarray) -> list[tuple[str, bytes]]:
         ("huge_line.xyz", b"6\n" + b"A" * (5 * 2**20) + b"\n"),
         ("lattice_junk.xyz", good_xyz.replace(b"Lattice=", b"Lattice=junk", 1)),
         ("nested_quotes.xyz", good_xyz.replace(b'"', b'"""', 2)),
+        ("cut_short.npy", _npy(good)[:-5]),
     ]
 
 
@@ -113,6 +116,22 @@ def _mutations(good_xyz: bytes, good: np.ndarray, count: int) -> list[tuple[str,
     return cases
 
 
+# Interpreter and library text that must never reach a user.
+LEAKS = ("Traceback", "Error", "Exception", "codec", "Errno", "object has no attribute",
+         "invalid literal", "could not convert", "cannot reshape", "allow_pickle", "dtype",
+         "NpzFile", "genfromtxt", "Some errors", "line #", "<class", "b'", "\\x", "None")
+
+
+def assert_one_clear_sentence(name: str, message: str):
+    assert message.startswith(f"{name}: "), message
+    assert message.count(name) == 1, message
+    # One sentence: a full stop at its end only (quoted pieces of the file aside).
+    assert message.endswith(".") and ". " not in re.sub(r"'[^']*'", "", message), message
+    assert "\n" not in message and len(message) < 300, message
+    leaked = [fragment for fragment in LEAKS if fragment in message[len(name):]]
+    assert not leaked, (leaked, message)
+
+
 def test_two_hundred_hostile_uploads_get_clear_messages(model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     trained, ds = model
@@ -128,18 +147,59 @@ def test_two_hundred_hostile_uploads_get_clear_messages(model, tmp_path, monkeyp
             assert result.results and all(np.isfinite(r["score"]) for r in result.results)
             continue
         refused += 1
-        message = result.error
-        assert message.startswith(name), message
-        assert "\n" not in message and "Traceback" not in message and len(message) < 400
+        assert_one_clear_sentence(name, result.error)
     assert refused > 150
     assert not (tmp_path / "PWNED").exists()
-    by_name = {name: r for (name, _), r in zip(cases, scored, strict=True)}
-    assert "empty" in by_name["empty.xyz"].error
-    assert "limit" in by_name["too_big.csv"].error
-    assert "particles" in by_name["huge_n.csv"].error
-    assert "NaN" in by_name["nan.csv"].error
-    assert "outside" in by_name["outside.csv"].error
-    assert "unknown file type" in by_name["pickle.pkl"].error
-    # Caught before ase.io, which would spend minutes on a header claiming 10^9 particles.
-    assert "announces 1000000000 particles" in by_name["count_too_big.xyz"].error
-    assert by_name["конфигурация 🧪.xyz"].error is None
+    by_name = {name: r.error for (name, _), r in zip(cases, scored, strict=True)}
+    expected = {
+        "empty.xyz": "empty", "empty.npy": "empty", "blank.xyz": "no frame",
+        "too_big.csv": "limit", "huge_n.csv": "particles", "nan.csv": "NaN",
+        "outside.csv": "outside", "pickle.pkl": "unknown file type .pkl",
+        "no_extension": "unknown file type", "binary.xyz": "binary data",
+        "latin1.csv": "not UTF-8", "utf16.xyz": "UTF-16", "pickle.npy": "not a .npy array",
+        "pickle_in_npy.npy": "Python objects", "object_dtype.npy": "Python objects",
+        "strings.npy": "holds text", "complex.npy": "complex numbers",
+        "wrong_shape.npy": "shape (2, 3, 4, 5)", "scalar.npy": "single number",
+        "zip_bomb.npy": ".npz archive", "text_in_numbers.csv": "'abc' where a number",
+        "header_only.csv": "no line of particle coordinates", "wrong_columns.csv": "header",
+        "three_d.csv": "3D, the model is 2D", "truncated.xyz": "announces 6 particles",
+        "count_negative.xyz": "announces -3 particles", "count_text.xyz": "'six'",
+        "lattice_junk.xyz": "extended XYZ", "cut_short.npy": "cut short",
+        # Caught before ase.io, which would spend minutes on a header claiming 10^9 particles.
+        "count_too_big.xyz": "announces 1000000000 particles",
+    }
+    for name, fragment in expected.items():
+        assert fragment in by_name[name], (name, by_name[name])
+    assert by_name["конфигурация 🧪.xyz"] is None
+
+
+def test_files_given_by_path_get_clear_messages(model, tmp_path):
+    trained, _ = model
+    (tmp_path / "folder.xyz").mkdir()
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "junk.npy").write_bytes(os.urandom(300))
+    cases = {"missing.xyz": "no such file", "folder.xyz": "folder", "empty.csv": "empty",
+             "junk.npy": "not a .npy array"}
+    paths = [(str(tmp_path / name), tmp_path / name) for name in cases]
+    for (path, _), result, fragment in zip(paths, score_files(trained, paths), cases.values(),
+                                           strict=True):
+        assert_one_clear_sentence(path, result.error)
+        assert fragment in result.error, result.error
+
+
+def test_the_score_command_prints_the_same_sentence(model, tmp_path):
+    import subprocess
+    import sys
+
+    from ljvae_core.training import save_model
+
+    trained, _ = model
+    save_model(trained, tmp_path / "model")
+    bad = tmp_path / "bad.xyz"
+    bad.write_bytes(b"\x93\x00\xff\xfe" * 300)
+    out = subprocess.run([sys.executable, "-m", "ljvae_core", "score", str(tmp_path / "model"),
+                          str(bad)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == (
+        f"error: {bad}: the file holds binary data, not the text of an XYZ or CSV file.")

@@ -271,3 +271,22 @@ def test_models_saved_before_the_newer_options_load_without_them(small_dataset, 
     dump_signed(meta, path / META_FILE)
     settings = load_model(path).settings
     assert (settings.repel_steps, settings.log_heights, settings.state_weight) == (0, False, 0.0)
+
+
+def test_a_failure_after_training_keeps_the_trained_model(small_dataset, cache, monkeypatch):
+    from ljvae_core import evaluation
+    from ljvae_core.artifacts import save_dataset
+    from ljvae_core.training import EvaluationError, train_and_save
+
+    save_dataset(small_dataset, "small")
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    monkeypatch.setattr(evaluation, "evaluate", broken)
+    settings = TrainSettings(representation="distances", latent_dim=3, epochs=2)
+    with pytest.raises(EvaluationError, match="saved as small-distances-z3") as failure:
+        train_and_save("small", settings)
+    assert failure.value.model_name == "small-distances-z3"
+    again = load_model(models_dir() / "small-distances-z3")
+    assert again.meta["epochs_run"] == 2 and again.meta["dataset_name"] == "small"
