@@ -236,7 +236,7 @@ st.title("Dataset")
 summary = pick_dataset()
 if summary is None:
     st.info("No dataset yet: make one on the Simulate page.")
-    st.page_link("app_pages/simulate.py", label="Simulate", icon="🎲")
+    st.page_link("app_pages/simulate.py", label="Simulate", icon=":material/casino:")
     st.stop()
 
 try:

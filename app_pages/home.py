@@ -98,7 +98,7 @@ st.markdown(
     f"default model that ships with ljvae (a distances VAE with latent size "
     f"{BUILD_SETTINGS.latent_dim}, trained for {BUILD_SETTINGS.epochs} epochs on 16 000 "
     "configurations of the same system), judges it on the fresh data and prepares its latent "
-    f"map. About half a minute; it replaces the dataset `{DEMO_DATASET}` and the model "
+    f"map. About 20 s on two cores; it replaces the dataset `{DEMO_DATASET}` and the model "
     f"`{DEMO_MODEL}`. To train a model yourself, open **Train**.")
 if st.button("Run the quick demo", type="primary", disabled=job_blocked(DEMO_JOB) is not None,
              key="demo"):

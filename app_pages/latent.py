@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ljvae_core.analysis import particle_energies
+from ljvae_core.analysis import ENERGY_PER_PARTICLE_CAP, particle_energies
 from ljvae_core.evaluation import held_out_indices
 from ljvae_core.io import MAX_UPLOAD_BYTES
 from ljvae_core.latent import (
@@ -30,12 +30,13 @@ ENCODE_STEP = 2000
 # Particles are coloured by their pair energy over this range (ε): blue bound, red repelled.
 PARTICLE_ENERGY_RANGE = (-6.0, 2.0)
 STATE_LABELS = {"gamma": "γ", "temperature": "T"}
+PAIR_ENERGY = "LJ energy per particle (ε)"
 
 st.title("Latent & Anomaly")
 summary = pick_model()
 if summary is None:
     st.info("No model yet: train one on the Train page first.")
-    st.page_link("app_pages/train.py", label="Train", icon="🧠")
+    st.page_link("app_pages/train.py", label="Train", icon=":material/model_training:")
     st.stop()
 trained = cached_model(summary["path"], summary["modified"])
 chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_dataset")
@@ -82,12 +83,19 @@ def scored_uploads(model_path, model_modified, files: tuple, gamma, temperature,
                        max_bytes)
 
 
+def clicked(selection, name: str, field: str) -> int | None:
+    """The ``field`` of what the map's selection ``name`` holds, or None: a click on another
+    layer's mark leaves an empty entry in this one."""
+    chosen = selection.get(name) or []
+    value = chosen[0].get(field) if chosen else None
+    return None if value is None else int(value)
+
+
 def follow_map_click(count: int) -> None:
     """Point the Show box at the uploaded configuration last clicked on the map, once per
     click: choosing another one in the box afterwards keeps that choice."""
     state = st.session_state.get("latent_chart") or {}
-    clicked = (state.get("selection") or {}).get("upload") or []
-    row = int(clicked[0]["row"]) if clicked else None
+    row = clicked(state.get("selection") or {}, "upload", "row")
     if row != st.session_state.get("upload_clicked"):
         st.session_state["upload_clicked"] = row
         if row is not None and 0 <= row < count:
@@ -180,8 +188,8 @@ if rows:
                            "threshold": r["threshold"],
                            "verdict": "anomalous" if r["anomalous"] else "normal",
                            "percentile among normal": r["percentile"],
-                           "U_LJ/N": r["energy_per_particle"], "mean height": r["mean_height"],
-                           "−ELBO": r["negative_elbo"],
+                           PAIR_ENERGY: r["energy_per_particle"],
+                           "mean height (σ)": r["mean_height"], "−ELBO (nats)": r["negative_elbo"],
                            **{f"{STATE_LABELS[k]} read off the latent": v
                               for k, v in r.get("state", {}).items()}}
                           for f, k, r in rows])
@@ -189,9 +197,15 @@ if rows:
         "score": st.column_config.NumberColumn(format="%.2f"),
         "threshold": st.column_config.NumberColumn(format="%.2f"),
         "percentile among normal": st.column_config.NumberColumn(format="%.1f %%"),
-        "U_LJ/N": st.column_config.NumberColumn(format="%.3f"),
-        "mean height": st.column_config.NumberColumn(format="%.2f"),
-        "−ELBO": st.column_config.NumberColumn(format="%.1f"),
+        PAIR_ENERGY: st.column_config.NumberColumn(
+            format="%.3f", help="LJ pair energy per particle; overlapping particles make it "
+                                f"astronomically large, and it is shown capped at "
+                                f"{ENERGY_PER_PARTICLE_CAP:g}."),
+        "mean height (σ)": st.column_config.NumberColumn(format="%.2f"),
+        "−ELBO (nats)": st.column_config.NumberColumn(
+            format="%.1f", help="Negative evidence lower bound: how poorly the model explains "
+                                "the configuration (lower is more typical). It is a density "
+                                "of continuous coordinates, so it can be negative."),
         **{f"{label} read off the latent": st.column_config.NumberColumn(
             format="%.2f", help="What the model's state head reads off this configuration's "
                                 "latent point.")
@@ -236,14 +250,12 @@ if uploaded_points is not None:
                      "show it under Score configurations.")
 selection = event.selection if event and event.selection else {}
 with right:
-    picked, cell = selection.get("picked"), selection.get("cell")
-    if picked:
-        k = int(picked[0]["index"])
+    k, c = clicked(selection, "picked", "index"), clicked(selection, "cell", "cell")
+    if k is not None:
         show_configuration(f"**Configuration {k}** (γ = {ds.gamma[k]:g}, "
                            f"{'held out' if k in set(held.tolist()) else 'training'})",
                            ds.coords[k])
-    elif cell and emap is not None:
-        c = int(cell[0]["cell"])
+    elif c is not None and emap is not None:
         show_configuration(f"**Decoded at cell {c}**: U/N = {emap.energy.ravel()[c]:.3f}",
                            emap.configurations[c],
                            particle_energies(emap.configurations[c], ds.box, periodic)[0])

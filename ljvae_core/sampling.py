@@ -413,7 +413,7 @@ def simulate(params: SimulationParams, progress=None, cancel=None, n_jobs=None,
 
 def _chain_label(params, task) -> str:
     _, temperature, gamma, chain, _ = task
-    return f"T = {temperature:g}, gamma = {gamma:g}, chain {chain + 1}/{params.n_chains}"
+    return f"T = {temperature:g}, γ = {gamma:g}, chain {chain + 1}/{params.n_chains}"
 
 
 def _run_locally(params, tasks, progress, cancel, n_jobs):

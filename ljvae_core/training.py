@@ -302,7 +302,7 @@ class TrainedModel:
 
         return LatentPrior.from_dict(self.meta["latent_prior_plain"])
 
-    def model_data(self, coords, gamma=None, temperature=None) -> dict:
+    def model_data(self, coords, gamma=None, temperature=None, targets: bool = True) -> dict:
         """What the model makes of configurations: its input ``x`` (with ``condition`` for
         conditional models) and its reconstruction ``target``. With the ``mds`` encoder the
         input is the shape in the :attr:`frame` (in units of the box) and the target is its
@@ -314,15 +314,16 @@ class TrainedModel:
         else:
             _, shapes = self.frame.transform(matrices)
             data = {"x": (shapes / self.representation.L).astype("float32"),
-                    "target": self.representation.matrices(shapes).astype("float32"),
                     "coordinates": shapes.astype("float32")}
+            if targets:  # the shapes' own matrices: seconds for thousands, unused as input
+                data["target"] = self.representation.matrices(shapes).astype("float32")
         if self.settings.conditional:
             data["condition"] = self.condition_features(gamma, temperature)
         return data
 
     def model_inputs(self, coords, gamma=None, temperature=None):
         """The model's input: x, or (x, condition) for conditional models."""
-        return self.inputs_of(self.model_data(coords, gamma, temperature))
+        return self.inputs_of(self.model_data(coords, gamma, temperature, targets=False))
 
     def inputs_of(self, data: dict):
         """The model's input in a :meth:`model_data` dict: x, or (x, condition)."""

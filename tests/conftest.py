@@ -56,15 +56,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(cache_root, **env):
-    """`streamlit run app.py` on a free loopback port; yields (url, port)."""
+def streamlit_server(cache_root, log=None, watch=False, **env):
+    """`streamlit run app.py` on a free loopback port; yields (url, port). Its output goes to
+    the file ``log`` if given; ``watch`` keeps the repository's own file watcher on."""
     port = free_port()
+    watcher = [] if watch else ["--server.fileWatcherType", "none"]
+    out = open(log, "wb") if log is not None else subprocess.PIPE  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+         "--browser.gatherUsageStats", "false", *watcher],
         cwd=REPO, env={**os.environ, "LJVAE_CACHE": str(cache_root), **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
@@ -72,13 +75,16 @@ def streamlit_server(cache_root, **env):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if log is not None:
+            out.close()
 
 
 def _wait_healthy(url, proc, seconds=90.0):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {proc.stdout.read().decode()[-2000:]}")
+            tail = proc.stdout.read().decode()[-2000:] if proc.stdout else "see its log"
+            raise RuntimeError(f"streamlit exited: {tail}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
                 if reply.read().strip() == b"ok":

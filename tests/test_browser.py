@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -227,3 +228,27 @@ def _assert_3d_view_renders(page):
     size = frame.evaluate("[document.querySelector('canvas').width,"
                           " document.querySelector('canvas').height]")
     assert min(size) > 100
+
+
+def test_installing_into_the_virtualenv_does_not_flood_the_servers_watcher(tmp_path):
+    # The README's Quickstart keeps .venv inside the folder the app is served from; the next
+    # command installs thousands of files there while the server runs.
+    log = tmp_path / "server.log"
+    flood = ROOT / "test-artifacts" / "watcher-flood"
+    with streamlit_server(tmp_path / "cache", log=log, watch=True) as (url, _):
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tab = browser.new_page()
+            tab.goto(url)
+            _settle(tab)  # a session is open: its script's folder is being watched
+            try:
+                for k in range(20_000):
+                    folder = flood / f"d{k // 500}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / f"m{k}.py").write_text("x = 1\n")
+                tab.wait_for_timeout(3000)
+            finally:
+                shutil.rmtree(flood, ignore_errors=True)
+            _no_exception(tab)
+            browser.close()
+    assert "Inotify" not in log.read_text(errors="replace")

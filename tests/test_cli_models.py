@@ -86,20 +86,44 @@ def test_train_and_evaluate_errors_are_one_sentence(tmp_path):
 
 
 def test_demo_command_runs_every_step(cache, monkeypatch, capsys):
+    from dataclasses import replace
+
     from ljvae_core import demo
     from ljvae_core.cli import main
-    from ljvae_core.sampling import SimulationParams
-    from ljvae_core.training import TrainSettings
 
-    monkeypatch.setattr(demo, "DEMO_PARAMS", SimulationParams(
-        n_particles=8, dim=2, box=5.0, gammas=(0.0, 1.0), n_samples=60, n_chains=2, seed=1))
-    monkeypatch.setattr(demo, "DEMO_SETTINGS", TrainSettings(latent_dim=2, epochs=2))
+    # The shipped model's system, with fewer fresh configurations.
+    monkeypatch.setattr(demo, "DEMO_PARAMS", replace(demo.DEMO_PARAMS, n_samples=40))
     assert main(["demo"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert result["model"] == "demo-distances" and result["dataset"] == "demo"
-    assert result["reconstruction"]["rmsd_median"] > 0
+    assert result["trained_on"] == "study" and result["epochs_trained"] == 100
+    assert result["held_out_samples"] == 160  # every fresh configuration is unseen
+    assert 0 < result["reconstruction"]["rmsd_median"] <= 0.3
     assert (cache / "models" / "demo-distances" / "model.keras").is_file()
-    for step in ("Step 1/4: simulating", "Step 2/4: training", "Step 3/4: evaluating",
+    for step in ("Step 1/4: simulating", "Step 2/4: loading", "Step 3/4: evaluating",
                  "Step 4/4: encoding"):
         assert step in captured.err
+
+
+def test_demo_build_writes_a_portable_model_any_installation_loads(tmp_path, monkeypatch):
+    import numpy as np
+
+    from ljvae_core import demo
+    from ljvae_core.evaluation import generate, reconstruct
+    from ljvae_core.sampling import SimulationParams
+    from ljvae_core.training import TrainSettings, import_model
+
+    monkeypatch.setattr(demo, "STUDY_PARAMS", SimulationParams(
+        n_particles=8, dim=2, box=5.0, gammas=(0.0, 1.0), n_samples=60, n_chains=2, seed=1))
+    out = tmp_path / "demo-model"
+    metrics = demo.build_demo_model(out, TrainSettings(latent_dim=3, epochs=2))
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "meta.npz", "model.keras"]
+    # Another installation (another signing key) loads it: nothing in it is signed or pickled.
+    monkeypatch.setenv("LJVAE_KEY_FILE", str(tmp_path / "someone-elses-key"))
+    trained = import_model(out)
+    assert trained.meta["metrics"] == metrics and trained.settings.latent_dim == 3
+    assert trained.latent_prior is not None and "anomaly" in trained.meta
+    coords = np.random.default_rng(0).uniform(0.5, 4.5, (4, 8, 2))
+    assert reconstruct(trained, coords).shape == (4, 8, 2)
+    assert generate(trained, 5).shape == (5, 8, 2)

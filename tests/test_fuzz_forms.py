@@ -69,7 +69,7 @@ def tiny_dataset(tmp_path_factory):
     return root
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=5, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(values=_train_form())
 def test_every_train_form_trains_or_is_refused_in_one_sentence(tiny_dataset, values):

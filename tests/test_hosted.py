@@ -89,7 +89,7 @@ def test_each_session_gets_a_private_cache(hosted):
     at = _session(alice)
     at.run()
     assert not at.exception
-    assert at.dataframe[0].value["name"].tolist() == ["alices"]
+    assert at.dataframe[0].value["dataset"].tolist() == ["alices"]
     at = _session(bob)
     at.run()
     assert not at.dataframe, "another session's datasets are listed"

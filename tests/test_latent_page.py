@@ -66,8 +66,11 @@ def _chart(at: AppTest):
 
 
 def _upload_layers(spec: dict) -> list[dict]:
-    return [layer for layer in spec["layer"]
-            if layer.get("encoding", {}).get("shape", {}).get("field") == "verdict"]
+    """The layers drawing the uploaded configurations (those on the data of the layer whose
+    shape tells the verdict)."""
+    [marks] = [layer for layer in spec["layer"]
+               if layer.get("encoding", {}).get("shape", {}).get("field") == "verdict"]
+    return [layer for layer in spec["layer"] if layer["data"] == marks["data"]]
 
 
 def test_first_view_names_the_encoding_step_while_it_works(page, monkeypatch):
@@ -108,14 +111,14 @@ def test_bad_uploads_get_one_plain_sentence_each(page):
     ]
 
 
-def _click_upload(at: AppTest, row: int) -> None:
-    """A click on an uploaded configuration's marker, as the browser reports it (AppTest has
-    no chart clicks of its own)."""
+def _click(at: AppTest, selection: dict) -> None:
+    """A click on the map, reported as the browser does (AppTest has no chart clicks of its
+    own): a click on one layer's mark leaves an empty entry in the others' selections."""
     chart, _ = _chart(at)
     states = at._tree.get_widget_states()
     state = states.widgets.add()
     state.id = chart.id
-    state.string_value = json.dumps({"selection": {"upload": [{"row": row}]}})
+    state.string_value = json.dumps({"selection": selection})
     at._run(states)
 
 
@@ -129,9 +132,14 @@ def test_clicking_an_uploaded_marker_shows_that_configuration(page, stored):
     assert page.selectbox(key="upload_shown").value == 0
     _, spec = _chart(page)
     assert {p["name"] for p in spec.get("params", [])} >= {"picked", "upload"}
-    _click_upload(page, 2)
+    _click(page, {"picked": [{}], "upload": [{"row": 2}]})
     assert not page.exception
     assert page.selectbox(key="upload_shown").value == 2
+    # A dataset point clicked instead shows that configuration and leaves the box alone.
+    _click(page, {"picked": [{"index": 3}], "upload": [{}]})
+    assert not page.exception
+    assert page.selectbox(key="upload_shown").value == 2
+    assert any("Configuration 3" in m.value for m in page.markdown)
     # Choosing another one in the box afterwards is kept.
     page.selectbox(key="upload_shown").set_value(1)
     page.run()
@@ -158,11 +166,11 @@ def test_a_big_upload_stays_readable_on_the_map(page, stored):
     for layer in layers:
         assert not layer["mark"]["filled"] and layer["mark"]["size"] <= 50
         # Black and white, colours of neither the viridis γ scale nor the magma energy map.
-        assert layer["encoding"]["color"] in ({"value": "black"}, {"value": "white"})
-    legend = [layer["encoding"]["shape"] for layer in layers
-              if layer["encoding"]["shape"].get("legend", {}) is not None]
-    assert legend[0]["title"] == "uploaded"
-    assert legend[0]["scale"]["domain"] == ["normal", "anomalous"]
+        assert layer["mark"]["color"] in ("black", "white")
+    [legend] = [layer["encoding"]["shape"] for layer in layers if "encoding" in layer
+                and "shape" in layer["encoding"]]
+    assert legend["title"] == "uploaded"
+    assert legend["scale"]["domain"] == ["normal", "anomalous"]
 
 
 def _rows(dataset) -> int:
