@@ -30,7 +30,7 @@ ENCODE_STEP = 2000
 # Particles are coloured by their pair energy over this range (ε): blue bound, red repelled.
 PARTICLE_ENERGY_RANGE = (-6.0, 2.0)
 STATE_LABELS = {"gamma": "γ", "temperature": "T"}
-PAIR_ENERGY = "LJ energy per particle (ε)"
+PAIR_ENERGY = "LJ U/N (ε)"
 
 st.title("Latent & Anomaly")
 summary = pick_model()
@@ -187,29 +187,30 @@ if rows:
     table = pd.DataFrame([{"file": f.name, "frame": k, "score": r["score"],
                            "threshold": r["threshold"],
                            "verdict": "anomalous" if r["anomalous"] else "normal",
-                           "percentile among normal": r["percentile"],
+                           "percentile (normal)": r["percentile"],
                            PAIR_ENERGY: r["energy_per_particle"],
-                           "mean height (σ)": r["mean_height"], "−ELBO (nats)": r["negative_elbo"],
-                           **{f"{STATE_LABELS[k]} read off the latent": v
+                           "height (σ)": r["mean_height"], "−ELBO (nats)": r["negative_elbo"],
+                           **{f"{STATE_LABELS[k]} read off": v
                               for k, v in r.get("state", {}).items()}}
                           for f, k, r in rows])
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
         "score": st.column_config.NumberColumn(format="%.2f"),
         "threshold": st.column_config.NumberColumn(format="%.2f"),
-        "percentile among normal": st.column_config.NumberColumn(format="%.1f %%"),
+        "percentile (normal)": st.column_config.NumberColumn(
+            format="%.1f %%", help="Share of held-out normal configurations that score lower."),
+        "height (σ)": st.column_config.NumberColumn(format="%.2f", help="Mean particle height."),
         PAIR_ENERGY: st.column_config.NumberColumn(
             format="%.3f", help="LJ pair energy per particle; overlapping particles make it "
                                 f"astronomically large, and it is shown capped at "
                                 f"{ENERGY_PER_PARTICLE_CAP:g}."),
-        "mean height (σ)": st.column_config.NumberColumn(format="%.2f"),
         "−ELBO (nats)": st.column_config.NumberColumn(
             format="%.1f", help="Negative evidence lower bound: how poorly the model explains "
                                 "the configuration (lower is more typical). It is a density "
                                 "of continuous coordinates, so it can be negative."),
-        **{f"{label} read off the latent": st.column_config.NumberColumn(
+        **{f"{label} read off": st.column_config.NumberColumn(
             format="%.2f", help="What the model's state head reads off this configuration's "
                                 "latent point.")
-            for label in STATE_LABELS.values() if f"{label} read off the latent" in table}})
+            for label in STATE_LABELS.values() if f"{label} read off" in table}})
     uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
     labels = [f"{f.name} · frame {k} · {'anomalous' if r['anomalous'] else 'normal'}"
               for f, k, r in rows]

@@ -112,7 +112,7 @@ def training_charts(epoch_log: list[dict]) -> tuple[alt.Chart, alt.Chart]:
     long["term"] = long["term"].map(names)
     long["panel"] = np.where(long["term"].str.startswith("total"), "total", "terms")
     base = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch"),
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title="loss per configuration", scale=alt.Scale(zero=False)),
         color=alt.Color("term:N", title=None, legend=alt.Legend(orient="bottom", columns=2)),
         tooltip=["epoch:Q", "term:N", alt.Tooltip("value:Q", format=".4g")])

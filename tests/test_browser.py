@@ -153,7 +153,6 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     _check_layout(page, "home after the demo")
 
     _open(page, server, "reconstruct")  # the demo's model is the one selected now
-    _shoot(page, "reconstruct-top")
     _check_layout(page, "reconstruct")
     rmsd = page.locator("[data-testid=stMetric]").filter(has_text="Median RMSD (held out)")
     assert float(rmsd.locator("[data-testid=stMetricValue]").inner_text().rstrip(" σ")) <= 0.30
@@ -166,7 +165,7 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     _check_layout(page, "reconstruct with generated samples")
 
     _open(page, server, "latent")
-    good, bad = _uploaded_configuration(tmp_path), tmp_path / "bad.xyz"
+    good, bad = _demo_configurations(tmp_path), tmp_path / "bad.xyz"
     bad.write_bytes(bytes([0x93, 0xff, 0x00, 0x81]) * 64)
     page.locator("input[type='file']").set_input_files([str(good), str(bad)])
     page.get_by_text("frame 0").first.wait_for(timeout=120_000)
@@ -202,18 +201,17 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     _check_layout(page, "dataset")
 
 
-def _uploaded_configuration(tmp_path):
-    import numpy as np
+def _demo_configurations(tmp_path):
+    """Two fresh Monte Carlo configurations of the demo's system, as extended XYZ."""
+    from dataclasses import replace
 
+    from ljvae_core.demo import DEMO_PARAMS
     from ljvae_core.io import write_extxyz
+    from ljvae_core.sampling import simulate
 
-    # Two frames of 8 particles in 2D inside the 5x5 box: a loose lattice and one overlap.
-    side = np.linspace(0.8, 4.2, 4)
-    grid = np.array([(x, y) for x in side for y in side[:2]])
-    overlapping = grid.copy()
-    overlapping[1] = overlapping[0] + 0.05
-    path = tmp_path / "upload.xyz"
-    write_extxyz(path, np.stack([grid, overlapping]), 5.0)
+    dataset = simulate(replace(DEMO_PARAMS, gammas=(1.0,), n_samples=2, n_chains=1, seed=7))
+    path = tmp_path / "mine.xyz"
+    write_extxyz(path, dataset.coords, dataset.box)
     return path
 
 
@@ -230,25 +228,23 @@ def _assert_3d_view_renders(page):
     assert min(size) > 100
 
 
-def test_installing_into_the_virtualenv_does_not_flood_the_servers_watcher(tmp_path):
+def test_installing_into_the_virtualenv_does_not_flood_the_servers_watcher(page, tmp_path):
     # The README's Quickstart keeps .venv inside the folder the app is served from; the next
     # command installs thousands of files there while the server runs.
     log = tmp_path / "server.log"
     flood = ROOT / "test-artifacts" / "watcher-flood"
     with streamlit_server(tmp_path / "cache", log=log, watch=True) as (url, _):
-        with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            tab = browser.new_page()
-            tab.goto(url)
-            _settle(tab)  # a session is open: its script's folder is being watched
-            try:
-                for k in range(20_000):
-                    folder = flood / f"d{k // 500}"
-                    folder.mkdir(parents=True, exist_ok=True)
-                    (folder / f"m{k}.py").write_text("x = 1\n")
-                tab.wait_for_timeout(3000)
-            finally:
-                shutil.rmtree(flood, ignore_errors=True)
-            _no_exception(tab)
-            browser.close()
+        tab = page.context.new_page()
+        tab.goto(url)
+        _settle(tab)  # a session is open: its script's folder is being watched
+        try:
+            for k in range(20_000):
+                folder = flood / f"d{k // 500}"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"m{k}.py").write_text("x = 1\n")
+            tab.wait_for_timeout(3000)
+        finally:
+            shutil.rmtree(flood, ignore_errors=True)
+        _no_exception(tab)
+        tab.close()
     assert "Inotify" not in log.read_text(errors="replace")
