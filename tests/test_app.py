@@ -1,6 +1,7 @@
 """The Streamlit app under AppTest: every page renders, a simulation run from the Simulate
 page's widgets produces a dataset that the Dataset page shows."""
 
+import re
 import subprocess
 import sys
 import time
@@ -296,3 +297,29 @@ def test_model_list_compares_quenched_samples_with_quenched_monte_carlo():
     row = models_table([summary], expert=True)[0].iloc[0]
     assert row["state head W"] == 0.0 and row["prior physics W"] == 0.0
     assert "β" not in models_table([summary])[0].columns
+
+
+def test_the_train_page_shows_a_newcomers_few_settings_and_hides_the_rest(stored_dataset):
+    at = _app()
+    at.switch_page("app_pages/train.py")
+    at.run()
+    (advanced,) = [e for e in at.expander if e.label.startswith("Advanced settings")]
+    inside = {w.key for kind in ("number_input", "radio", "checkbox") for w in advanced.get(kind)}
+    assert {"beta", "batch_size", "repel_steps", "distance_encoder", "state_weight"} <= inside
+    outside = {w.key for kind in ("number_input", "selectbox", "checkbox")
+               for w in at.get(kind) if w.key not in inside} - {"dataset_picker"}
+    assert outside == {"representation", "latent_dim", "epochs", "train_seed", "conditional"}
+    # Their defaults are the library's.
+    from ljvae_core.training import TrainSettings
+
+    assert at.number_input(key="epochs").value == TrainSettings.epochs
+    assert at.number_input(key="latent_dim").value == TrainSettings.latent_dim
+
+
+def test_icons_are_material_symbols_that_ship_with_streamlit():
+    # Emoji need a font that a plain Debian machine lacks: they render as empty boxes.
+    root = Path(APP).parent
+    sources = [root / "app.py", *sorted((root / "app_pages").glob("*.py"))]
+    icons = [m for path in sources
+             for m in re.findall(r"icon=\"([^\"]*)\"", path.read_text())]
+    assert icons and all(re.fullmatch(r":material/[a-z_]+:", icon) for icon in icons), icons
