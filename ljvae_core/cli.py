@@ -111,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
                          "lowest gamma trained on)")
     sc.add_argument("--temperature", type=float, default=None)
 
+    gen = sub.add_parser("generate", help="draw configurations from a model, optionally "
+                                         "relaxed by Metropolis sweeps; .npz or extended XYZ")
+    gen.add_argument("model", help="model directory (written by train, or a portable one)")
+    gen.add_argument("--samples", type=int, required=True, help="configurations to draw")
+    gen.add_argument("--gamma", type=float, default=None,
+                     help="gamma to generate at (conditional models) or to relax at")
+    gen.add_argument("--temperature", type=float, default=None,
+                     help="temperature (default: the one the model was trained at, if one)")
+    gen.add_argument("--sweeps", type=int, default=0,
+                     help="Metropolis sweeps at (T, gamma) after decoding (0: raw samples)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", required=True, help="file to write: .npz or .xyz")
+
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     demo = sub.add_parser("demo", help="simulate fresh data, load the pre-trained default "
@@ -127,7 +140,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"simulate": cmd_simulate, "energy": cmd_energy, "train": cmd_train,
                "evaluate": cmd_evaluate, "score": cmd_score, "bench": cmd_bench,
-               "demo": cmd_demo}
+               "demo": cmd_demo, "generate": cmd_generate}
     try:
         return handler[args.command](args)
     except KeyboardInterrupt:
@@ -295,6 +308,72 @@ def cmd_demo(args) -> int:
     sys.stderr.write("\n")
     print(json.dumps(result))
     return 0
+
+
+def _generation_state(trained, args) -> tuple[float | None, float | None]:
+    """(gamma, T) to generate or relax at, checked against the model (one sentence if not)."""
+    params = trained.meta.get("dataset_params", {})
+    temperatures = list(params.get("temperatures", []))
+    temperature = args.temperature
+    if temperature is None and len(temperatures) == 1:
+        temperature = float(temperatures[0])
+    if trained.settings.conditional:
+        if args.gamma is None or temperature is None:
+            raise ValueError("this model is conditional: give the --gamma (and, when it was "
+                             "trained at several, the --temperature) to generate at")
+        return args.gamma, temperature
+    if args.gamma is not None and args.sweeps <= 0:
+        raise ValueError("this model is unconditional and cannot generate at a chosen gamma; "
+                         "leave out --gamma, or relax its samples there with --sweeps")
+    if args.sweeps > 0 and (args.gamma is None or temperature is None):
+        raise ValueError("relaxing with --sweeps needs the --gamma (and --temperature) to run "
+                         "the Metropolis sweeps at")
+    return args.gamma, temperature
+
+
+def cmd_generate(args) -> int:
+    from pathlib import Path
+
+    from .evaluation import generate, thermalize
+    from .training import import_model, load_model
+
+    if args.samples < 1 or args.sweeps < 0:
+        raise ValueError("--samples must be at least 1 and --sweeps cannot be negative")
+    out = Path(args.out)
+    if out.suffix not in (".npz", ".xyz"):
+        raise ValueError(f"--out must end in .npz or .xyz, got {out.name}")
+    folder = Path(args.model)
+    trained = (import_model if (folder / "meta.json").is_file() else load_model)(folder)
+    gamma, temperature = _generation_state(trained, args)
+    conditional = trained.settings.conditional
+    coords = generate(trained, args.samples, gamma if conditional else None,
+                      temperature if conditional else None, args.seed)
+    box = float(trained.representation.L)
+    if args.sweeps > 0:
+        coords, step = thermalize(coords, box, temperature, gamma, args.sweeps,
+                                  trained.meta.get("dataset_params", {}).get("periodic", ""),
+                                  args.seed)
+        print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}, gamma={gamma:g} "
+              f"(step {step:.3g})", file=sys.stderr)
+    _write_generated(out, coords, box, gamma, temperature)
+    print(f"wrote {len(coords)} configurations to {out}", file=sys.stderr)
+    return 0
+
+
+def _write_generated(out, coords, box, gamma, temperature) -> None:
+    from .artifacts import atomic_write
+    from .io import write_extxyz
+
+    labels = {k: np.full(len(coords), np.nan if v is None else v)
+              for k, v in (("gamma", gamma), ("temperature", temperature))}
+    if out.suffix == ".npz":
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez(fh, coords=coords, **labels)
+
+        atomic_write(out, write)
+    else:
+        atomic_write(out, lambda t: write_extxyz(t, coords, box, info=labels))
 
 
 def cmd_bench(args) -> int:

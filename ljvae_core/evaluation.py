@@ -93,6 +93,27 @@ def quench(coords, box: float, gamma=0.0, periodic: str = "", sweeps: int = QUEN
     return out
 
 
+def thermalize(coords, box: float, temperature: float, gamma: float, sweeps: int,
+               periodic: str = "", seed: int = 0, target_acceptance: float = 0.4,
+               tune_sweeps: int = 100) -> tuple[np.ndarray, float]:
+    """Configurations after ``sweeps`` Metropolis sweeps each at (temperature, gamma), with a
+    step size tuned toward the target acceptance as the sampler tunes its chains (on the
+    first configuration, then kept); returns (coordinates, step size)."""
+    from .sampling import tune_step_size
+
+    coords = np.clip(np.asarray(coords, dtype=np.float64), 0.0, box)
+    probe = MetropolisSampler(coords[0], box, temperature, gamma, periodic, None, 0.2,
+                              seed=seed)
+    tune_step_size(probe, target_acceptance, tune_sweeps)
+    out = np.empty_like(coords)
+    for m, x in enumerate(coords):
+        sampler = MetropolisSampler(x, box, temperature, gamma, periodic, None,
+                                    probe.step_size, seed=seed + 1 + m)
+        sampler.run(sweeps, trace=False)
+        out[m] = sampler.positions
+    return out, float(probe.step_size)
+
+
 def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,
              quench_sweeps: int = QUENCH_SWEEPS, seed: int = 0, regressor_epochs: int = 0) -> dict:
     """All evaluation figures as one JSON-ready dict. For distance models, regressor_epochs

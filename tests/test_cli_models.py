@@ -1,8 +1,9 @@
-"""The train and evaluate commands, end to end on a tiny dataset."""
+"""The train, evaluate, demo and generate commands, end to end."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,49 @@ def test_demo_build_writes_a_portable_model_any_installation_loads(tmp_path, mon
     coords = np.random.default_rng(0).uniform(0.5, 4.5, (4, 8, 2))
     assert reconstruct(trained, coords).shape == (4, 8, 2)
     assert generate(trained, 5).shape == (5, 8, 2)
+
+
+SHIPPED = str(Path(__file__).resolve().parents[1] / "ljvae_core" / "data" / "demo-model")
+
+
+def test_generate_writes_samples_relaxed_at_the_state_point(tmp_path, capsys):
+    import ase.io
+    import numpy as np
+
+    from ljvae_core.analysis import valid_fraction
+    from ljvae_core.cli import main
+
+    out = tmp_path / "gen.npz"
+    assert main(["generate", SHIPPED, "--samples", "12", "--gamma", "1", "--sweeps", "5",
+                 "--out", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as data:
+        coords, gamma, temperature = data["coords"], data["gamma"], data["temperature"]
+    assert coords.shape == (12, 30, 3) and (gamma == 1).all() and (temperature == 1).all()
+    assert coords.min() >= 0 and coords.max() <= 5.0
+    assert valid_fraction(coords, 5.0) == 1.0  # thermal sweeps at T = 1 leave no overlap
+    assert "relaxed by 5 sweeps at T=1, gamma=1" in capsys.readouterr().err
+    # Raw samples, as extended XYZ; the same seed gives the same samples.
+    xyz = tmp_path / "gen.xyz"
+    assert main(["generate", SHIPPED, "--samples", "3", "--out", str(xyz)]) == 0
+    frames = ase.io.read(xyz, index=":")
+    assert len(frames) == 3 and frames[0].positions.shape == (30, 3)
+    again = tmp_path / "again.npz"
+    main(["generate", SHIPPED, "--samples", "3", "--out", str(again)])
+    with np.load(again) as data:
+        assert np.allclose(data["coords"], [f.positions for f in frames], atol=1e-6)
+
+
+@pytest.mark.parametrize("argv, suffix, sentence", [
+    (["--gamma", "1"], ".npz", "unconditional and cannot generate at a chosen gamma"),
+    (["--sweeps", "5"], ".npz", "needs the --gamma"),
+    (["--sweeps", "-1"], ".npz", "--sweeps cannot be negative"),
+    ([], ".csv", "must end in .npz or .xyz"),
+])
+def test_generate_refuses_what_the_model_cannot_honour(tmp_path, capsys, argv, suffix,
+                                                       sentence):
+    from ljvae_core.cli import main
+
+    out = tmp_path / f"gen{suffix}"
+    assert main(["generate", SHIPPED, "--samples", "5", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert sentence in err and "Traceback" not in err and not out.exists()
