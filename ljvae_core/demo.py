@@ -15,8 +15,6 @@ minute on two CPU cores (Home's "Run the quick demo" and ``python -m ljvae_core 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,7 +53,7 @@ def _step_reporter(progress, k: int):
 def run_demo(root=None, progress=None, cancel=None, n_generate: int = 200) -> dict:
     """Run the demo, storing dataset ``demo`` and model ``demo-distances`` under ``root``'s
     cache (replacing earlier ones); returns their names, the key figures and the time taken."""
-    from .artifacts import save_dataset
+    from .artifacts import models_dir, save_dataset
     from .evaluation import evaluate
     from .sampling import Cancelled, simulate
     from .training import import_model, save_model
@@ -70,13 +68,12 @@ def run_demo(root=None, progress=None, cancel=None, n_generate: int = 200) -> di
     _step_reporter(progress, 2)(0.0, "reconstructing, generating and relaxing samples")
     trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=500,
                                        n_generate=n_generate, seed=0)
-    _step_reporter(progress, 3)(0.0, "saving the model")
-    from .artifacts import models_dir
-
+    last = _step_reporter(progress, 3)
+    last(0.0, "saving the model")
     save_model(trained, models_dir(root) / DEMO_MODEL)
-    _step_reporter(progress, 3)(0.3, "encoding the dataset")
+    last(0.3, "encoding the dataset")
     latent = _latent_figures(trained, dataset)
-    _step_reporter(progress, 3)(1.0, "done")
+    last(1.0, "done")
     return summary_of(trained, latent, time.perf_counter() - started)
 
 
@@ -124,15 +121,6 @@ def build_demo_model(out=SHIPPED_MODEL, settings: TrainSettings = BUILD_SETTINGS
     attach_after_training(trained, dataset)
     report(0.95, "evaluating on held-out chains")
     trained.meta["metrics"] = evaluate(trained, dataset, n_reconstruct=1000, n_generate=500)
-    out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        export_model(trained, tmp)
-        tmp.chmod(0o755)  # mkdtemp's owner-only folder would ship unreadable to others
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    export_model(trained, out)
     report(1.0, "done")
     return trained.meta["metrics"]

@@ -83,11 +83,19 @@ def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
 def quench(coords, box: float, gamma=0.0, periodic: str = "", sweeps: int = QUENCH_SWEEPS,
            seed: int = 0) -> np.ndarray:
     """Relax configurations by zero-temperature Metropolis sweeps (overlaps pushed apart)."""
+    return _sweep_each(coords, box, QUENCH_TEMPERATURE, gamma, periodic, QUENCH_STEP, sweeps,
+                       seed)
+
+
+def _sweep_each(coords, box, temperature, gamma, periodic, step, sweeps, seed) -> np.ndarray:
+    """Each configuration, put into the box, after ``sweeps`` Metropolis sweeps of a sampler
+    of its own (seed ``seed + m`` for the m-th) at ``temperature`` and its ``gamma`` (one
+    value, or one per configuration)."""
     out = np.empty_like(coords)
     gammas = np.broadcast_to(np.asarray(gamma, dtype=float), len(coords))
     for m, (x, g) in enumerate(zip(coords, gammas, strict=True)):
-        sampler = MetropolisSampler(np.clip(x, 0.0, box), box, QUENCH_TEMPERATURE, float(g),
-                                    periodic, None, QUENCH_STEP, seed=seed + m)
+        sampler = MetropolisSampler(np.clip(x, 0.0, box), box, temperature, float(g), periodic,
+                                    None, step, seed=seed + m)
         sampler.run(sweeps, trace=False)
         out[m] = sampler.positions
     return out
@@ -101,17 +109,12 @@ def thermalize(coords, box: float, temperature: float, gamma: float, sweeps: int
     first configuration, then kept); returns (coordinates, step size)."""
     from .sampling import tune_step_size
 
-    coords = np.clip(np.asarray(coords, dtype=np.float64), 0.0, box)
-    probe = MetropolisSampler(coords[0], box, temperature, gamma, periodic, None, 0.2,
-                              seed=seed)
+    coords = np.asarray(coords, dtype=np.float64)
+    probe = MetropolisSampler(np.clip(coords[0], 0.0, box), box, temperature, gamma, periodic,
+                              None, 0.2, seed=seed)
     tune_step_size(probe, target_acceptance, tune_sweeps)
-    out = np.empty_like(coords)
-    for m, x in enumerate(coords):
-        sampler = MetropolisSampler(x, box, temperature, gamma, periodic, None,
-                                    probe.step_size, seed=seed + 1 + m)
-        sampler.run(sweeps, trace=False)
-        out[m] = sampler.positions
-    return out, float(probe.step_size)
+    step = float(probe.step_size)
+    return _sweep_each(coords, box, temperature, gamma, periodic, step, sweeps, seed + 1), step
 
 
 def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,

@@ -668,18 +668,30 @@ class _Progress:
 # --------------------------------------------------------------------------- persistence
 def save_model(trained: TrainedModel, directory) -> Path:
     """Write the model directory atomically (a temporary sibling, then a rename)."""
-
     from .models import exportable
 
+    def write(tmp: Path) -> None:
+        exportable(trained.model).save(tmp / MODEL_FILE)
+        dump_signed(_meta_to_store(trained), tmp / META_FILE)
+        (tmp / MODEL_SUMMARY).write_text(json.dumps(model_summary(trained)))
+
+    return _write_folder(directory, write)
+
+
+def _meta_to_store(trained: TrainedModel) -> dict:
+    """The meta with the settings and the fitted representation as plain data."""
+    return {**trained.meta, "settings": asdict(trained.settings),
+            "representation": representation_to_dict(trained.representation)}
+
+
+def _write_folder(directory, write) -> Path:
+    """``write(tmp)`` fills a temporary sibling folder, which then replaces ``directory``; a
+    failure leaves nothing half-written under its name."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        exportable(trained.model).save(tmp / MODEL_FILE)
-        meta = {**trained.meta, "settings": asdict(trained.settings),
-                "representation": representation_to_dict(trained.representation)}
-        dump_signed(meta, tmp / META_FILE)
-        (tmp / MODEL_SUMMARY).write_text(json.dumps(model_summary(trained)))
+        write(tmp)
         _swap_into_place(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -760,17 +772,17 @@ def _trained_from_meta(model, meta: dict) -> TrainedModel:
 def export_model(trained: TrainedModel, directory) -> Path:
     """Write the model in the portable format that ships with ljvae: ``model.keras`` and its
     meta as ``meta.json`` + ``meta.npz`` (:mod:`ljvae_core.portable`), which any machine can
-    load without trusting the writer (:func:`import_model`)."""
+    load without trusting the writer (:func:`import_model`). Atomically, as
+    :func:`save_model`."""
     from .models import exportable
     from .portable import write_tree
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    exportable(trained.model).save(directory / MODEL_FILE)
-    write_tree({**trained.meta, "settings": asdict(trained.settings),
-                "representation": representation_to_dict(trained.representation)},
-               directory / PORTABLE_META)
-    return directory
+    def write(tmp: Path) -> None:
+        exportable(trained.model).save(tmp / MODEL_FILE)
+        write_tree(_meta_to_store(trained), tmp / PORTABLE_META)
+        tmp.chmod(0o755)  # mkdtemp's owner-only folder would ship unreadable to others
+
+    return _write_folder(directory, write)
 
 
 def import_model(directory) -> TrainedModel:
