@@ -1,6 +1,6 @@
 """Speed benchmark of the Monte Carlo engine (``python -m ljvae_core bench``).
 
-Systems (issue 3):
+Systems:
 - ``n30``: the original study's system, 30 particles, 3D, L = 5, T = 1, gamma = 0.1, no cut-off.
 - ``n4000``: 4000 particles at density 0.5, T = 1, gamma = 0, cut-off 3, periodic x and y.
 - ``sampling``: wall time for 8000 decorrelated samples of ``n30``, kernel start-up included.

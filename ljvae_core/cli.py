@@ -1,5 +1,5 @@
-"""Command line: ``python -m ljvae_core {simulate,energy,train,evaluate,bench} ...``
-(DESIGN.md section 3).
+"""Command line: ``python -m ljvae_core {simulate,energy,train,evaluate,score,generate,bench,
+demo} ...``.
 
 Results go to stdout (JSON where the contract says so), progress to stderr; an error prints
 one sentence to stderr and exits with status 2, never a traceback.

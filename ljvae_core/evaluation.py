@@ -1,7 +1,7 @@
 """How physical a trained VAE is: reconstruction of held-out chains, and generation.
 
 ``evaluate(trained, dataset)`` returns the JSON-ready dict that ``python -m ljvae_core
-evaluate`` prints (issue 5):
+evaluate`` prints:
 
 - ``reconstruction`` on held-out chains (the validation chains of training when the dataset is
   the one trained on, else every sample): normalized input MSE, permutation-invariant aligned

@@ -526,7 +526,7 @@ def validate_for_model(trained, coords) -> np.ndarray:
         raise UnsuitableConfigurations("the configurations hold NaN or infinite coordinates")
     periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
     for axis in (a for a, letter in enumerate("xyz"[:rep.d]) if letter in periodic):
-        # DESIGN.md: coordinates on periodic axes are wrapped into [0, L).
+        # The project's convention: coordinates on periodic axes lie in [0, L).
         coords[..., axis] = np.mod(coords[..., axis], rep.L)
     if coords.min() < 0 or coords.max() > rep.L:
         raise UnsuitableConfigurations(f"particles lie outside the model's box "

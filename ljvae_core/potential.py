@@ -1,4 +1,4 @@
-"""Lennard-Jones + gravity energies in reduced units (DESIGN.md section 1).
+"""Lennard-Jones + gravity energies in reduced units (σ = ε = 1).
 
     U(x) = sum_{i<j} u(r_ij) + 4 gamma sum_i z_i,    u(r) = 4 (r^-12 - r^-6)
 

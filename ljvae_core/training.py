@@ -6,7 +6,7 @@ the training part, builds the model of :mod:`ljvae_core.models`, trains it with 
 on the validation loss, and returns a :class:`TrainedModel`. The same ``progress`` callback
 (a dict per epoch) and ``stop`` event drive the app's live chart and the CLI's progress line.
 
-A saved model is a directory (DESIGN.md): ``model.keras`` (loads with ``safe_mode=True``),
+A saved model is a directory: ``model.keras`` (loads with ``safe_mode=True``),
 ``meta.joblib`` (plain data: settings, fitted representation, condition scaling, split,
 history, timings, metrics, dataset fingerprint) and ``summary.json`` (for listing without
 unpickling).

@@ -1,6 +1,6 @@
 """Can the distances VAE memorize a few hundred configurations? Prints its training RMSD.
 
-A diagnostic for the reconstruction target of issue 5. It trains a distances model
+A diagnostic for the reconstruction target (median RMSD ≤ 0.25σ). It trains a distances model
 at beta = 0.01 (nearly an autoencoder, no early stopping) on the first `--per-chain`
 samples of every chain of a dataset, then prints the median and 90th-percentile matched
 RMSD of the training configurations themselves. A network that cannot get these well below

@@ -1,5 +1,5 @@
-"""Shared fixtures: paths to the published reference data, a throw-away cache folder, and a
-running `streamlit run app.py` server on a loopback port."""
+"""Shared fixtures: the published reference data kept in tests/data, a throw-away cache
+folder, and a running `streamlit run app.py` server on a loopback port."""
 
 import contextlib
 import os
@@ -13,13 +13,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _reference_dir() -> Path:
-    for candidate in (REPO / "shared" / "reference", REPO.parent / "shared" / "reference"):
-        if candidate.is_dir():
-            return candidate
-    pytest.skip("shared/reference is not beside the repository")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,7 +31,8 @@ def signing_key(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    return _reference_dir()
+    """NIST's published sample configurations and energies, kept with the tests."""
+    return REPO / "tests" / "data" / "nist"
 
 
 @pytest.fixture

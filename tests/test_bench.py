@@ -1,4 +1,4 @@
-"""The benchmark command prints the JSON contract of issue 3 (and 4) with sane figures."""
+"""The benchmark command prints its JSON contract with sane figures."""
 
 import json
 import subprocess
