@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from .statepoints import SWEEPS
+
 EXIT_ERROR = 2
 
 
@@ -95,7 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="reconstruction and generation quality, as JSON")
     ev.add_argument("model", help="model directory written by train")
     ev.add_argument("dataset", help="dataset file (.joblib)")
-    ev.add_argument("--generate", type=int, default=500, help="samples drawn from the prior")
+    ev.add_argument("--generate", type=int, default=500,
+                    help="samples drawn from the prior for the pooled quench figures")
+    ev.add_argument("--state-samples", type=int, default=2000, metavar="M",
+                    help="configurations per state point judged against its Monte Carlo "
+                         "(0: leave the per-state-point figures out)")
+    ev.add_argument("--unseen-gamma", type=float, nargs="*", default=[], metavar="G",
+                    help="also judge generation at these gamma, against fresh Monte Carlo")
+    ev.add_argument("--sweeps", type=int, nargs="+", default=list(SWEEPS), metavar="K",
+                    help="thermal Metropolis sweeps after which samples are judged")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--anomalies", action="store_true",
                     help="add gamma clustering of the latent and anomaly-detection AUCs")
@@ -270,8 +280,17 @@ def cmd_evaluate(args) -> int:
         raise ValueError(
             f"the dataset holds {dataset.n_particles} particles in {dataset.dim}D, the model "
             f"was trained on {trained.representation.n_particles_} in {trained.representation.d}D")
-    result = evaluate(trained, dataset, n_generate=args.generate, seed=args.seed,
-                      regressor_epochs=args.regressor_epochs)
+    if args.state_samples < 0 or min(args.sweeps) < 0:
+        raise ValueError("--state-samples and --sweeps cannot be negative")
+    result = {}
+    if args.state_samples > 0:
+        from .statepoints import evaluate_state_points
+
+        result = evaluate_state_points(trained, dataset, args.unseen_gamma, args.state_samples,
+                                       args.sweeps, args.seed, _progress_bar)
+        sys.stderr.write("\n")
+    result |= evaluate(trained, dataset, n_generate=args.generate, seed=args.seed,
+                       regressor_epochs=args.regressor_epochs)
     if args.anomalies:
         from .evaluation import held_out_indices
         from .latent import anomaly_report, encode, gamma_clustering, unseen_chains
@@ -334,7 +353,7 @@ def _generation_state(trained, args) -> tuple[float | None, float | None]:
 def cmd_generate(args) -> int:
     from pathlib import Path
 
-    from .evaluation import generate, thermalize
+    from .evaluation import generate_relaxed
     from .training import import_model, load_model
 
     if args.samples < 1 or args.sweeps < 0:
@@ -345,17 +364,13 @@ def cmd_generate(args) -> int:
     folder = Path(args.model)
     trained = (import_model if (folder / "meta.json").is_file() else load_model)(folder)
     gamma, temperature = _generation_state(trained, args)
-    conditional = trained.settings.conditional
-    coords = generate(trained, args.samples, gamma if conditional else None,
-                      temperature if conditional else None, args.seed)
-    box = float(trained.representation.L)
-    if args.sweeps > 0:
-        coords, step = thermalize(coords, box, temperature, gamma, args.sweeps,
-                                  trained.meta.get("dataset_params", {}).get("periodic", ""),
-                                  args.seed)
-        print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}, gamma={gamma:g} "
-              f"(step {step:.3g})", file=sys.stderr)
-    _write_generated(out, coords, box, gamma, temperature)
+    raw, relaxed = generate_relaxed(trained, args.samples, gamma, temperature, args.sweeps,
+                                    args.seed)
+    if relaxed is not None:
+        print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}, gamma={gamma:g}",
+              file=sys.stderr)
+    coords = raw if relaxed is None else relaxed
+    _write_generated(out, coords, float(trained.representation.L), gamma, temperature)
     print(f"wrote {len(coords)} configurations to {out}", file=sys.stderr)
     return 0
 

@@ -50,34 +50,65 @@ def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
     return trained.representation.inverse_transform(out)
 
 
-PRIORS = ("fitted", "plain", "normal")
+PRIORS = ("fitted", "pooled", "plain", "normal")
 
 
 def available_priors(trained) -> list[str]:
     """The priors :func:`generate` can sample for this model, its default first: the fitted
-    one and, when the physics loss refined it, the plain mixture it came from; N(0, I)."""
+    one (per state point for conditional models that have one, with the mixture pooled over
+    every state point beside it); when the physics loss refined the pooled mixture, the plain
+    fit it came from; N(0, I)."""
     if trained.latent_prior is None:
         return ["normal"]
-    refined = trained.meta.get("latent_prior_plain") is not None
-    return ["fitted", "plain", "normal"] if refined else ["fitted", "normal"]
+    names = ["fitted"]
+    if trained.conditional_prior is not None:
+        names.append("pooled")
+    if trained.meta.get("latent_prior_plain") is not None:
+        names.append("plain")
+    return names + ["normal"]
 
 
 def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
              prior: str = "fitted") -> np.ndarray:
-    """n configurations decoded from latent samples (at the given gamma, T if conditional):
-    of the model's fitted prior (:class:`ljvae_core.latent.LatentPrior`, refined by the joint
-    physics loss where the model's was) when it has one and prior="fitted", of the plain
-    maximum-likelihood mixture for prior="plain", else of N(0, I)."""
+    """n configurations decoded from latent samples (at the given gamma, T if conditional).
+
+    prior="fitted": the model's generation prior -- for a conditional model that has one, the
+    mixture of the state point (gamma, T), carried between trained state points
+    (:class:`ljvae_core.priors.ConditionalPrior`); otherwise the mixture fitted over every
+    training configuration (:class:`ljvae_core.priors.LatentPrior`, refined by the joint
+    physics loss where the model's was), which prior="pooled" also names. prior="plain": that
+    mixture before refinement. prior="normal": N(0, I)."""
     if prior not in PRIORS:
         raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
     rng = np.random.default_rng(seed)
-    fitted = {"fitted": trained.latent_prior, "plain": trained.plain_latent_prior,
-              "normal": None}[prior]
-    if fitted is not None:
-        z = fitted.sample(n, rng)
+    by_state = trained.conditional_prior if prior == "fitted" else None
+    if by_state is not None:
+        z = by_state.sample(n, gamma, temperature, rng)
+        return decode_latent(trained, z, gamma, temperature)
+    pooled = {"fitted": trained.latent_prior, "pooled": trained.latent_prior,
+              "plain": trained.plain_latent_prior, "normal": None}[prior]
+    if pooled is not None:
+        z = pooled.sample(n, rng)
     else:
         z = rng.normal(size=(n, trained.settings.latent_dim))
     return decode_latent(trained, z, gamma, temperature)
+
+
+def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int = 0,
+                     seed: int = 0, prior: str = "fitted") -> tuple[np.ndarray, np.ndarray | None]:
+    """n samples of :func:`generate` (at (gamma, T) for a conditional model) and, with
+    sweeps > 0, the same after that many Metropolis sweeps each at (T, gamma) with a tuned
+    step (:func:`thermalize`; None without). An unconditional model's samples are relaxed at
+    the gamma given."""
+    conditional = trained.settings.conditional
+    raw = generate(trained, n, gamma if conditional else None,
+                   temperature if conditional else None, seed, prior)
+    if sweeps <= 0:
+        return raw, None
+    periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
+    relaxed, _ = thermalize(raw, float(trained.representation.L), temperature, gamma, sweeps,
+                            periodic, seed)
+    return raw, relaxed
 
 
 def quench(coords, box: float, gamma=0.0, periodic: str = "", sweeps: int = QUENCH_SWEEPS,

@@ -34,7 +34,7 @@ the LJ energy of the decoded configuration computed in TensorFlow from its dista
 (distance and coordinate representations) and W the squared overflow of decoded coordinates
 out of the box's walls (:func:`wall_overflow`), so decoded samples stop overlapping and fit
 the box. The same penalty (:func:`decoded_penalty`, through :meth:`VAE.latent_penalty`)
-refines the generation prior after training (:meth:`ljvae_core.latent.LatentPrior.refine`),
+refines the generation prior after training (:meth:`ljvae_core.priors.LatentPrior.refine`),
 where it raises the validity of generated samples without moving the decoder.
 """
 
@@ -400,7 +400,7 @@ class VAE(keras.Model):
         physics = self._physics_penalty(x_hat, decoded)
         if self.physics and self.physics.get("weight", 0.0) > 0.0:
             # Configurations decoded where generation samples too. The fitted prior
-            # (ljvae_core.latent.LatentPrior) models the posterior means after training; a
+            # (ljvae_core.priors.LatentPrior) models the posterior means after training; a
             # Gaussian of this batch's means stands in for it. N(0, I) lies off the region
             # the encoder uses: shaping the decoder there changed nothing generation sees.
             centre = ops.stop_gradient(ops.mean(mean, axis=0))

@@ -161,7 +161,7 @@ class TrainSettings:
              "is fitted with the same physics penalty on its decoded samples, so generation "
              "avoids latent regions that decode to overlapping or too wide configurations. "
              "The decoder, hence every reconstruction, is left as trained. 0: the plain "
-             "mixture (ljvae_core.latent.LatentPrior.refine).")
+             "mixture (ljvae_core.priors.LatentPrior.refine).")
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -284,13 +284,24 @@ class TrainedModel:
 
     @property
     def latent_prior(self):
-        """The generation prior fitted after training (:class:`ljvae_core.latent.LatentPrior`),
+        """The generation prior fitted after training (:class:`ljvae_core.priors.LatentPrior`),
         or None for models that have none (generation then samples N(0, I))."""
         if self.meta.get("latent_prior") is None:
             return None
-        from .latent import LatentPrior
+        from .priors import LatentPrior
 
         return LatentPrior.from_dict(self.meta["latent_prior"])
+
+    @property
+    def conditional_prior(self):
+        """The per-state-point generation prior of a conditional model
+        (:class:`ljvae_core.priors.ConditionalPrior`), or None (unconditional models, and
+        conditional ones saved without it)."""
+        if self.meta.get("conditional_prior") is None:
+            return None
+        from .priors import ConditionalPrior
+
+        return ConditionalPrior.from_dict(self.meta["conditional_prior"])
 
     @property
     def plain_latent_prior(self):
@@ -298,7 +309,7 @@ class TrainedModel:
         refined it (the prior itself when it was not refined; None without one)."""
         if self.meta.get("latent_prior_plain") is None:
             return self.latent_prior
-        from .latent import LatentPrior
+        from .priors import LatentPrior
 
         return LatentPrior.from_dict(self.meta["latent_prior_plain"])
 
@@ -888,11 +899,12 @@ def regressor_coordinates(model, representation, X) -> np.ndarray:
 def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
                         max_samples: int = 5000, progress=None) -> None:
     """Fit the generation prior (a Gaussian mixture over the posterior means of at most
-    ``max_samples`` training configurations, :class:`ljvae_core.latent.LatentPrior`), then,
+    ``max_samples`` training configurations, :class:`ljvae_core.priors.LatentPrior`), then,
     with a prior physics weight, refine it with the joint physics loss of its decoded
     samples. Kept in the meta: the prior generation uses, and the plain fit beside it
     (``latent_prior_plain``) when the two differ."""
-    from .latent import LatentPrior, encode
+    from .latent import encode
+    from .priors import LatentPrior
 
     idx = np.asarray(trained.meta["train_indices"])
     rng = np.random.default_rng(trained.settings.seed)
@@ -907,6 +919,27 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
         prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
                              seed=trained.settings.seed, progress=progress)
     trained.meta["latent_prior"] = prior.to_dict()
+    if trained.settings.conditional:
+        attach_conditional_prior(trained, dataset, components, max_samples)
+
+
+def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 10,
+                             max_samples: int = 5000) -> None:
+    """Fit the per-state-point generation prior of a conditional model
+    (:class:`ljvae_core.priors.ConditionalPrior`) over the posterior means of at most
+    ``max_samples`` training configurations of each state point; kept in the meta."""
+    from .latent import encode
+    from .priors import ConditionalPrior
+
+    idx = np.asarray(trained.meta["train_indices"])
+    rng = np.random.default_rng(trained.settings.seed)
+    kept = [rng.permutation(idx[dataset.condition[idx] == k])[:max_samples]
+            for k in np.unique(dataset.condition[idx])]
+    idx = np.sort(np.concatenate(kept))
+    gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
+    latent = encode(trained, dataset.coords[idx], gamma, temperature)
+    prior = ConditionalPrior.fit(latent, gamma, temperature, components, trained.settings.seed)
+    trained.meta["conditional_prior"] = prior.to_dict()
 
 
 def _prior_penalty(trained: TrainedModel, dataset, idx):

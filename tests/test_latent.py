@@ -6,7 +6,6 @@ import pytest
 pytest.importorskip("keras")
 
 from ljvae_core.latent import (  # noqa: E402
-    LatentPrior,
     Projection,
     encode,
     energy_map,
@@ -15,6 +14,7 @@ from ljvae_core.latent import (  # noqa: E402
     physical_statistics,
     unseen_chains,
 )
+from ljvae_core.priors import LatentPrior  # noqa: E402
 from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
 from ljvae_core.training import TrainSettings, train  # noqa: E402
 

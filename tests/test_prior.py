@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from ljvae_core.latent import COVARIANCE_FLOOR, LatentPrior, positive_definite  # noqa: E402
+from ljvae_core.priors import COVARIANCE_FLOOR, LatentPrior, positive_definite  # noqa: E402
 
 
 def _least_eigenvalue(prior):
