@@ -1,47 +1,132 @@
-"""Reconstruct: a held-out configuration next to its reconstruction, and new configurations
-generated from the latent prior, compared with the Monte Carlo data."""
+"""Reconstruct: a held-out configuration next to its reconstruction; new configurations
+generated at a chosen γ, raw or after thermal sweeps, against Monte Carlo of that γ; and every
+state point judged against its Monte Carlo, beside the Monte Carlo floor."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from ljvae_core.analysis import (
     ENERGY_PER_PARTICLE_CAP,
-    compare_distributions,
     energies_per_particle,
 )
-from ljvae_core.evaluation import (
-    available_priors,
-    generate,
-    held_out_indices,
-    quench,
-    reconstruct,
-)
+from ljvae_core.evaluation import available_priors, generate_relaxed, held_out_indices, reconstruct
 from ljvae_core.geometry import match_and_align, pairwise_distances
+from ljvae_core.io import extxyz_text
+from ljvae_core.sampling import parse_values
+from ljvae_core.statepoints import evaluate_state_points, figures, monte_carlo_pair
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
-from ljvae_ui.state import cached_model, pick_compatible_dataset, pick_model
+from ljvae_ui.judging import cost_caption, figures_table, state_point_rows, state_point_title
+from ljvae_ui.state import (
+    cached_model,
+    job_blocked,
+    pick_compatible_dataset,
+    pick_model,
+    redraw_when_finished,
+    start_job,
+)
 from ljvae_ui.views import configuration_html
 
 GENERATED = "generated_samples"
-# How generated sets differ from Monte Carlo: (header, what it measures).
-DISTANCE_COLUMNS = {
-    "w1_energy_per_particle": ("LJ energy W1 (ε)", "Wasserstein distance between the LJ "
-                               "energy-per-particle distributions."),
-    "w1_nearest_neighbour": ("nearest-neighbour W1 (σ)", "Wasserstein distance between the "
-                             "distributions of each particle's nearest-neighbour distance."),
-    "w1_height": ("height W1 (σ)", "Wasserstein distance between the distributions of "
-                  "particle heights."),
-    "rdf_l1": ("g(r) L1 distance", "Integrated absolute difference of the two g(r) curves."),
-    "valid_fraction": ("valid (no pair < 0.8 σ)", "Share of configurations with no pair of "
-                       "particles closer than 0.8 σ."),
-}
-
-
 def energy_text(value: float) -> str:
     """An energy per particle; the cap that keeps overlaps finite is shown as such."""
     if value >= ENERGY_PER_PARTICLE_CAP:
         return f"≥ {ENERGY_PER_PARTICLE_CAP:g} (overlap)"
     return f"{value:.3f}"
+
+
+PRIOR_NAMES = {"fitted": "the fitted prior", "pooled": "one mixture over every state point",
+               "plain": "the fitted prior, without the physics loss", "normal": "N(0, I)"}
+JUDGED = "state_point_job"
+
+
+def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
+    """Samples at (gamma, T), raw and relaxed, with Monte Carlo of that state point and the
+    figures of each against it."""
+    raw, relaxed = generate_relaxed(trained, n, gamma, temperature, sweeps, seed, prior)
+    reference, source, second = monte_carlo_pair(trained, ds, gamma, temperature, n, seed)
+    sets = {"generated, raw": raw}
+    if relaxed is not None:
+        sets[f"generated + {sweeps} sweeps"] = relaxed
+    rows = {"Monte Carlo, independent run (floor)": second.coords} | sets
+    return {"model": summary["name"], "dataset": chosen["name"], "gamma": gamma,
+            "temperature": temperature, "sets": sets, "reference": reference,
+            "source": source,
+            "figures": {label: figures(x, reference, ds.box, gamma, periodic, seed)
+                        for label, x in rows.items()}}
+
+
+def show_generated(result: dict) -> None:
+    sets = {f"Monte Carlo ({result['source']})": result["reference"]} | result["sets"]
+    for column, chart in zip(st.columns(3), sample_comparison_charts(sets, ds.box, periodic),
+                             strict=True):
+        column.altair_chart(chart, width="stretch")
+    table, config = figures_table(result["figures"])
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    st.caption(f"Each figure compares a set with {len(result['reference'])} configurations of "
+               f"{result['source']} at γ = {result['gamma']:g}; the floor row is what Monte "
+               "Carlo scores against itself.")
+    last = list(result["sets"].values())[-1]
+    cols = st.columns([3, 1])
+    show = cols[0].number_input("Show generated sample", 0, len(last) - 1, 0,
+                                key="show_generated")
+    info = {"gamma": np.full(len(last), result["gamma"]),
+            "temperature": np.full(len(last), result["temperature"])}
+    cols[1].download_button("Download (extended XYZ)", extxyz_text(last, ds.box, periodic, info),
+                            file_name=f"{summary['name']}-generated.xyz", key="download_generated")
+    st.iframe(configuration_html(last[show], ds.box), height=440)
+
+
+def judge_form() -> None:
+    job = st.session_state.get(JUDGED)
+    running = job is not None and job.running
+    cols = st.columns(3)
+    n = cols[0].number_input("Configurations per state point", 50, 2000, 300, key="judge_n",
+                             help="Each set is this many configurations; the classifier's "
+                                  "AUC is noisier with fewer (about ±0.03 at 300).")
+    unseen = cols[1].text_input("Also at unseen γ", "", key="judge_unseen",
+                                placeholder="e.g. 0.75, 1.5",
+                                help="γ values the model was not trained at, judged against "
+                                     "a fresh seeded Monte Carlo run there.")
+    try:
+        extra = parse_values(unseen, "the unseen γ values") if unseen.strip() else ()
+    except ValueError as err:
+        st.error(f"Please fix them: {err}.")
+        return
+    blocked = job_blocked(JUDGED)
+    if cols[2].button("Judge every state point", key="judge", disabled=running or bool(blocked)):
+        if start_job(JUDGED, evaluate_state_points, trained, ds, extra, int(n),
+                     label="judge", seed=0):
+            st.session_state["judged_for"] = (summary["name"], chosen["name"])
+            st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def judge_panel() -> None:
+    job = st.session_state.get(JUDGED)
+    if job is None or st.session_state.get("judged_for") != (summary["name"], chosen["name"]):
+        return
+    if job.running:
+        st.progress(job.fraction, text=f"{job.fraction:.0%} — {job.message} "
+                                       f"({job.elapsed:.0f} s)")
+        if st.button("Cancel", key="cancel_judge"):
+            job.cancel()
+        return
+    redraw_when_finished(JUDGED)
+    if job.status == "cancelled":
+        st.warning("Judging was cancelled.")
+        return
+    if job.status != "done":
+        st.error(f"Judging failed: {job.error}")
+        return
+    points = job.result["state_points"]
+    st.success(f"Judged {len(points)} state points in {job.elapsed:.0f} s.")
+    for tab, point in zip(st.tabs([state_point_title(p) for p in points]), points,
+                          strict=True):
+        with tab:
+            table, config = figures_table(state_point_rows(point))
+            st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+            st.caption(f"Against {point['reference_samples']} configurations of "
+                       f"{point['reference']}. " + cost_caption(point))
 
 
 st.title("Reconstruct")
@@ -66,7 +151,8 @@ metrics = summary.get("metrics") or {}
 if metrics:
     rec, gen = metrics["reconstruction"], metrics["generation"]
     st.caption(f"This model's evaluation on {metrics.get('held_out_samples', 'its')} held-out "
-               "configurations (chains it was not trained on):")
+               "configurations (chains it was not trained on), with the zero-temperature "
+               "quench; the per-state-point judgement is below:")
     cols = st.columns(5)
     baseline = rec.get("baseline_rmsd_median")
     cols[0].metric("Median RMSD (held out)", f"{rec['rmsd_median']:.3f} σ",
@@ -122,66 +208,54 @@ st.altair_chart(distance_heatmap(d_orig, "Distances, original", vmax)
                 | distance_heatmap(np.abs(d_rec - d_orig), "|difference|", vmax),
                 width="content")
 
-st.subheader("Generate from the latent prior")
+st.subheader("Generate")
 cols = st.columns(4)
 n = cols[0].number_input("Samples", 10, 2000, 300, key="n_generate")
 gammas = sorted(set(ds.gamma[held_out].tolist()))
+temperature = float(ds.temperature[held_out][0])
+by_state = trained.conditional_prior
 if trained.settings.conditional:
-    gamma = cols[1].number_input("at γ", -10.0, 10.0, float(gammas[0]), key="generate_gamma",
-                                 help="Any value: γ outside the training range extrapolates.")
-    temperature = float(ds.temperature[held_out][0])
+    low, high = by_state.gamma_range if by_state is not None else (min(gammas), max(gammas))
+    gamma = cols[1].number_input(
+        "at γ", -10.0, 10.0, float(gammas[0]), key="generate_gamma",
+        help=f"Trained on γ from {low:g} to {high:g}. Between trained values the model "
+             "interpolates; past them it extrapolates a little way, and says so when a γ "
+             "is too far.")
 else:
-    gamma, temperature = None, None
-    cols[1].caption("Unconditional model: samples span the training γ values.")
-relax = cols[2].checkbox("Relax (zero-temperature quench)", True, key="relax")
+    gamma = cols[1].selectbox("relaxed at γ", gammas, key="generate_gamma_relax",
+                              help="Unconditional model: its samples span the training γ "
+                                   "values; the thermal sweeps run at this γ.")
+sweeps = cols[2].number_input(
+    "Thermal sweeps", 0, 200, 0, key="generate_sweeps",
+    help="Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
+         "a tuned step. The energy of this system decorrelates in about 40–70 sweeps.")
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 priors = available_priors(trained)
 prior = priors[0]
 if len(priors) > 1:
     prior = st.radio("Sample the latent from", priors, horizontal=True, key="generate_prior",
-                     format_func={"fitted": "the fitted prior",
-                                  "plain": "the fitted prior, without the physics loss",
-                                  "normal": "N(0, I)"}.get,
+                     format_func=PRIOR_NAMES.get,
                      help="The fitted prior is a Gaussian mixture over the latent means of the "
-                          "training configurations, refined (unless its weight was 0) so that "
-                          "its samples decode to configurations that fit the box without "
-                          "overlaps. A latent that holds much information fills only part of "
-                          "N(0, I), and samples elsewhere decode to configurations unlike the "
-                          "training data.")
+                          "training configurations (for a conditional model, one per trained "
+                          "state point, carried between them). A latent that holds much "
+                          "information fills only part of N(0, I), and samples elsewhere "
+                          "decode to configurations unlike the training data.")
 if st.button("Generate", type="primary", key="generate"):
-    with st.spinner("Decoding and relaxing…"):
-        raw = generate(trained, int(n), gamma, temperature, int(seed), prior)
-        relaxed = quench(raw, ds.box, 0.0 if gamma is None else gamma, periodic,
-                         seed=int(seed)) if relax else None
-    st.session_state[GENERATED] = {"model": summary["name"], "gamma": gamma, "raw": raw,
-                                   "relaxed": relaxed}
+    try:
+        with st.spinner("Decoding, relaxing, and comparing with Monte Carlo of this γ…"):
+            st.session_state[GENERATED] = generated_and_judged(
+                int(n), float(gamma), temperature, int(sweeps), int(seed), prior)
+    except ValueError as err:
+        st.error(f"Could not generate: {err}.")
 
 result = st.session_state.get(GENERATED)
-if result and result["model"] == summary["name"]:
-    reference = ds.coords[held_out]
-    if result["gamma"] is not None:
-        near = np.isclose(ds.gamma[held_out], result["gamma"])
-        if near.any():
-            reference = reference[near]
-        else:
-            st.caption("No Monte Carlo data at this γ: compared with all held-out samples.")
-    sets = {"Monte Carlo (held out)": reference, "generated": result["raw"]}
-    if result["relaxed"] is not None:
-        sets["generated, relaxed"] = result["relaxed"]
-    for column, chart in zip(st.columns(3), sample_comparison_charts(sets, ds.box, periodic),
-                             strict=True):
-        column.altair_chart(chart, width="stretch")
-    rows = [{"set": label, **compare_distributions(coords, reference, ds.box, 0.0, periodic)}
-            for label, coords in sets.items() if label != "Monte Carlo (held out)"]
-    table = pd.DataFrame(rows).drop(columns="reference_valid_fraction")
-    st.dataframe(table.rename(columns={k: v[0] for k, v in DISTANCE_COLUMNS.items()}),
-                 hide_index=True, width="stretch", column_config={
-                     label: st.column_config.NumberColumn(
-                         label, help=text, format="percent" if "valid" in label else "%.3f")
-                     for label, text in DISTANCE_COLUMNS.values()})
-    st.caption("Each figure compares the generated set with the Monte Carlo data; 0 means "
-               "the same distribution.")
-    show = st.number_input("Show generated sample", 0, len(result["raw"]) - 1, 0,
-                           key="show_generated")
-    chosen = (result["relaxed"] if result["relaxed"] is not None else result["raw"])[show]
-    st.iframe(configuration_html(chosen, ds.box), height=440)
+if result and result["model"] == summary["name"] and result["dataset"] == chosen["name"]:
+    show_generated(result)
+
+st.subheader("Judged per state point")
+st.caption("Generated samples and reconstructions at every state point, raw and after 5 and "
+           "20 thermal sweeps, against Monte Carlo of that state point (held out, or a fresh "
+           "seeded run at a γ the dataset lacks), beside what an independent Monte Carlo run "
+           "scores: the floor.")
+judge_form()
+judge_panel()

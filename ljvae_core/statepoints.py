@@ -77,6 +77,19 @@ def _held_out_reference(trained, dataset, gamma, temperature, n, rng):
     return dataset.coords[np.sort(rng.choice(idx, min(n, len(idx)), replace=False))]
 
 
+def monte_carlo_pair(trained, dataset, gamma, temperature, n: int, seed: int = 0):
+    """(reference, its source, second): up to n held-out Monte Carlo configurations of the
+    state point (n fresh seeded ones where the dataset has none), and an independent fresh
+    Monte Carlo dataset of n more (the floor's, and what reconstructions are made of)."""
+    rng = np.random.default_rng(seed)
+    reference = _held_out_reference(trained, dataset, gamma, temperature, n, rng)
+    source = "held-out Monte Carlo"
+    if reference is None:
+        reference = fresh_monte_carlo(dataset.params, gamma, temperature, n, seed).coords
+        source = "fresh Monte Carlo"
+    return reference, source, fresh_monte_carlo(dataset.params, gamma, temperature, n, seed + 1)
+
+
 def relaxed_series(coords, box, temperature, gamma, sweeps, periodic, seed):
     """{K: the configurations after K sweeps} for each K of ``sweeps`` (increasing), each
     continuing the last, and {K: seconds since the start}."""
@@ -99,13 +112,7 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = 2000, sweep
     from .evaluation import generate, reconstruct
 
     box, periodic = dataset.box, dataset.params.get("periodic", "")
-    rng = np.random.default_rng(seed)
-    reference = _held_out_reference(trained, dataset, gamma, temperature, n, rng)
-    source = "held-out Monte Carlo"
-    if reference is None:
-        reference = fresh_monte_carlo(dataset.params, gamma, temperature, n, seed).coords
-        source = "fresh Monte Carlo"
-    second = fresh_monte_carlo(dataset.params, gamma, temperature, n, seed + 1)
+    reference, source, second = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
     start = time.perf_counter()
     raw = generate(trained, n, gamma if trained.settings.conditional else None,
                    temperature if trained.settings.conditional else None, seed)
@@ -155,12 +162,17 @@ def _sweeps_per_second(fresh, step_size, sweeps: int = 2000) -> float:
 
 
 def evaluate_state_points(trained, dataset, unseen_gammas=(), n: int = 2000, sweeps=SWEEPS,
-                          seed: int = 0, progress=None) -> dict:
+                          seed: int = 0, progress=None, cancel=None) -> dict:
     """:func:`judge_state_point` of every state point of :func:`state_point_list`, as one
-    JSON-ready dict; ``progress(fraction, message)`` after each."""
+    JSON-ready dict; ``progress(fraction, message)`` before each; setting the
+    threading.Event ``cancel`` stops between state points (raises Cancelled)."""
+    from .sampling import Cancelled
+
     points = state_point_list(trained, dataset, unseen_gammas)
     results = []
     for k, (gamma, temperature, seen) in enumerate(points):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("judging per state point was cancelled")
         if progress is not None:
             progress(k / len(points), f"judging gamma = {gamma:g}, T = {temperature:g}")
         result = judge_state_point(trained, dataset, gamma, temperature, n, sweeps, seed + k)

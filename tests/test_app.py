@@ -158,20 +158,25 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     assert metrics["RMSD (matched, aligned)"].endswith("σ")
     assert len(at.get("iframe")) == 2
     at.number_input(key="n_generate").set_value(20)
+    at.number_input(key="generate_sweeps").set_value(5)
     at.button(key="generate").click()
     at.run()
-    assert not at.exception
+    assert not at.exception and not at.error
     table = at.dataframe[-1].value
-    assert table["set"].tolist() == ["generated", "generated, relaxed"]
+    assert table["set"].tolist() == ["Monte Carlo, independent run (floor)", "generated, raw",
+                                     "generated + 5 sweeps"]
     assert (table["valid (no pair < 0.8 σ)"].between(0, 1)).all()
+    assert table["classifier AUC"].between(0, 1).all()
     assert not any("_" in c for c in table.columns)
+    assert at.get("download_button")
     # The plain mixture, before the physics loss refined the prior, is one choice away.
     assert at.radio(key="generate_prior").options == [
         "the fitted prior", "the fitted prior, without the physics loss", "N(0, I)"]
     at.radio(key="generate_prior").set_value("plain")
     at.button(key="generate").click()
     at.run()
-    assert not at.exception and at.dataframe[-1].value["set"].tolist()[0] == "generated"
+    assert not at.exception and at.dataframe[-1].value["set"].tolist()[1] == "generated, raw"
+    _judge_every_state_point_on_the_reconstruct_page(at)
 
     at.switch_page("app_pages/latent.py")
     at.run()
@@ -185,6 +190,24 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     assert not at.exception
     assert any("decoded U/N" in str(c.proto) for c in at.get("vega_lite_chart"))
     _score_uploads_on_the_latent_page(at, stored_dataset)
+
+
+def _judge_every_state_point_on_the_reconstruct_page(at):
+    at.text_input(key="judge_unseen").set_value("0.5, x")
+    at.run()
+    assert "Please fix" in at.error[0].value and "Traceback" not in at.error[0].value
+    at.text_input(key="judge_unseen").set_value("0.5")
+    at.number_input(key="judge_n").set_value(50)
+    at.run()
+    at.button(key="judge").click()
+    at.run()
+    _wait_for_job(at, 300)
+    assert not at.exception and not at.error
+    assert [t.label for t in at.tabs] == ["γ = 0, T = 1", "γ = 0.5, T = 1 (unseen)",
+                                          "γ = 1, T = 1"]
+    rows = at.dataframe[-1].value["set"].tolist()
+    assert rows[0] == "Monte Carlo, independent run (floor)" and "generated + 20 sweeps" in rows
+    assert any("decorrelated configurations per second" in c.value for c in at.caption)
 
 
 def _score_uploads_on_the_latent_page(at, dataset_name):

@@ -1,0 +1,64 @@
+"""Tables of how far generated ensembles are from Monte Carlo
+(:mod:`ljvae_core.statepoints` figures), with human headers and their explanations."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+# Figure key: (header, format, what it measures).
+FIGURE_COLUMNS = {
+    "auc": ("classifier AUC", "%.2f",
+            "Cross-validated ROC AUC of gradient-boosted trees telling this set from the Monte "
+            "Carlo one, on sorted heights, nearest-neighbour distances and pair energies: 0.5 "
+            "means indistinguishable, 1 that every configuration gives its origin away."),
+    "energy_w1": ("U/N W1 (ε)", "%.3f",
+                  "Wasserstein distance between the distributions of the total energy per "
+                  "particle (LJ pairs and gravity at this γ)."),
+    "height_w1": ("height W1 (σ)", "%.3f",
+                  "Wasserstein distance between the distributions of particle heights."),
+    "nearest_neighbour_w1": ("nearest-neighbour W1 (σ)", "%.4f",
+                             "Wasserstein distance between the distributions of each "
+                             "particle's nearest-neighbour distance."),
+    "rdf_l1": ("g(r) L1", "%.3f", "Integrated absolute difference of the two g(r) curves."),
+    "valid_fraction": ("valid (no pair < 0.8 σ)", "percent",
+                       "Share of configurations with no pair of particles closer than 0.8 σ."),
+}
+
+
+def figures_table(rows: dict[str, dict]):
+    """{set label: figures} as a table (a row per set) and its column configuration."""
+    table = pd.DataFrame([{"set": label, **{FIGURE_COLUMNS[k][0]: v for k, v in figs.items()
+                                            if k in FIGURE_COLUMNS}}
+                          for label, figs in rows.items()])
+    config = {"set": st.column_config.Column("set", help="What is compared with the Monte "
+                                             "Carlo configurations of this state point.")}
+    config |= {header: st.column_config.NumberColumn(header, help=text, format=fmt)
+               for header, fmt, text in FIGURE_COLUMNS.values()}
+    return table, config
+
+
+def state_point_rows(point: dict) -> dict[str, dict]:
+    """The rows of one judged state point: the Monte Carlo floor, then generated and
+    reconstructed sets after each number of sweeps."""
+    rows = {"Monte Carlo, independent run (floor)": point["floor"]}
+    for kind, label in (("generated", "generated"), ("reconstructed", "reconstructed")):
+        for sweeps, figs in point[kind].items():
+            rows[f"{label}, raw" if sweeps == "0" else f"{label} + {sweeps} sweeps"] = figs
+    return rows
+
+
+def state_point_title(point: dict) -> str:
+    return (f"γ = {point['gamma']:g}, T = {point['temperature']:g}"
+            + ("" if point["trained"] else " (unseen)"))
+
+
+def cost_caption(point: dict) -> str:
+    """Generated-and-relaxed samples per second against Monte Carlo's decorrelated ones."""
+    cost = point["cost"]
+    rates = ", ".join(f"{rate:,.0f}/s raw" if k == "0" else f"{rate:,.0f}/s with {k} sweeps"
+                      for k, rate in cost["generated_per_second"].items())
+    return (f"Cost: the model makes {rates}; Monte Carlo makes "
+            f"{cost['monte_carlo_decorrelated_per_second']:,.0f} decorrelated configurations "
+            f"per second (one per τ = {cost['monte_carlo_tau_sweeps']:.0f} sweeps, at "
+            f"{cost['monte_carlo_sweeps_per_second']:,.0f} sweeps/s).")
