@@ -31,9 +31,21 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     summary = json.loads((model / "summary.json").read_text())
     assert summary["match_every"] == 1 and summary["heights"] is True
     assert summary["prior_physics_weight"] == 50
-    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies")
+    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies",
+               "--state-samples", 30, "--unseen-gamma", 0.5, "--sweeps", 0, 3)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
+    # The headline: each state point judged against its own Monte Carlo, floor beside it.
+    assert list(result)[:2] == ["sweeps", "state_points"] and result["sweeps"] == [0, 3]
+    points = result["state_points"]
+    assert [(p["gamma"], p["trained"], p["reference"]) for p in points] == [
+        (0.0, True, "held-out Monte Carlo"), (0.5, False, "fresh Monte Carlo"),
+        (1.0, True, "held-out Monte Carlo")]
+    for point in points:
+        assert set(point["generated"]) == set(point["reconstructed"]) == {"0", "3"}
+        for figures in (point["floor"], *point["generated"].values()):
+            assert 0 <= figures["auc"] <= 1 and figures["energy_w1"] >= 0
+        assert point["cost"]["monte_carlo_decorrelated_per_second"] > 0
     for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median", "baseline_rmsd_median"):
         assert result["reconstruction"][key] >= 0
     assert 0 <= result["reconstruction"]["valid_fraction"] <= 1

@@ -59,7 +59,7 @@ def test_training_lowers_the_loss_and_round_trips(small_dataset, tmp_path):
     assert listed[0]["representation"] == "distances" and listed[0]["latent_dim"] == 4
 
 
-def test_conditional_coordinates_model_trains(small_dataset):
+def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
     settings = TrainSettings(representation="coords", latent_dim=2, epochs=3, conditional=True)
     trained = train(small_dataset, settings)
     x, c = trained.model_inputs(small_dataset.coords[:4], small_dataset.gamma[:4],
@@ -75,6 +75,26 @@ def test_conditional_coordinates_model_trains(small_dataset):
     assert trained.plain_latent_prior.physics_weight == 0.0
     out = generate(trained, 5, gamma=1.0, temperature=1.0)
     assert out.shape == (5, *small_dataset.coords.shape[1:]) and np.isfinite(out).all()
+    _generation_draws_the_latents_of_the_state_point_asked_for(trained, small_dataset, tmp_path)
+
+
+def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_path):
+    from ljvae_core.evaluation import available_priors, generate
+    from ljvae_core.latent import encode
+    from ljvae_core.training import export_model, import_model
+
+    assert available_priors(trained) == ["fitted", "pooled", "plain", "normal"]
+    prior = trained.conditional_prior
+    assert prior.conditions.tolist() == [[0.0, 1.0], [1.0, 1.0]]
+    latent = encode(trained, ds.coords, ds.gamma, ds.temperature)
+    centres = [latent[ds.gamma == g].mean(axis=0) for g in (0.0, 1.0)]
+    for g, own, other in ((0.0, *centres), (1.0, *centres[::-1])):
+        drawn = prior.sample(400, g, 1.0, np.random.default_rng(0)).mean(axis=0)
+        assert np.linalg.norm(drawn - own) < np.linalg.norm(drawn - other)
+    with pytest.raises(ValueError, match="too far from the state points"):
+        generate(trained, 3, gamma=5.0, temperature=1.0)
+    again = import_model(export_model(trained, tmp_path / "portable"))
+    assert np.array_equal(again.conditional_prior.priors[1].means, prior.priors[1].means)
 
 
 def test_training_under_a_one_device_strategy(small_dataset, tmp_path):
