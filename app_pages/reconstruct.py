@@ -56,7 +56,7 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
 
 
 def show_generated(result: dict) -> None:
-    sets = {f"Monte Carlo ({result['source']})": result["reference"]} | result["sets"]
+    sets = {"Monte Carlo": result["reference"]} | result["sets"]
     for column, chart in zip(st.columns(3), sample_comparison_charts(sets, ds.box, periodic),
                              strict=True):
         column.altair_chart(chart, width="stretch")

@@ -252,10 +252,13 @@ class ConditionalPrior:
         return a, b, t
 
     def _outside_message(self, gamma, temperature) -> str:
-        g, tt = self.conditions[:, 0], self.conditions[:, 1]
+        def span(values):
+            low, high = values.min(), values.max()
+            return f"= {low:g}" if low == high else f"from {low:g} to {high:g}"
+
         return (f"gamma = {gamma:g}, T = {temperature:g} is too far from the state points "
-                f"this model was trained on (gamma {g.min():g} to {g.max():g}, "
-                f"T {tt.min():g} to {tt.max():g}) to generate there")
+                f"this model was trained on (gamma {span(self.conditions[:, 0])}, "
+                f"T {span(self.conditions[:, 1])}) to generate there")
 
     def _sample_at(self, target, n: int, rng) -> np.ndarray:
         a, b, t = self.path(*target)
