@@ -914,32 +914,53 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
     prior = LatentPrior.fit(latent, components, trained.settings.seed)
     trained.meta.pop("latent_prior_plain", None)
     penalty = _prior_penalty(trained, dataset, idx)
+    conditional = trained.settings.conditional
+    # A conditional model refines its pooled mixture, then one per state point.
+    first, rest = _split_progress(progress) if conditional else (progress, None)
     if penalty is not None:
         trained.meta["latent_prior_plain"] = prior.to_dict()
         prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
-                             seed=trained.settings.seed, progress=progress)
+                             seed=trained.settings.seed, progress=first)
     trained.meta["latent_prior"] = prior.to_dict()
-    if trained.settings.conditional:
-        attach_conditional_prior(trained, dataset, components, max_samples)
+    if conditional:
+        attach_conditional_prior(trained, dataset, components, max_samples, rest)
+
+
+def _split_progress(progress):
+    """Two reporters of fractions, for the first and the second half of ``progress``."""
+    if progress is None:
+        return None, None
+    return (lambda f: progress(0.5 * f)), (lambda f: progress(0.5 + 0.5 * f))
 
 
 def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 10,
-                             max_samples: int = 5000) -> None:
+                             max_samples: int = 5000, progress=None) -> None:
     """Fit the per-state-point generation prior of a conditional model
-    (:class:`ljvae_core.priors.ConditionalPrior`) over the posterior means of at most
-    ``max_samples`` training configurations of each state point; kept in the meta."""
+    (:class:`ljvae_core.priors.ConditionalPrior`): a mixture over the posterior means of at
+    most ``max_samples`` training configurations of each state point, refined (with a prior
+    physics weight) by the joint physics loss of its samples decoded at that state point;
+    kept in the meta."""
     from .latent import encode
-    from .priors import ConditionalPrior
+    from .priors import ConditionalPrior, LatentPrior
 
     idx = np.asarray(trained.meta["train_indices"])
     rng = np.random.default_rng(trained.settings.seed)
-    kept = [rng.permutation(idx[dataset.condition[idx] == k])[:max_samples]
-            for k in np.unique(dataset.condition[idx])]
-    idx = np.sort(np.concatenate(kept))
-    gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
-    latent = encode(trained, dataset.coords[idx], gamma, temperature)
-    prior = ConditionalPrior.fit(latent, gamma, temperature, components, trained.settings.seed)
-    trained.meta["conditional_prior"] = prior.to_dict()
+    states = np.unique(dataset.condition[idx])
+    conditions, priors = [], []
+    for k, state in enumerate(states):
+        mine = np.sort(rng.permutation(idx[dataset.condition[idx] == state])[:max_samples])
+        gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
+        latent = encode(trained, dataset.coords[mine], gamma, temperature)
+        prior = LatentPrior.fit(latent, components, trained.settings.seed)
+        penalty = _prior_penalty(trained, dataset, mine)
+        if penalty is not None:
+            report = None if progress is None else (
+                lambda f, k=k: progress((k + f) / len(states)))
+            prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
+                                 seed=trained.settings.seed, progress=report)
+        conditions.append((gamma[0], temperature[0]))
+        priors.append(prior)
+    trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors).to_dict()
 
 
 def _prior_penalty(trained: TrainedModel, dataset, idx):
