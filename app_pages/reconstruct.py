@@ -240,6 +240,12 @@ if len(priors) > 1:
                           "state point, carried between them). A latent that holds much "
                           "information fills only part of N(0, I), and samples elsewhere "
                           "decode to configurations unlike the training data.")
+try:
+    if by_state is not None and by_state.extrapolates(float(gamma), temperature):
+        st.caption(f"γ = {gamma:g} lies past the trained range: the samples are "
+                   "extrapolated, less faithfully the further out.")
+except ValueError:
+    pass  # too far: the Generate button says so in one sentence
 if st.button("Generate", type="primary", key="generate"):
     try:
         with st.spinner("Decoding, relaxing, and comparing with Monte Carlo of this γ…"):

@@ -366,6 +366,10 @@ def cmd_generate(args) -> int:
     gamma, temperature = _generation_state(trained, args)
     raw, relaxed = generate_relaxed(trained, args.samples, gamma, temperature, args.sweeps,
                                     args.seed)
+    prior = trained.conditional_prior
+    if prior is not None and prior.extrapolates(gamma, temperature):
+        print(f"note: gamma = {gamma:g} lies past the state points the model was trained on; "
+              "its samples are extrapolated, less faithfully the further out", file=sys.stderr)
     if relaxed is not None:
         print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}, gamma={gamma:g}",
               file=sys.stderr)

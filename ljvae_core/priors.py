@@ -281,6 +281,10 @@ class ConditionalPrior:
         out = np.vstack(samples)
         return out[rng.permutation(n)]
 
+    def extrapolates(self, gamma: float, temperature: float) -> bool:
+        """Whether (gamma, T) lies past the trained state points (on the path's extension)."""
+        return self.path(gamma, temperature)[2] > 1.0
+
     @property
     def gamma_range(self) -> tuple[float, float]:
         return float(self.conditions[:, 0].min()), float(self.conditions[:, 0].max())

@@ -43,6 +43,7 @@ def test_samples_may_be_drawn_at_one_state_point_each():
 def test_extrapolation_follows_the_last_segment_then_stops():
     prior = _prior([(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)])
     assert prior.path(2.5, 1.0) == (1, 2, 1.5)
+    assert prior.extrapolates(2.5, 1.0) and not prior.extrapolates(0.5, 1.0)
     z = prior.sample(5000, 2.5, 1.0, np.random.default_rng(3))
     assert np.allclose(z.mean(axis=0), [7.5, -2.5], atol=0.03)
     with pytest.raises(ValueError, match="too far from the state points"):
