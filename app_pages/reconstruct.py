@@ -129,6 +129,44 @@ def judge_panel() -> None:
                        f"{point['reference']}. " + cost_caption(point))
 
 
+def reconstruction_figures(metrics: dict) -> None:
+    rec = metrics["reconstruction"]
+    st.caption(f"This model's reconstructions of {metrics.get('held_out_samples', 'its')} "
+               "held-out configurations (chains it was not trained on):")
+    cols = st.columns(3)
+    baseline = rec.get("baseline_rmsd_median")
+    cols[0].metric("Median RMSD (held out)", f"{rec['rmsd_median']:.3f} σ",
+                   help="Root-mean-square displacement between a configuration and its "
+                        "reconstruction, particles matched and aligned." + (
+                            "" if baseline is None else
+                            f" A random other configuration of the same (γ, T) scores "
+                            f"{baseline:.3f} σ: what a model knowing only the state point "
+                            "would reach."))
+    cols[1].metric("90th percentile RMSD", f"{rec['rmsd_p90']:.3f} σ")
+    cols[2].metric("Valid reconstructions", f"{rec['valid_fraction']:.0%}",
+                   help="Reconstructions with no pair of particles closer than 0.8 σ.")
+
+
+def quench_figures(gen: dict) -> None:
+    """The training-time generation figures: pooled over state points, after a quench."""
+    with st.expander("Generation figures from training (zero-temperature quench)"):
+        st.caption("Samples pooled over every state point, before and after a short "
+                   "zero-temperature quench (Metropolis moves that only go downhill). The "
+                   "per-state-point judgement above is the stricter test.")
+        cols = st.columns(3)
+        cols[0].metric("Valid generated", f"{gen['valid_fraction']:.0%}",
+                       help="Generated configurations with no pair closer than 0.8 σ, "
+                            "before any relaxation.")
+        cols[1].metric("Valid after quench", f"{gen['valid_fraction_relaxed']:.0%}")
+        fair = gen.get("energy_w1_relaxed_vs_quenched_mc")
+        cols[2].metric("Energy W1 after quench", "—" if fair is None else f"{fair:.3f} ε",
+                       help="Wasserstein distance between the LJ energy per particle of "
+                            "quenched generated samples and of Monte Carlo configurations put "
+                            "through the same quench (0: identical). Against unquenched Monte "
+                            f"Carlo it is {gen['energy_w1_relaxed']:.2f} ε, since a quench "
+                            "lowers every energy.")
+
+
 st.title("Reconstruct")
 summary = pick_model()
 if summary is None:
@@ -149,33 +187,7 @@ held_out = held_out_indices(trained, ds)
 
 metrics = summary.get("metrics") or {}
 if metrics:
-    rec, gen = metrics["reconstruction"], metrics["generation"]
-    st.caption(f"This model's evaluation on {metrics.get('held_out_samples', 'its')} held-out "
-               "configurations (chains it was not trained on), with the zero-temperature "
-               "quench; the per-state-point judgement is below:")
-    cols = st.columns(5)
-    baseline = rec.get("baseline_rmsd_median")
-    cols[0].metric("Median RMSD (held out)", f"{rec['rmsd_median']:.3f} σ",
-                   help="Root-mean-square displacement between a configuration and its "
-                        "reconstruction, particles matched and aligned." + (
-                            "" if baseline is None else
-                            f" A random other configuration of the same (γ, T) scores "
-                            f"{baseline:.3f} σ: what a model knowing only the state point "
-                            "would reach."))
-    cols[1].metric("90th percentile RMSD", f"{rec['rmsd_p90']:.3f} σ")
-    cols[2].metric("Valid generated", f"{gen['valid_fraction']:.0%}",
-                   help="Generated configurations with no pair closer than 0.8 σ, before "
-                        "any relaxation.")
-    cols[3].metric("Valid after quench", f"{gen['valid_fraction_relaxed']:.0%}",
-                   help="The same after a short zero-temperature quench (Metropolis moves "
-                        "that only go downhill).")
-    fair = gen.get("energy_w1_relaxed_vs_quenched_mc")
-    cols[4].metric("Energy W1 after quench", "—" if fair is None else f"{fair:.3f} ε",
-                   help="Wasserstein distance between the LJ energy per particle of quenched "
-                        "generated samples and of Monte Carlo configurations put through the "
-                        f"same quench (0: identical). Against unquenched Monte Carlo it is "
-                        f"{gen['energy_w1_relaxed']:.2f} ε, since a quench lowers every "
-                        "energy.")
+    reconstruction_figures(metrics)
 
 st.subheader("Reconstruction of a held-out configuration")
 pick = st.number_input(f"Held-out configuration (0–{len(held_out) - 1})", 0,
@@ -265,3 +277,5 @@ st.caption("Generated samples and reconstructions at every state point, raw and 
            "scores: the floor.")
 judge_form()
 judge_panel()
+if metrics:
+    quench_figures(metrics["generation"])
