@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .statepoints import SWEEPS
+from .statepoints import STATE_SAMPLES, SWEEPS
 
 EXIT_ERROR = 2
 
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", help="dataset file (.joblib)")
     ev.add_argument("--generate", type=int, default=500,
                     help="samples drawn from the prior for the pooled quench figures")
-    ev.add_argument("--state-samples", type=int, default=2000, metavar="M",
+    ev.add_argument("--state-samples", type=int, default=STATE_SAMPLES, metavar="M",
                     help="configurations per state point judged against its Monte Carlo "
                          "(0: leave the per-state-point figures out)")
     ev.add_argument("--unseen-gamma", type=float, nargs="*", default=[], metavar="G",
