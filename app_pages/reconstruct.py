@@ -19,6 +19,7 @@ from ljvae_ui.judging import cost_caption, figures_table, state_point_rows, stat
 from ljvae_ui.state import (
     cached_model,
     job_blocked,
+    job_progress,
     pick_compatible_dataset,
     pick_model,
     redraw_when_finished,
@@ -105,11 +106,7 @@ def judge_panel() -> None:
     job = st.session_state.get(JUDGED)
     if job is None or st.session_state.get("judged_for") != (summary["name"], chosen["name"]):
         return
-    if job.running:
-        st.progress(job.fraction, text=f"{job.fraction:.0%} — {job.message} "
-                                       f"({job.elapsed:.0f} s)")
-        if st.button("Cancel", key="cancel_judge"):
-            job.cancel()
+    if job_progress(job, "cancel_judge"):
         return
     redraw_when_finished(JUDGED)
     if job.status == "cancelled":

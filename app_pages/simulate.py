@@ -5,7 +5,13 @@ import streamlit as st
 from ljvae_core.artifacts import simulate_and_save
 from ljvae_core.hosted import LimitError, check_simulation
 from ljvae_core.sampling import FORM_RANGES, ParameterError, SimulationParams, params_from_form
-from ljvae_ui.state import SELECTED_DATASET, job_blocked, redraw_when_finished, start_job
+from ljvae_ui.state import (
+    SELECTED_DATASET,
+    job_blocked,
+    job_progress,
+    redraw_when_finished,
+    start_job,
+)
 
 JOB = "simulation_job"
 WIDGET_KEYS = {"n_samples": "samples", "n_chains": "chains"}
@@ -60,11 +66,7 @@ def job_panel():
     job = st.session_state.get(JOB)
     if job is None:
         return
-    if job.running:
-        st.progress(job.fraction, text=f"{job.fraction:.0%} — {job.message} "
-                                       f"({job.elapsed:.0f} s)")
-        if st.button("Cancel", key="cancel"):
-            job.cancel()
+    if job_progress(job, "cancel"):
         return
     redraw_when_finished(JOB)
     if job.status == "done":

@@ -199,3 +199,15 @@ def redraw_when_finished(key: str) -> None:
     if st.session_state.get(seen) is not job:
         st.session_state[seen] = job
         st.rerun(scope="app")
+
+
+def job_progress(job, cancel_key: str | None = None) -> bool:
+    """While ``job`` runs: its progress bar (share, message, seconds so far) and, with a
+    ``cancel_key``, a Cancel button; returns whether it is running."""
+    if not job.running:
+        return False
+    st.progress(job.fraction, text=f"{job.fraction:.0%} — {job.message} "
+                                   f"({job.elapsed:.0f} s)")
+    if cancel_key is not None and st.button("Cancel", key=cancel_key):
+        job.cancel()
+    return True
