@@ -13,7 +13,7 @@ from ljvae_ui.runtime import keep_keras_session
 keep_keras_session()
 
 st.set_page_config(page_title="ljvae", page_icon=":material/blur_on:", layout="wide")
-st.session_state["hosted_limits"] = limits = apply_hosting()
+limits = apply_hosting()
 if limits is not None:
     st.sidebar.caption(
         f"Hosted demo: up to {limits.max_particles} particles, {limits.max_samples} samples, "

@@ -18,6 +18,7 @@ from ljvae_core.latent import (
     unseen_chains,
 )
 from ljvae_ui.charts import latent_scatter
+from ljvae_ui.hosting import hosted_limits
 from ljvae_ui.state import cached_dataset, cached_model, pick_compatible_dataset, pick_model
 from ljvae_ui.views import configuration_html
 
@@ -153,7 +154,7 @@ if show_map:
 
 # ---------------------------------------------------------------- uploads
 st.subheader("Score configurations")
-limits = st.session_state.get("hosted_limits")
+limits = hosted_limits()
 upload_limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_BYTES
 st.caption(
     "Extended XYZ (several frames allowed), CSV with x,y[,z] columns, or .npy of shape (N, d) "

@@ -5,6 +5,7 @@ import streamlit as st
 from ljvae_core.artifacts import simulate_and_save
 from ljvae_core.hosted import LimitError, check_simulation
 from ljvae_core.sampling import FORM_RANGES, ParameterError, SimulationParams, params_from_form
+from ljvae_ui.hosting import hosted_limits
 from ljvae_ui.state import (
     SELECTED_DATASET,
     job_blocked,
@@ -80,7 +81,7 @@ def job_panel():
         st.error(f"The simulation failed: {job.error}")
 
 
-limits = st.session_state.get("hosted_limits")
+limits = hosted_limits()
 try:
     params, name, scheduler = params_from_widgets()
     if limits is not None:

@@ -7,6 +7,7 @@ from ljvae_core.artifacts import list_models
 from ljvae_core.hosted import LimitError, check_training
 from ljvae_core.training import TrainingError, TrainSettings, setting_options, train_and_save
 from ljvae_ui.charts import training_charts
+from ljvae_ui.hosting import hosted_limits
 from ljvae_ui.state import (
     SELECTED_MODEL,
     job_blocked,
@@ -152,7 +153,7 @@ except TrainingError as err:
     st.error(f"Please fix the settings: {err}.")
     settings = None
 
-limits = st.session_state.get("hosted_limits")
+limits = hosted_limits()
 if settings is not None and limits is not None:
     try:
         check_training(settings, summary["samples"], limits)

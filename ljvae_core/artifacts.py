@@ -243,12 +243,6 @@ def load_dataset(name_or_path: str | os.PathLike, root=None) -> Dataset:
     return Dataset.from_dict(data)
 
 
-def delete_dataset(name: str, root=None) -> None:
-    folder = datasets_dir(root)
-    for suffix in (DATASET_SUFFIX, SUMMARY_SUFFIX):
-        (folder / f"{safe_name(name)}{suffix}").unlink(missing_ok=True)
-
-
 def simulate_and_save(params, name=None, root=None, progress=None, cancel=None, n_jobs=None,
                       scheduler=None):
     """Simulate (on a Dask cluster if ``scheduler`` is an address) and store in one go (what a
@@ -286,9 +280,3 @@ def list_models(root=None) -> list[dict]:
         summary["name"], summary["path"] = entry.name, str(entry)
         found.append(summary)
     return sorted(found, key=lambda s: s["modified"], reverse=True)
-
-
-def delete_model(name: str, root=None) -> None:
-    import shutil
-
-    shutil.rmtree(models_dir(root) / safe_name(name), ignore_errors=True)

@@ -346,10 +346,6 @@ class Dataset:
                        chain=self.chain[keep], condition=self.condition[keep])
 
     @property
-    def simulation_params(self) -> SimulationParams:
-        return SimulationParams.from_dict(self.params)
-
-    @property
     def n_particles(self) -> int:
         return int(self.coords.shape[1])
 

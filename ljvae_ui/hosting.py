@@ -11,6 +11,8 @@ from ljvae_core.artifacts import base_cache_dir
 from ljvae_core.hosted import HOSTED, SESSION_TOKEN, Limits, demo_mode, session_root, use_cache_root
 
 SESSION_PARAM = "session"
+# Where apply_hosting leaves this run's limits for the pages (None when not hosted).
+LIMITS_KEY = "hosted_limits"
 
 
 def _secrets_flag() -> bool:
@@ -21,7 +23,13 @@ def _secrets_flag() -> bool:
 
 
 def apply_hosting() -> Limits | None:
-    """Set this run's cache folder; return the hosted limits, or None when not hosted."""
+    """Set this run's cache folder and keep the hosted limits for :func:`hosted_limits`;
+    return them, or None when not hosted."""
+    st.session_state[LIMITS_KEY] = limits = _hosting()
+    return limits
+
+
+def _hosting() -> Limits | None:
     if not demo_mode(_secrets_flag()):
         use_cache_root(None)
         return None
@@ -36,4 +44,5 @@ def apply_hosting() -> Limits | None:
 
 
 def hosted_limits() -> Limits | None:
-    return st.session_state.get("hosted_limits")
+    """The hosted demo's limits for this session (None when not hosted)."""
+    return st.session_state.get(LIMITS_KEY)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from ljvae_core.artifacts import list_datasets, list_models, load_dataset
 from ljvae_core.jobs import BackgroundJob
+from ljvae_ui.hosting import hosted_limits
 
 SELECTED_DATASET = "dataset"
 SELECTED_MODEL = "model"
@@ -172,7 +173,7 @@ def job_blocked(key: str) -> str | None:
     running = _running_jobs()
     if key in running:
         return "this job is still running"
-    if running and st.session_state.get("hosted_limits") is not None:
+    if running and hosted_limits() is not None:
         return "the hosted demo runs one job at a time: wait for the running one to finish"
     return None
 

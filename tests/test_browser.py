@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import streamlit_server
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api as playwright_api
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LJVAE_CHROMIUM", "/usr/bin/chromium")

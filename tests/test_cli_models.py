@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
 
 def _run(*args):
     return subprocess.run([sys.executable, "-m", "ljvae_core", *map(str, args)],

@@ -3,12 +3,11 @@
 import subprocess
 import sys
 
+import distributed
 import numpy as np
 import pytest
 
 from ljvae_core.sampling import SchedulerError, SimulationParams, simulate
-
-distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,6 @@ def _as_the_page_gives(values: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    pytest.importorskip("keras")
     from ljvae_core.artifacts import save_dataset
     from ljvae_core.sampling import SimulationParams, simulate
 

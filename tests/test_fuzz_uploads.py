@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
-from ljvae_core.io import extxyz_text  # noqa: E402
-from ljvae_core.latent import score_files  # noqa: E402
-from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
-from ljvae_core.training import TrainSettings, attach_anomaly_scorer, train  # noqa: E402
+from ljvae_core.io import extxyz_text
+from ljvae_core.latent import score_files
+from ljvae_core.sampling import SimulationParams, simulate
+from ljvae_core.training import TrainSettings, attach_anomaly_scorer, train
 
 N, BOX = 6, 5.0
 

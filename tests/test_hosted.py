@@ -142,9 +142,10 @@ def _start_second_job():
     import streamlit as st
 
     from ljvae_core.hosted import HOSTED
+    from ljvae_ui.hosting import LIMITS_KEY
     from ljvae_ui.state import start_job
 
-    st.session_state["hosted_limits"] = HOSTED
+    st.session_state[LIMITS_KEY] = HOSTED
     release = st.session_state.setdefault("release", threading.Event())
 
     def wait(progress=None, cancel=None):

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
-from ljvae_core.latent import (  # noqa: E402
+from ljvae_core.latent import (
     Projection,
     encode,
     energy_map,
@@ -14,9 +12,9 @@ from ljvae_core.latent import (  # noqa: E402
     physical_statistics,
     unseen_chains,
 )
-from ljvae_core.priors import LatentPrior  # noqa: E402
-from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
-from ljvae_core.training import TrainSettings, train  # noqa: E402
+from ljvae_core.priors import LatentPrior
+from ljvae_core.sampling import SimulationParams, simulate
+from ljvae_core.training import TrainSettings, train
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("keras")
-
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "app_pages/latent.py"
 

@@ -1,12 +1,11 @@
 """VAE building blocks: sampling, symmetric outputs, the TensorFlow LJ energy, architectures."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from ljvae_core.geometry import pairwise_distances  # noqa: E402
-from ljvae_core.models import (  # noqa: E402
+from ljvae_core.geometry import pairwise_distances
+from ljvae_core.models import (
     Sampling,
     SymmetricDistances,
     build_vae,
@@ -14,7 +13,7 @@ from ljvae_core.models import (  # noqa: E402
     lj_energy_from_distances,
     pairwise_distances_tf,
 )
-from ljvae_core.potential import pair_energy, periodic_mask  # noqa: E402
+from ljvae_core.potential import pair_energy, periodic_mask
 
 
 def test_sampling_draws_from_the_posterior():

@@ -2,11 +2,8 @@
 Cholesky failure, whatever the latent directions the encoder leaves unused."""
 
 import numpy as np
-import pytest
 
-pytest.importorskip("keras")
-
-from ljvae_core.priors import COVARIANCE_FLOOR, LatentPrior, positive_definite  # noqa: E402
+from ljvae_core.priors import COVARIANCE_FLOOR, LatentPrior, positive_definite
 
 
 def _least_eigenvalue(prior):

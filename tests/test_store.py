@@ -22,8 +22,6 @@ from ljvae_core.artifacts import (
 )
 from ljvae_core.sampling import SimulationParams, simulate
 
-pytest.importorskip("keras")
-
 
 @pytest.fixture(scope="module")
 def tiny():

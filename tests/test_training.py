@@ -6,12 +6,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
-from ljvae_core.artifacts import list_models, models_dir  # noqa: E402
-from ljvae_core.models import lj_energy_from_distances  # noqa: E402
-from ljvae_core.sampling import SimulationParams, simulate  # noqa: E402
-from ljvae_core.training import (  # noqa: E402
+from ljvae_core.artifacts import list_models, models_dir
+from ljvae_core.models import lj_energy_from_distances
+from ljvae_core.sampling import SimulationParams, simulate
+from ljvae_core.training import (
     TrainingError,
     TrainSettings,
     load_model,
