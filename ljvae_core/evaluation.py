@@ -174,10 +174,10 @@ def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,
 
 def compare_regressor(trained, dataset, idx, epochs: int, seed: int = 0) -> dict:
     """Median matched RMSD of held-out reconstructions through MDS vs the learned regressor."""
-    from .training import regressor_coordinates, train_distance_regressor
+    from .regressor import regressor_coordinates, train_distance_regressor
 
     train_idx = np.setdiff1d(np.arange(len(dataset)), held_out_indices(trained, dataset))
-    model, rep = train_distance_regressor(dataset, epochs, seed=seed, train_idx=train_idx)
+    model, rep = train_distance_regressor(dataset, train_idx, epochs, seed=seed)
     coords = dataset.coords[idx]
     x = trained.model_inputs(coords, dataset.gamma[idx], dataset.temperature[idx])
     decoded = np.asarray(trained.model.predict(x, verbose=0, batch_size=256))

@@ -703,30 +703,6 @@ def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_cond
     return encoder, decoder
 
 
-# --------------------------------------------------------------------------- regressor
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class DistanceStress(keras.losses.Loss):
-    """Mean squared difference between the target distances (B, N, N) and those of the
-    predicted coordinates (B, N, d): blind to rigid motions, as the target is."""
-
-    def call(self, y_true, y_pred):
-        diff = pairwise_distances_tf(y_pred) - y_true
-        return ops.mean(ops.square(diff), axis=(1, 2))
-
-
-def build_distance_regressor(n_particles: int, dim: int, hidden: int = 512, seed=None):
-    """The original study's second model: a network from a normalized distance matrix
-    (N, N, 1) to coordinates (N, d) in sigma, trained on the distance stress."""
-    keras.utils.set_random_seed(0 if seed is None else int(seed))
-    x = keras.Input(shape=(n_particles, n_particles, 1), name="distances")
-    h = layers.Flatten(name="flatten")(x)
-    h = layers.Dense(hidden, activation="relu", name="dense_0")(h)
-    h = layers.Dense(hidden, activation="relu", name="dense_1")(h)
-    out = layers.Reshape((n_particles, dim), name="coords")(
-        layers.Dense(n_particles * dim, name="dense_2")(h))
-    return keras.Model(x, out, name="distance_regressor")
-
-
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,

@@ -865,37 +865,6 @@ class EvaluationError(TrainingError):
                          f"failed ({str(cause) or type(cause).__name__})")
 
 
-def train_distance_regressor(dataset, epochs: int = 30, batch_size: int = 64, seed: int = 0,
-                             train_idx=None):
-    """Fit the learned distances -> coordinates regressor on a dataset's exact distance
-    matrices (the training chains); returns (model, fitted DistanceMatrix representation)."""
-    import keras
-
-    from .features import DistanceMatrix
-    from .models import DistanceStress, build_distance_regressor
-
-    if train_idx is None:
-        train_idx, _ = split_by_chain(dataset, 0.25, seed)
-    rep = DistanceMatrix(L=dataset.box, d=dataset.dim, heights=False)
-    rep.fit(dataset.coords[train_idx])
-    x = rep.transform(dataset.coords[train_idx]).astype("float32")
-    target = rep.distances(x).astype("float32")
-    model = build_distance_regressor(dataset.n_particles, dataset.dim, seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=DistanceStress())
-    model.fit(x, target, epochs=epochs, batch_size=batch_size, verbose=0)
-    return model, rep
-
-
-def regressor_coordinates(model, representation, X) -> np.ndarray:
-    """Coordinates (M, N, d) from model outputs X through the regressor, placed in the box."""
-    from .features import place_in_box
-
-    distances = representation.distances(X)
-    normalized = (distances / representation.scale)[..., None].astype("float32")
-    coords = np.asarray(model.predict(normalized, verbose=0, batch_size=256), dtype=np.float64)
-    return place_in_box(coords - coords.mean(axis=1, keepdims=True), representation.L)
-
-
 def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
                         max_samples: int = 5000, progress=None) -> None:
     """Fit the generation prior (a Gaussian mixture over the posterior means of at most

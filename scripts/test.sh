@@ -18,4 +18,5 @@ if [ ! -x "$CHROMIUM" ] && command -v apt-get >/dev/null; then
 fi
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache}
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest "$@"

@@ -143,9 +143,10 @@ def test_bad_settings_are_refused(small_dataset):
 
 
 def test_distance_regressor_learns_coordinates(small_dataset):
-    from ljvae_core.training import regressor_coordinates, train_distance_regressor
+    from ljvae_core.regressor import regressor_coordinates, train_distance_regressor
 
-    model, rep = train_distance_regressor(small_dataset, epochs=1)
+    train_idx, _ = split_by_chain(small_dataset, 0.25, 0)
+    model, rep = train_distance_regressor(small_dataset, train_idx, epochs=1)
     x = rep.transform(small_dataset.coords[:100]).astype("float32")
     target = rep.distances(x).astype("float32")
     history = model.fit(x, target, epochs=30, batch_size=20, verbose=0).history["loss"]
