@@ -80,7 +80,7 @@ def settings_from_widgets() -> tuple[TrainSettings, str | None]:
         settings = setting_input("conditional", settings)
     name = st.text_input("Model name (optional)", key="model_name",
                          placeholder="dataset-representation-z<latent size>")
-    with st.expander("Advanced settings (the defaults are the ones the README's results use)"):
+    with st.expander("Advanced settings (the defaults are the ones the documented results use)"):
         settings = advanced_widgets(settings)
     settings.validate()
     return settings, name.strip() or None

@@ -113,7 +113,7 @@ class VoxelGrid(Representation):
     fullest cell, refined to the weighted centroid of its neighbourhood, then one
     particle's footprint is removed there. Without smearing, particles land on cell centres
     (error up to h * sqrt(d) / 2 each); the round-trip error as a function of h and w is
-    printed by ``scripts/representations.py`` and tabled in the README.
+    printed by ``scripts/representations.py`` and tabled in docs/representations.md.
     """
 
     kind = "voxels"

@@ -69,7 +69,7 @@ def _not_voxels(s) -> bool:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What to train; defaults are the ones the README's evaluation table uses. Each field's
+    """What to train; defaults are the ones the documented results use. Each field's
     metadata (label, range, help; :func:`setting_options`) is what the Train page offers."""
 
     representation: str = _option(

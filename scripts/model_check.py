@@ -1,4 +1,4 @@
-"""The README's larger-sample figures for trained models, one JSON line per model.
+"""The documented larger-sample figures for trained models, one JSON line per model.
 
 ``evaluate`` draws 500 generated samples (raw validity ±1 %); the evaluation table's † column
 and the seed comparison need more. Per model, on its held-out chains of the dataset:

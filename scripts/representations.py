@@ -1,4 +1,4 @@
-"""Round-trip errors of the representations on Monte Carlo configurations (README table).
+"""Round-trip errors of the representations on Monte Carlo configurations (docs/representations.md).
 
     python scripts/representations.py [--samples 200]
 
