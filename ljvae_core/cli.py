@@ -18,6 +18,40 @@ from .statepoints import STATE_SAMPLES, SWEEPS
 EXIT_ERROR = 2
 
 
+# The train command's options: (TrainSettings field, flag). Each option's default, range,
+# choices and help are the field's own (ljvae_core.training.setting_options), as on the
+# Train page; a setting on by default gets a flag that turns it off.
+TRAIN_FLAGS = (
+    ("representation", "--representation"), ("latent_dim", "--latent-dim"),
+    ("epochs", "--epochs"), ("batch_size", "--batch-size"), ("beta", "--beta"),
+    ("warmup_epochs", "--warmup"), ("physics_weight", "--physics-weight"),
+    ("conditional", "--conditional"), ("distance_decoder", "--distance-decoder"),
+    ("match_every", "--match-every"), ("distance_encoder", "--distance-encoder"),
+    ("coordinate_weight", "--coordinate-weight"), ("repel_steps", "--repel-steps"),
+    ("repel_distance", "--repel-distance"), ("log_heights", "--linear-heights"),
+    ("state_weight", "--state-weight"), ("prior_physics_weight", "--prior-physics-weight"),
+    ("lr_patience", "--lr-patience"), ("patience", "--patience"), ("seed", "--seed"),
+)
+
+
+def _add_setting(parser, name: str, flag: str) -> None:
+    from .training import setting_options
+
+    option = setting_options(name)
+    default = option["default"]
+    text = f"{option['label']}. {option['help']}".strip()
+    if isinstance(default, bool):
+        if default:
+            text = f"turns off: {text[0].lower()}{text[1:]}"
+        parser.add_argument(flag, dest=name, action="store_false" if default else "store_true",
+                            help=text)
+        return
+    limits = "" if option["low"] is None else f"; {option['low']} to {option['high']}"
+    parser.add_argument(flag, dest=name, type=type(default), default=default,
+                        choices=option["choices"],
+                        help=f"{text} (default {default}{limits})".replace("%", "%%"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ljvae_core",
@@ -52,46 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a VAE on a dataset and save it")
     tr.add_argument("dataset", help="dataset file (.joblib) written by simulate")
-    tr.add_argument("--representation", choices=("coords", "voxels", "distances"),
-                    default="distances")
-    tr.add_argument("--latent-dim", type=int, default=64)
-    tr.add_argument("--epochs", type=int, default=40)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
-    tr.add_argument("--warmup", type=int, default=0, help="epochs of linear KL warm-up")
-    tr.add_argument("--physics-weight", type=float, default=0.0, help="joint LJ energy loss")
-    tr.add_argument("--conditional", action="store_true", help="condition on (gamma, T)")
-    tr.add_argument("--distance-decoder", choices=("coordinates", "direct"),
-                    default="coordinates",
-                    help="distances: decode the matrix, or coordinates and their distances")
+    for name, flag in TRAIN_FLAGS:
+        _add_setting(tr, name, flag)
     tr.add_argument("--no-heights", action="store_true",
                     help="distances: leave out the two channels of particle heights")
-    tr.add_argument("--match-every", type=int, default=None, metavar="K",
-                    help="distances: every K epochs, order each target's particles as the "
-                         "decoder's output (0: never)")
-    tr.add_argument("--distance-encoder", choices=("mds", "rows", "conv"), default=None,
-                    help="distances: a dense encoder of the MDS shape in one frame (default), "
-                         "kernels spanning whole rows, or 3x3 convolutions")
-    tr.add_argument("--coordinate-weight", type=float, default=None, metavar="W",
-                    help="distances: weight of the loss on the decoded coordinates (0: off)")
-    tr.add_argument("--repel-steps", type=int, default=None, metavar="K",
-                    help="distances: end the decoded coordinates with K steps pushing "
-                         "overlapping pairs apart (0: off)")
-    tr.add_argument("--repel-distance", type=float, default=None, metavar="R",
-                    help="distances: pairs closer than R (sigma) are pushed apart")
-    tr.add_argument("--linear-heights", action="store_true",
-                    help="distances: the decoder emits heights themselves, not their logarithms")
-    tr.add_argument("--state-weight", type=float, default=None, metavar="W",
-                    help="unconditional models: weight of a linear head reading (gamma, T) "
-                         "from the latent (0: off)")
-    tr.add_argument("--prior-physics-weight", type=float, default=None, metavar="W",
-                    help="weight of the joint physics loss in the generation prior's fit "
-                         "(300 by default; 0: the plain mixture)")
-    tr.add_argument("--lr-patience", type=int, default=None, metavar="K",
-                    help="halve the learning rate after K epochs without progress (0: never)")
-    tr.add_argument("--patience", type=int, default=None, metavar="K",
-                    help="stop after K epochs without a better validation loss")
-    tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", required=True, help="model directory to write")
 
     ev = sub.add_parser("evaluate", help="reconstruction and generation quality, as JSON")
@@ -231,28 +229,15 @@ def _check_inside(coords, box) -> None:
         )
 
 
-def _given_settings(args) -> dict:
-    """The training settings the command line set; the rest keep TrainSettings' defaults."""
-    given = {name: getattr(args, name) for name in (
-        "lr_patience", "patience", "match_every", "distance_encoder", "coordinate_weight",
-        "repel_steps", "repel_distance", "state_weight", "prior_physics_weight")}
-    given["log_heights"] = False if args.linear_heights else None
-    return {name: value for name, value in given.items() if value is not None}
-
-
 def cmd_train(args) -> int:
     from .artifacts import load_dataset
     from .training import TrainSettings, attach_after_training, save_model, train
 
     dataset = load_dataset(args.dataset)
-    settings = TrainSettings(
-        representation=args.representation, latent_dim=args.latent_dim, epochs=args.epochs,
-        batch_size=args.batch_size, beta=args.beta, warmup_epochs=args.warmup,
-        physics_weight=args.physics_weight, conditional=args.conditional, seed=args.seed,
-        distance_decoder=args.distance_decoder,
-        **_given_settings(args),
-        representation_params={"heights": False} if args.no_heights and
-        args.representation == "distances" else {})
+    values = {name: getattr(args, name) for name, _ in TRAIN_FLAGS}
+    if args.no_heights and args.representation == "distances":
+        values["representation_params"] = {"heights": False}
+    settings = TrainSettings(**values)
 
     def progress(p):
         _progress_bar(p["epoch"] / p["epochs"],

@@ -92,9 +92,13 @@ class TrainSettings:
     batch_size: int = _option(64, "Batch size", low=1, high=4096)
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25
-    patience: int = 10
-    # Halve the learning rate after this many epochs without a better validation loss (0: off).
-    lr_patience: int = 3
+    patience: int = _option(10, "Early-stopping patience (epochs)", low=1, high=1000,
+                            help="Stop after this many epochs without a better validation "
+                                 "loss (the best weights are kept).")
+    lr_patience: int = _option(3, "Learning-rate patience (epochs, 0: never)", low=0,
+                               high=1000,
+                               help="Halve the learning rate after this many epochs without "
+                                    "a better validation loss.")
     seed: int = _option(0, "Seed", low=0, high=2**31 - 1)
     # Per representation: "heights" (distances), "n_cells" and "smearing" (voxels).
     representation_params: dict = field(default_factory=dict)

@@ -309,3 +309,22 @@ def test_a_failure_after_training_keeps_the_trained_model(small_dataset, cache, 
     assert failure.value.model_name == "small-distances-z3"
     again = load_model(models_dir() / "small-distances-z3")
     assert again.meta["epochs_run"] == 2 and again.meta["dataset_name"] == "small"
+
+
+def test_the_train_command_offers_the_settings_own_defaults_and_help():
+    from ljvae_core.cli import TRAIN_FLAGS, build_parser
+    from ljvae_core.training import setting_options
+
+    parser = build_parser()
+    plain = parser.parse_args(["train", "d.joblib", "--out", "m"])
+    assert TrainSettings(**{n: getattr(plain, n) for n, _ in TRAIN_FLAGS}) == TrainSettings()
+    given = parser.parse_args(["train", "d.joblib", "--out", "m", "--linear-heights",
+                               "--conditional", "--latent-dim", "8", "--beta", "0.5"])
+    settings = TrainSettings(**{n: getattr(given, n) for n, _ in TRAIN_FLAGS})
+    assert settings == replace(TrainSettings(), log_heights=False, conditional=True,
+                               latent_dim=8, beta=0.5)
+    text = parser._subparsers._group_actions[0].choices["train"].format_help()
+    text = " ".join(text.split()).lower()
+    for name, flag in TRAIN_FLAGS:
+        label = " ".join(setting_options(name)["label"].split(" (")[0].split()).lower()
+        assert flag in text and label in text, name
