@@ -16,34 +16,40 @@ from ljvae_ui.state import (
 
 JOB = "simulation_job"
 WIDGET_KEYS = {"n_samples": "samples", "n_chains": "chains"}
+DEFAULTS = SimulationParams()
+
+
+def listed(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
 
 st.title("Simulate")
 st.caption("Metropolis Monte Carlo of Lennard-Jones particles in a box under gravity.")
 
 
 def params_from_widgets() -> tuple[SimulationParams, str | None, str | None]:
-    def number(label, name, default, **kwargs):
+    def number(label, name, default=None, **kwargs):
         low, high = FORM_RANGES[name]
-        return st.number_input(label, low, high, default, key=WIDGET_KEYS.get(name, name),
+        value = getattr(DEFAULTS, name) if default is None else default
+        return st.number_input(label, low, high, value, key=WIDGET_KEYS.get(name, name),
                                **kwargs)
 
     left, mid, right = st.columns(3)
     with left:
-        n = number("Particles N", "n_particles", 30)
+        n = number("Particles N", "n_particles")
         dim = st.radio("Dimension", (3, 2), horizontal=True, key="dim",
                        format_func=lambda d: f"{d}D")
-        box = number("Box length L (σ)", "box", 5.0)
+        box = number("Box length L (σ)", "box")
         st.caption(f"Density N/L^d = {n / box ** dim:.3g}")
     with mid:
-        temps = st.text_input("Temperatures T", "1.0", key="temperatures",
+        temps = st.text_input("Temperatures T", listed(DEFAULTS.temperatures), key="temperatures",
                               help="One or more, separated by commas")
-        gammas = st.text_input("Gravity couplings γ", "0, 0.5, 1, 2", key="gammas",
+        gammas = st.text_input("Gravity couplings γ", listed(DEFAULTS.gammas), key="gammas",
                                help="One or more, separated by commas")
-        samples = number("Samples per (T, γ)", "n_samples", 1000, help="Configurations kept "
+        samples = number("Samples per (T, γ)", "n_samples", help="Configurations kept "
                          "per state point, split evenly over its chains.")
-        chains = number("Independent chains", "n_chains", 4)
+        chains = number("Independent chains", "n_chains")
     with right:
-        seed = number("Seed", "seed", 0)
+        seed = number("Seed", "seed")
         periodic = st.multiselect("Periodic axes (others reflect)", list("xy"[: dim - 1]),
                                   key="periodic",
                                   help="The up axis always reflects: gravity needs a floor.")

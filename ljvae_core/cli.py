@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from .sampling import SimulationParams
 from .statepoints import STATE_SAMPLES, SWEEPS
 
 EXIT_ERROR = 2
@@ -59,15 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="run Monte Carlo chains and save a dataset")
-    sim.add_argument("--particles", type=int, default=30, help="number of particles N")
-    sim.add_argument("--dim", type=int, choices=(2, 3), default=3)
-    sim.add_argument("--box", type=float, default=5.0, help="box length L")
-    sim.add_argument("--temperature", type=float, nargs="+", default=[1.0], help="T values")
-    sim.add_argument("--gamma", type=float, nargs="+", default=[0.0], help="gravity couplings")
-    sim.add_argument("--samples", type=int, default=1000, help="samples per (T, gamma)")
-    sim.add_argument("--chains", type=int, default=4, help="independent chains per condition")
-    sim.add_argument("--seed", type=int, default=0)
+    sim = sub.add_parser("simulate", help="run Monte Carlo chains and save a dataset",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    defaults = SimulationParams()
+    sim.add_argument("--particles", type=int, default=defaults.n_particles,
+                     help="number of particles N")
+    sim.add_argument("--dim", type=int, choices=(2, 3), default=defaults.dim)
+    sim.add_argument("--box", type=float, default=defaults.box, help="box length L")
+    sim.add_argument("--temperature", type=float, nargs="+",
+                     default=list(defaults.temperatures), help="T values")
+    sim.add_argument("--gamma", type=float, nargs="+", default=list(defaults.gammas),
+                     help="gravity couplings")
+    sim.add_argument("--samples", type=int, default=defaults.n_samples,
+                     help="samples per (T, gamma)")
+    sim.add_argument("--chains", type=int, default=defaults.n_chains,
+                     help="independent chains per condition")
+    sim.add_argument("--seed", type=int, default=defaults.seed)
     sim.add_argument("--cutoff", type=float, default=None, help="truncate u(r) at this radius")
     sim.add_argument("--periodic", default="", help="periodic axes, e.g. xy (default none)")
     sim.add_argument("--jobs", type=int, default=None, help="worker threads (default: cores)")
@@ -169,7 +177,7 @@ def _progress_bar(fraction: float, message: str) -> None:
 
 def cmd_simulate(args) -> int:
     from .artifacts import write_dataset_file
-    from .sampling import SimulationParams, simulate
+    from .sampling import simulate
 
     params = SimulationParams(
         n_particles=args.particles, dim=args.dim, box=args.box,

@@ -228,3 +228,21 @@ def test_first_of_each_chain_keeps_every_chain_and_its_samples(small_dataset):
         assert np.array_equal(cut.coords[cut.chain == c], ds.coords[ds.chain == c][:3])
         assert np.array_equal(cut.energy[cut.chain == c], ds.energy[ds.chain == c][:3])
     assert set(cut.condition) == set(ds.condition) and cut.params == ds.params
+
+
+def test_the_simulate_command_and_page_start_from_simulation_params_defaults():
+    from streamlit.testing.v1 import AppTest
+
+    from ljvae_core.cli import build_parser
+
+    defaults = SimulationParams()
+    args = build_parser().parse_args(["simulate", "--out", "x.joblib"])
+    assert (args.particles, args.dim, args.box, tuple(args.temperature), tuple(args.gamma),
+            args.samples, args.chains, args.seed) == (
+        defaults.n_particles, defaults.dim, defaults.box, defaults.temperatures,
+        defaults.gammas, defaults.n_samples, defaults.n_chains, defaults.seed)
+    page = AppTest.from_file("../app_pages/simulate.py").run()
+    assert page.number_input(key="n_particles").value == defaults.n_particles
+    assert page.number_input(key="samples").value == defaults.n_samples
+    shown = page.text_input(key="gammas").value
+    assert tuple(float(g) for g in shown.split(",")) == defaults.gammas
