@@ -59,7 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lennard-Jones particles under gravity: simulate, inspect, learn.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _simulate_options(sub)
+    _energy_options(sub)
+    _train_options(sub)
+    _evaluate_options(sub)
+    _score_options(sub)
+    _generate_options(sub)
+    bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
+    bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    demo = sub.add_parser("demo", help="simulate fresh data, load the pre-trained default "
+                                       "model, evaluate it and encode the data (under a "
+                                       "minute); stores dataset 'demo' and model "
+                                       "'demo-distances' in the cache")
+    demo.add_argument("--build", action="store_true",
+                      help="instead, rebuild the pre-trained model that ships with ljvae: "
+                           "simulate the study dataset, train the default model on it (100 "
+                           "epochs) and write it to ljvae_core/data/demo-model (~10 min)")
+    return parser
 
+
+def _simulate_options(sub) -> None:
     sim = sub.add_parser("simulate", help="run Monte Carlo chains and save a dataset",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = SimulationParams()
@@ -84,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "instead of local threads; the same seed gives the same dataset")
     sim.add_argument("--out", required=True, help="dataset file to write (.joblib)")
 
+
+def _energy_options(sub) -> None:
     energy = sub.add_parser("energy", help="energy of the configurations in an XYZ file")
     energy.add_argument("file")
     energy.add_argument("--box", type=float, default=None, help="box length (default: lattice)")
@@ -92,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--tail-correction", action="store_true")
     energy.add_argument("--gamma", type=float, default=0.0)
 
+
+def _train_options(sub) -> None:
     tr = sub.add_parser("train", help="train a VAE on a dataset and save it")
     tr.add_argument("dataset", help="dataset file (.joblib) written by simulate")
     for name, flag in TRAIN_FLAGS:
@@ -100,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="distances: leave out the two channels of particle heights")
     tr.add_argument("--out", required=True, help="model directory to write")
 
+
+def _evaluate_options(sub) -> None:
     ev = sub.add_parser("evaluate", help="reconstruction and generation quality, as JSON")
     ev.add_argument("model", help="model directory written by train")
     ev.add_argument("dataset", help="dataset file (.joblib)")
@@ -119,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also train the learned distances->coordinates regressor this long "
                          "and compare it with MDS (distance models)")
 
+
+def _score_options(sub) -> None:
     sc = sub.add_parser("score", help="anomaly scores of configurations in files, as JSON")
     sc.add_argument("model", help="model directory written by train")
     sc.add_argument("files", nargs="+", help="extended XYZ, CSV (x,y[,z]) or .npy files")
@@ -127,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "lowest gamma trained on)")
     sc.add_argument("--temperature", type=float, default=None)
 
+
+def _generate_options(sub) -> None:
     gen = sub.add_parser("generate", help="draw configurations from a model, optionally "
                                          "relaxed by Metropolis sweeps; .npz or extended XYZ")
     gen.add_argument("model", help="model directory (written by train, or a portable one)")
@@ -139,17 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Metropolis sweeps at (T, gamma) after decoding (0: raw samples)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="file to write: .npz or .xyz")
-
-    bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
-    bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
-    demo = sub.add_parser("demo", help="simulate fresh data, load the pre-trained default "
-                                       "model, evaluate it and encode the data (~30 s); stores "
-                                       "dataset 'demo' and model 'demo-distances' in the cache")
-    demo.add_argument("--build", action="store_true",
-                      help="instead, rebuild the pre-trained model that ships with ljvae: "
-                           "simulate the study dataset, train the default model on it (100 "
-                           "epochs) and write it to ljvae_core/data/demo-model (~10 min)")
-    return parser
 
 
 def main(argv=None) -> int:

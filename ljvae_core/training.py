@@ -488,10 +488,6 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     with several GPUs, ``tf.distribute.MirroredStrategy()`` splits every batch across them
     (raise ``batch_size`` in proportion); ``OneDeviceStrategy("/gpu:0")`` pins one device.
     Without one, TensorFlow's default placement is used."""
-    import keras
-
-    from .models import BetaWarmup, build_vae
-
     settings = settings or TrainSettings()
     settings.validate()
     train_idx, val_idx = split_by_chain(dataset, settings.validation_fraction, settings.seed)
@@ -519,31 +515,9 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
 
     x_train, x_val = inputs(train_idx), inputs(val_idx)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
-                          beta=settings.beta, conditional=settings.conditional,
-                          physics=_physics_config(dataset, rep, settings, train_idx),
-                          seed=settings.seed,
-                          through_coordinates=_through_coordinates(rep, settings),
-                          height_scale=rep.height_scale if getattr(rep, "heights", False) else None,
-                          distance_encoder=settings.distance_encoder,
-                          coordinate_weight=settings.coordinate_weight,
-                          repel={"distance": settings.repel_distance,
-                                 "steps": settings.repel_steps, "height": dataset.box},
-                          log_heights=settings.log_heights,
-                          n_states=0 if states is None else states.shape[1],
-                          state_weight=settings.state_weight)
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                      steps_per_execution=STEPS_PER_EXECUTION,
-                      jit_compile=_worth_compiling(settings, len(train_idx), strategy))
-    timer = _EpochTimer()
-    early = _EarlyStopping(settings.patience)
-    callbacks = [timer, early]
-    if settings.lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=1e-5))
-    if settings.warmup_epochs > 0:
-        callbacks.append(BetaWarmup(settings.warmup_epochs))
-    callbacks.append(_Progress(settings.epochs, progress, stop))
+        model = _compiled_vae(dataset, rep, settings, train_idx, states, strategy)
+    timer, early = _EpochTimer(), _EarlyStopping(settings.patience)
+    callbacks = [timer, early, *_schedules(settings), _Progress(settings.epochs, progress, stop)]
     matcher = None
     if settings.match_every > 0 and settings.representation == "distances" and not mds:
         matcher = OrderMatcher(rep, {"train": x_train, "validation": x_val},
@@ -569,6 +543,46 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         "metrics": {},
     })
     return trained
+
+
+def _compiled_vae(dataset, rep, settings, train_idx, states, strategy):
+    """The VAE the settings describe for this dataset's representation, compiled."""
+    import keras
+
+    from .models import build_vae
+
+    model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
+                      beta=settings.beta, conditional=settings.conditional,
+                      physics=_physics_config(dataset, rep, settings, train_idx),
+                      seed=settings.seed,
+                      through_coordinates=_through_coordinates(rep, settings),
+                      height_scale=rep.height_scale if getattr(rep, "heights", False) else None,
+                      distance_encoder=settings.distance_encoder,
+                      coordinate_weight=settings.coordinate_weight,
+                      repel={"distance": settings.repel_distance,
+                             "steps": settings.repel_steps, "height": dataset.box},
+                      log_heights=settings.log_heights,
+                      n_states=0 if states is None else states.shape[1],
+                      state_weight=settings.state_weight)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                  steps_per_execution=STEPS_PER_EXECUTION,
+                  jit_compile=_worth_compiling(settings, len(train_idx), strategy))
+    return model
+
+
+def _schedules(settings) -> list:
+    """The learning-rate halving and the KL warm-up the settings ask for (Keras callbacks)."""
+    import keras
+
+    from .models import BetaWarmup
+
+    callbacks = []
+    if settings.lr_patience > 0:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=1e-5))
+    if settings.warmup_epochs > 0:
+        callbacks.append(BetaWarmup(settings.warmup_epochs))
+    return callbacks
 
 
 def _state_targets(trained, dataset, varying) -> np.ndarray | None:
