@@ -113,7 +113,7 @@ class VoxelGrid(Representation):
     fullest cell, refined to the weighted centroid of its neighbourhood, then one
     particle's footprint is removed there. Without smearing, particles land on cell centres
     (error up to h * sqrt(d) / 2 each); the round-trip error as a function of h and w is
-    printed by ``scripts/representations.py`` and tabled in docs/representations.md.
+    printed by ``experiments/representations.py`` and tabled in docs/representations.md.
     """
 
     kind = "voxels"
@@ -298,7 +298,7 @@ class ShapeFrame:
     In this frame thermal configurations are close to Gaussian: PCA with 64 components
     reconstructs held-out ones of the study's system to 0.24 sigma (median), where networks
     fed the matrices themselves stay at 0.65 sigma, what knowing only gamma gives
-    (``scripts/frame_pca_check.py``)."""
+    (``experiments/frame_pca_check.py``)."""
 
     def __init__(self, rep: DistanceMatrix, template=None, reorder: bool = True,
                  rounds: int = 4):
