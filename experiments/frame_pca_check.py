@@ -7,7 +7,7 @@ puts them (turned, shifted and re-ordered onto the training set's mean shape), w
 without its re-ordering. Prints the median and 90th-percentile RMSD (unmatched, so an upper
 bound on the matched RMSD) per k: what a linear decoder with a k-dimensional latent reaches.
 
-    python experiments/frame_pca_check.py cache/datasets/study.joblib
+    python -m experiments.frame_pca_check cache/datasets/study.joblib
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-state-point generation figures of a conditional model of the study system, against the
 targets, with the Monte Carlo floor beside every figure.
 
-    python experiments/generation_check.py [--model DIR] [--samples 2000] [--out result.json]
+    python -m experiments.generation_check [--model DIR] [--samples 2000] [--out result.json]
 
 Without --model it makes everything itself: the study dataset (N = 30, 3D, L = 5, T = 1,
 gamma 0, 0.5, 1, 2; 4000 configurations per gamma in 2 chains, seed 0), then

@@ -14,7 +14,7 @@ and the seed comparison need more. Per model, on its held-out chains of the data
 - ``energy_w1_quenched_vs_quenched_mc``: U/N W1 of 2000 quenched samples against as many
   equally quenched Monte Carlo configurations (100 zero-temperature sweeps of 0.1 sigma).
 
-    python experiments/model_check.py cache/datasets/study.joblib cache/models/A cache/models/B
+    python -m experiments.model_check cache/datasets/study.joblib cache/models/A cache/models/B
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ RMSD of the training configurations themselves. A network that cannot get these 
 the same-condition baseline (0.70 sigma on the study's system) is limited by its loss or
 architecture, not by data or the KL weight.
 
-    python experiments/overfit_check.py cache/datasets/study.joblib --epochs 300
+    python -m experiments.overfit_check cache/datasets/study.joblib --epochs 300
 
 With ``--encoder rows --coordinate-weight 0`` (the model before the mds encoder: decoded
 coordinates scored through their distances alone) it stays at 0.65 sigma.

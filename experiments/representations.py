@@ -1,6 +1,6 @@
 """Round-trip errors of the representations on Monte Carlo configurations (docs/representations.md).
 
-    python experiments/representations.py [--samples 200]
+    python -m experiments.representations [--samples 200]
 
 Simulates the original study's system (30 particles, 3D, L = 5, T = 1, gamma in {0, 1}),
 sends every configuration through transform and inverse_transform, and prints a Markdown

@@ -1,7 +1,7 @@
 """Classifier two-sample AUCs of the shipped demo model against fresh Monte Carlo data.
 
     python -m ljvae_core demo      # makes the fresh dataset 'demo' in cache/
-    python experiments/twosample_check.py
+    python -m experiments.twosample_check
 
 Prints, as JSON, the AUC of Monte Carlo against itself (two halves: the floor), of raw
 generated samples and of reconstructions against the other half, and of two Monte Carlo
