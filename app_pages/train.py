@@ -27,7 +27,7 @@ REPRESENTATIONS = {
 DESCRIPTIONS = {
     "distances": "Each configuration's pair distances (plus particle heights) → VAE with an "
                  "MDS or Conv2D encoder and a decoder of coordinates; the best by far.",
-    "coords": "Coordinates sorted along an axis → dense VAE (the original study's network).",
+    "coords": "Coordinates sorted along an axis → dense VAE.",
     "voxels": "Particle density on a grid → Conv3D VAE (Conv2D in 2D); slow to train.",
 }
 # Widget keys that differ from the setting's name.

@@ -1,12 +1,12 @@
 """Speed benchmark of the Monte Carlo engine (``python -m ljvae_core bench``).
 
 Systems:
-- ``n30``: the original study's system, 30 particles, 3D, L = 5, T = 1, gamma = 0.1, no cut-off.
+- ``n30``: the study system, 30 particles, 3D, L = 5, T = 1, gamma = 0.1, no cut-off.
 - ``n4000``: 4000 particles at density 0.5, T = 1, gamma = 0, cut-off 3, periodic x and y.
 - ``sampling``: wall time for 8000 decorrelated samples of ``n30``, kernel start-up included.
 - ``geometry``: 10 000 exact distance matrices of 30 particles back to aligned coordinates
   (classical MDS + Kabsch), with the worst RMSD.
-- ``training``: seconds per epoch of the original study's dense setup (8000 samples of 30
+- ``training``: seconds per epoch of the dense reference VAE (8000 samples of 30
   particles in 2D, 60 -> 45 -> 22 -> 2), median over a few epochs after the first.
 
 When a C++ compiler and ``shared/bench/ref_mc.cpp`` are at hand, the straightforward C++
@@ -90,7 +90,7 @@ def geometry_seconds(n_matrices: int = 10_000, n_particles: int = 30) -> dict:
 
 
 def dense_epoch_seconds(n_samples: int = 8000, epochs: int = 6, batch_size: int = 256) -> dict:
-    """Median epoch time of the original study's dense VAE (imports TensorFlow)."""
+    """Median epoch time of the dense reference VAE (imports TensorFlow)."""
     import keras
 
     from .models import build_vae

@@ -68,7 +68,7 @@ class Representation(TransformerMixin, BaseEstimator):
 
 # --------------------------------------------------------------------------- coords
 class SortedCoordinates(Representation):
-    """Particles sorted along ``sort_axis`` ('x' as in the original study, or the up axis),
+    """Particles sorted along ``sort_axis`` ('x', or the up axis),
     coordinates mapped from [0, L] to [-1, 1] and flattened to N*d values."""
 
     kind = "coords"
@@ -105,8 +105,8 @@ class VoxelGrid(Representation):
 
     Without smearing a cell holds its particle count; with ``smearing`` = w > 0 each particle
     spreads as a Gaussian of width w integrated over the cells (each particle's weight sums
-    to one inside the box). The grid is divided by its largest value (#N / #N_max, as in the
-    original study). Shape (n, n, n, 1) in 3D, (n, n, 1) in 2D. Give ``n_cells`` or
+    to one inside the box). The grid is divided by its largest value (#N / #N_max) so that
+    the densest cell reads 1. Shape (n, n, n, 1) in 3D, (n, n, 1) in 2D. Give ``n_cells`` or
     ``cell_size`` (h; n_cells = round(L / h)).
 
     Inverse: the grid is rescaled to hold N particles, then N peaks are picked greedily: the

@@ -8,12 +8,12 @@
 The reconstruction term is the negative log-likelihood of a Gaussian decoder whose variance is
 *calibrated*: set at every step to the batch's mean squared error (the "optimal sigma-VAE" of
 Rybkin et al., 2021). A bare MSE has an arbitrary scale against the KL term and lets the
-posterior collapse (the original study's "all particles in the middle"); the calibrated
+posterior collapse (every particle decoded to the middle of the box); the calibrated
 likelihood weighs them as the ELBO says. The variance reached at the end of training is kept
 (``decoder_log_var``) so that the ELBO of a new configuration can be scored later.
 
 Architectures (built by :func:`build_vae`):
-- ``dense`` on sorted coordinates: the original study's mirrored encoder/decoder
+- ``dense`` on sorted coordinates: a mirrored encoder/decoder
   (N*d -> 0.75 N*d -> 0.37 N*d -> latent; 60 -> 45 -> 22 -> 2 for 30 particles in 2D).
 - distances: an encoder of the matrix itself (Conv2D, or kernels spanning whole rows) or, by
   default, a dense encoder of the shape classical MDS recovers from it, put in one frame
@@ -49,8 +49,9 @@ PACKAGE = "ljvae"
 # Distances are floored here before entering r^-12, so one overlapping pair gives a large but
 # finite energy and a usable gradient.
 PHYSICS_MIN_DISTANCE = 0.6
-# Energy per particle over which the physics penalty's softplus bends: with 1, a weight of 100
-# pushed every decoded configuration's energy down and cost 40 % RMSD.
+# Energy per particle over which the physics penalty's softplus bends: a sharp bend keeps the
+# pressure on the excess over the cap; a soft one (1) pushes every decoded energy down, at a
+# large cost in reconstruction error (docs/what-we-tried.md).
 PHYSICS_SOFTNESS = 0.1
 
 
@@ -566,7 +567,7 @@ def _functional(inputs, outputs, name):
 
 
 def default_dense_widths(n_values: int) -> list[int]:
-    """The original study's hidden widths (60 -> 45 -> 22): 3/4 and 3/8 of the input size."""
+    """The dense VAE's hidden widths, 3/4 and 3/8 of the input size (60 -> 45 -> 22)."""
     return [max(4, round(0.75 * n_values)), max(2, round(0.367 * n_values))]
 
 

@@ -41,7 +41,8 @@ class Cancelled(RuntimeError):
 # --------------------------------------------------------------------------- parameters
 @dataclass(frozen=True)
 class SimulationParams:
-    """Everything that defines a simulation run; defaults are the original study's system.
+    """Everything that defines a simulation run; defaults are the study system
+    (30 particles, 3D, L = 5, T = 1, gamma 0, 0.5, 1, 2).
 
     ``n_samples`` is the number of configurations kept per (T, gamma) condition, split
     evenly across the chains. ``periodic`` lists the periodic axes ('', 'x', 'xy', ...).

@@ -2,8 +2,8 @@
 
 After every script run (a fragment refreshing a progress bar is one, every second) Streamlit
 calls ``keras.backend.clear_session()``, which empties TensorFlow's kernel cache and forces a
-full garbage collection: a training run in a background thread slowed down five-fold and the
-quick demo went from 23 s to 80 s. ljvae caches its models (``st.cache_resource``) and never
+full garbage collection: a training run in a background thread runs five times slower and
+the quick demo takes 80 s instead of 23 s. ljvae caches its models (``st.cache_resource``) and never
 relies on that reset, so the app turns it off; matplotlib, the other module Streamlit cleans,
 is not used.
 """
