@@ -2,7 +2,7 @@
 
     python -m experiments.representations [--samples 200]
 
-Simulates the original study's system (30 particles, 3D, L = 5, T = 1, gamma in {0, 1}),
+Simulates the study system (30 particles, 3D, L = 5, T = 1, gamma in {0, 1}),
 sends every configuration through transform and inverse_transform, and prints a Markdown
 table of the permutation-invariant aligned RMSD (sigma) to the original.
 """
