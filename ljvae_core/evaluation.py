@@ -45,8 +45,7 @@ def held_out_indices(trained, dataset) -> np.ndarray:
 
 def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
     """Encode (posterior mean) and decode configurations; coordinates (M, N, d)."""
-    x = trained.model_inputs(coords, gamma, temperature)
-    out = np.asarray(trained.model.predict(x, verbose=0, batch_size=256))
+    out = trained.output(trained.model_data(coords, gamma, temperature, targets=False))
     return trained.representation.inverse_transform(out)
 
 
@@ -179,8 +178,8 @@ def compare_regressor(trained, dataset, idx, epochs: int, seed: int = 0) -> dict
     train_idx = np.setdiff1d(np.arange(len(dataset)), held_out_indices(trained, dataset))
     model, rep = train_distance_regressor(dataset, train_idx, epochs, seed=seed)
     coords = dataset.coords[idx]
-    x = trained.model_inputs(coords, dataset.gamma[idx], dataset.temperature[idx])
-    decoded = np.asarray(trained.model.predict(x, verbose=0, batch_size=256))
+    decoded = trained.output(trained.model_data(coords, dataset.gamma[idx],
+                                                dataset.temperature[idx], targets=False))
     paths = {"mds": trained.representation.inverse_transform(decoded),
              "regressor": regressor_coordinates(model, rep, decoded)}
     exact = rep.transform(coords)
@@ -197,7 +196,7 @@ def _reconstruction(trained, dataset, idx, periodic) -> dict:
     coords = dataset.coords[idx]
     gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
     data = trained.model_data(coords, gamma, temperature)
-    out = np.asarray(trained.model.predict(trained.inputs_of(data), verbose=0, batch_size=256))
+    out = trained.output(data)
     back = trained.representation.inverse_transform(out)
     rmsd = matched_rmsd(back, coords)
     energy = [energies_per_particle(c, dataset.box, gamma, periodic) for c in (coords, back)]

@@ -26,10 +26,7 @@ from .io import ConfigurationFormatError, plural
 
 def encode(trained, coords, gamma=None, temperature=None) -> np.ndarray:
     """Posterior means (M, latent) of configurations (M, N, d)."""
-    x = trained.model_inputs(coords, gamma, temperature)
-    inputs = list(x) if isinstance(x, tuple) else x
-    mean, _ = trained.model.encoder.predict(inputs, verbose=0, batch_size=256)
-    return np.asarray(mean, dtype=np.float64)
+    return trained.posterior(trained.model_data(coords, gamma, temperature, targets=False))[0]
 
 
 @dataclass
@@ -114,14 +111,11 @@ def unseen_chains(trained, dataset) -> np.ndarray | None:
 
 def decode_latent(trained, latent, gamma=None, temperature=None) -> np.ndarray:
     """Configurations (M, N, d) decoded from latent vectors (at gamma, T if conditional)."""
-    z = np.asarray(latent, dtype="float32")
+    c = None
     if trained.settings.conditional:
-        n = len(z)
+        n = len(latent)
         c = trained.condition_features(np.broadcast_to(gamma, n), np.broadcast_to(temperature, n))
-        out = trained.model.decoder.predict([z, c], verbose=0, batch_size=256)
-    else:
-        out = trained.model.decoder.predict(z, verbose=0, batch_size=256)
-    return trained.representation.inverse_transform(np.asarray(out))
+    return trained.representation.inverse_transform(trained.decoder_output(latent, c))
 
 
 @dataclass
@@ -161,10 +155,8 @@ def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
     from .models import reconstruction_parts
 
     data = trained.model_data(coords, gamma, temperature)
-    x_in, c = data["x"], data.get("condition")
-    mean, log_var = trained.model.encoder.predict([x_in, c] if c is not None else x_in,
-                                                  verbose=0, batch_size=256)
-    mean, log_var = np.asarray(mean, np.float64), np.asarray(log_var, np.float64)
+    c = data.get("condition")
+    mean, log_var = trained.posterior(data)
     heights = bool(getattr(trained.model, "height_channels", False))
     log_vars = [float(trained.meta.get("decoder_log_var", 0.0))]
     if heights:
@@ -173,9 +165,8 @@ def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
     rng = np.random.default_rng(seed)
     nll = np.zeros(len(mean))
     for _ in range(draws):
-        z = (mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)).astype("float32")
-        out = np.asarray(trained.model.decoder.predict([z, c] if c is not None else z,
-                                                       verbose=0, batch_size=256), np.float64)
+        z = mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)
+        out = trained.decoder_output(z, c).astype(np.float64)
         parts = reconstruction_parts(truth, out, heights)
         for (target, guess), v in zip(parts, log_vars, strict=True):
             sq = np.sum((target - guess) ** 2, axis=tuple(range(1, target.ndim)))

@@ -34,6 +34,8 @@ from .potential import batch_pair_energies, periodic_mask
 # Batches per compiled call: amortizes Keras' per-step Python overhead, which dominates small
 # models on a CPU (an epoch of the dense reference VAE takes a third of the time with it).
 STEPS_PER_EXECUTION = 16
+# Configurations per forward pass outside training.
+PREDICT_BATCH = 256
 # XLA takes ~8 s to compile a coordinates-decoder VAE on a CPU and then runs its steps ~35 %
 # faster (measured on 2 cores): worth it from this many training samples x epochs on. Keras
 # leaves XLA off on CPU-only machines by default.
@@ -343,6 +345,26 @@ class TrainedModel:
     def inputs_of(self, data: dict):
         """The model's input in a :meth:`model_data` dict: x, or (x, condition)."""
         return (data["x"], data["condition"]) if self.settings.conditional else data["x"]
+
+    def posterior(self, data: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log-variances (M, latent) of a :meth:`model_data` dict."""
+        x = self.inputs_of(data)
+        mean, log_var = self.model.encoder.predict(list(x) if isinstance(x, tuple) else x,
+                                                   verbose=0, batch_size=PREDICT_BATCH)
+        return np.asarray(mean, np.float64), np.asarray(log_var, np.float64)
+
+    def decoder_output(self, latent, condition=None) -> np.ndarray:
+        """What the decoder makes of latent vectors (M, latent), under condition features
+        (M, 2) for conditional models: the representation's values."""
+        z = np.asarray(latent, dtype="float32")
+        out = self.model.decoder.predict([z, condition] if self.settings.conditional else z,
+                                         verbose=0, batch_size=PREDICT_BATCH)
+        return np.asarray(out)
+
+    def output(self, data: dict) -> np.ndarray:
+        """The whole model's output (posterior mean decoded) for a :meth:`model_data` dict."""
+        return np.asarray(self.model.predict(self.inputs_of(data), verbose=0,
+                                             batch_size=PREDICT_BATCH))
 
 
 # --------------------------------------------------------------------------- data
