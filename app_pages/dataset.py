@@ -4,13 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ljvae_core.analysis import (
-    MIN_VALID_DISTANCE,
-    STRUCTURE_PAIRS,
-    radial_distribution,
-    structure_statistics,
-    structure_subset,
-)
+from ljvae_core.analysis import MIN_VALID_DISTANCE, STRUCTURE_PAIRS, structure_by_condition
 from ljvae_core.io import extxyz_text, npz_bytes
 from ljvae_ui.charts import (
     autocorrelation_chart,
@@ -53,19 +47,12 @@ STRUCTURE_COLUMNS = {
 def structure_summary(path: str, modified: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """g(r) curves and the statistics table, per (T, γ) condition."""
     ds = cached_dataset(path, modified)
-    params = ds.params
     several_t = len(set(ds.temperature)) > 1
     curves, rows = [], []
-    for k, cond in enumerate(ds.conditions):
-        members = np.flatnonzero(ds.condition == k)
-        coords = ds.coords[members[structure_subset(members.size, ds.n_particles,
-                                                    STRUCTURE_SAMPLES)]]
-        label = f"{cond['gamma']:g}" + (f" (T={cond['temperature']:g})" if several_t else "")
-        rdf = radial_distribution(coords, ds.box, params["periodic"])
-        curves.append(pd.DataFrame({"r": rdf.r, "g": rdf.g, "condition": label}))
-        stats = structure_statistics(coords, ds.box, cond["gamma"], cond["temperature"],
-                                     params["periodic"], params["cutoff"])
-        rows.append({"T": cond["temperature"], "γ": cond["gamma"], **stats})
+    for part in structure_by_condition(ds, STRUCTURE_SAMPLES):
+        label = f"{part['gamma']:g}" + (f" (T={part['temperature']:g})" if several_t else "")
+        curves.append(pd.DataFrame({"r": part["rdf"].r, "g": part["rdf"].g, "condition": label}))
+        rows.append({"T": part["temperature"], "γ": part["gamma"], **part["statistics"]})
     table = pd.DataFrame(rows).rename(
         columns={key: name for key, (name, _, _) in STRUCTURE_COLUMNS.items()})
     return pd.concat(curves), table

@@ -367,6 +367,23 @@ def structure_subset(n_configurations: int, n_particles: int,
     return np.arange(keep) * n_configurations // keep
 
 
+def structure_by_condition(dataset, max_configurations: int | None = None) -> list[dict]:
+    """Per (T, gamma) condition of a dataset: its ``temperature`` and ``gamma``, its g(r)
+    (``rdf``) and :func:`structure_statistics` (``statistics``), over the configurations
+    :func:`structure_subset` picks."""
+    params, out = dataset.params, []
+    for k, cond in enumerate(dataset.conditions):
+        members = np.flatnonzero(dataset.condition == k)
+        coords = dataset.coords[members[structure_subset(members.size, dataset.n_particles,
+                                                         max_configurations)]]
+        out.append({"temperature": cond["temperature"], "gamma": cond["gamma"],
+                    "rdf": radial_distribution(coords, dataset.box, params["periodic"]),
+                    "statistics": structure_statistics(
+                        coords, dataset.box, cond["gamma"], cond["temperature"],
+                        params["periodic"], params["cutoff"])})
+    return out
+
+
 def structure_statistics(coords, box: float, gamma: float, temperature: float,
                          periodic_axes: str = "", cutoff: float | None = None) -> dict:
     """Summary of one condition's configurations: energy per particle, nearest-neighbour

@@ -175,3 +175,18 @@ def test_a_pair_capped_g_of_r_of_a_large_ideal_gas_is_still_flat():
     assert np.all(np.abs(rdf.g - 1) * np.sqrt(expected) < 4.5)
     assert abs(rdf.g.mean() - 1) < 0.01
     assert np.abs(rdf.g - 1)[rdf.r > 1].max() < 0.05
+
+
+def test_structure_by_condition_describes_each_state_point_on_its_own():
+    from ljvae_core.analysis import structure_by_condition
+    from ljvae_core.sampling import SimulationParams, simulate
+
+    ds = simulate(SimulationParams(n_particles=12, dim=2, box=6.0, gammas=(0.0, 2.0),
+                                   n_samples=60, n_chains=2, seed=5))
+    parts = structure_by_condition(ds, max_configurations=40)
+    assert [p["gamma"] for p in parts] == [0.0, 2.0]
+    assert all(p["statistics"]["configurations"] == 40 for p in parts)
+    # Gravity pulls the particles down; each condition's own configurations say so.
+    assert parts[1]["statistics"]["height"] < 0.5 * parts[0]["statistics"]["height"]
+    assert parts[1]["statistics"]["height"] == pytest.approx(
+        ds.coords[ds.gamma == 2.0][..., -1].mean(), rel=0.2)
