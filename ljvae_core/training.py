@@ -411,9 +411,9 @@ def _physics_config(dataset, rep, settings, train_idx, weight=None):
             "side_walls": not mask[:-1].any()}
 
 
-def _worth_compiling(settings, n_train: int, strategy) -> bool | str:
-    """XLA for long runs of the coordinates decoder (the models measured), else Keras' own
-    choice."""
+def _jit_compile(settings, n_train: int, strategy) -> bool | str:
+    """Keras' ``jit_compile`` argument: True (XLA) for long runs of the coordinates decoder,
+    where it was measured to pay, else "auto" (Keras decides)."""
     long_run = settings.epochs * n_train >= XLA_MIN_SAMPLE_EPOCHS
     return True if settings.decodes_coordinates and long_run and strategy is None else "auto"
 
@@ -588,7 +588,7 @@ def _compiled_vae(dataset, rep, settings, train_idx, states, strategy):
                       state_weight=settings.state_weight)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   steps_per_execution=STEPS_PER_EXECUTION,
-                  jit_compile=_worth_compiling(settings, len(train_idx), strategy))
+                  jit_compile=_jit_compile(settings, len(train_idx), strategy))
     return model
 
 
