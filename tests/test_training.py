@@ -227,16 +227,16 @@ def test_mds_encoder_trains_on_shapes_in_one_frame(small_dataset):
 
 
 def test_xla_only_for_long_runs_of_the_coordinate_decoder():
-    from ljvae_core.training import _worth_compiling
+    from ljvae_core.training import _jit_compile
 
     long_run = TrainSettings(epochs=100)
-    assert _worth_compiling(long_run, 12000, None) is True
+    assert _jit_compile(long_run, 12000, None) is True
     # Compiling takes seconds: short runs (the tests, the demo) and other models keep Keras'
     # choice, and so does a distribution strategy.
-    assert _worth_compiling(TrainSettings(epochs=3), 300, None) == "auto"
-    assert _worth_compiling(TrainSettings(epochs=100, representation="coords"), 12000,
+    assert _jit_compile(TrainSettings(epochs=3), 300, None) == "auto"
+    assert _jit_compile(TrainSettings(epochs=100, representation="coords"), 12000,
                             None) == "auto"
-    assert _worth_compiling(long_run, 12000, object()) == "auto"
+    assert _jit_compile(long_run, 12000, object()) == "auto"
 
 
 def test_state_head_reads_gamma_from_the_latent_and_round_trips(small_dataset, tmp_path):
