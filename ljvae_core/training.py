@@ -551,7 +551,13 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     history = _fit(model, x_train, x_val, settings, callbacks, matcher)
     early.restore_best()
     trained.model = model
-    trained.meta.update({
+    trained.meta.update(_training_record(model, dataset, history, timer, train_idx, val_idx))
+    return trained
+
+
+def _training_record(model, dataset, history, timer, train_idx, val_idx) -> dict:
+    """What a trained model's meta keeps of its training."""
+    return {
         "version": META_VERSION,
         "history": history,
         "seconds_per_epoch": timer.median(),
@@ -563,8 +569,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         "height_log_var": (float(model.height_log_var.numpy()) if model.height_channels
                            else None),
         "metrics": {},
-    })
-    return trained
+    }
 
 
 def _compiled_vae(dataset, rep, settings, train_idx, states, strategy):
