@@ -44,11 +44,14 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
         for figures in (point["floor"], *point["generated"].values()):
             assert 0 <= figures["auc"] <= 1 and figures["energy_w1"] >= 0
         assert point["cost"]["monte_carlo_decorrelated_per_second"] > 0
-    for key in ("rmsd_median", "rmsd_p90", "energy_rel_error_median", "baseline_rmsd_median"):
-        assert result["reconstruction"][key] >= 0
-    assert 0 <= result["reconstruction"]["valid_fraction"] <= 1
-    for key in ("valid_fraction", "valid_fraction_relaxed", "energy_w1", "energy_w1_relaxed"):
-        assert result["generation"][key] >= 0
+    rec = result["reconstruction"]
+    assert 0 < rec["rmsd_median"] <= rec["rmsd_p90"]
+    assert rec["baseline_rmsd_median"] > 0 and np.isfinite(rec["energy_rel_error_median"])
+    assert 0 <= rec["valid_fraction"] <= 1
+    gen = result["generation"]
+    # A two-epoch model's samples are not Monte Carlo's, before or after the quench.
+    assert gen["energy_w1"] > 0 and gen["energy_w1_relaxed"] > 0
+    assert 0 <= gen["valid_fraction"] <= gen["valid_fraction_relaxed"] <= 1
     # The quench only moves particles downhill: relaxation cannot lose validity on average.
     assert result["generation"]["valid_fraction_relaxed"] >= result["generation"][
         "valid_fraction"]
