@@ -71,8 +71,8 @@ def main() -> None:
                                  "--unseen-gamma", 0.75, 1.5))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
-    print("| γ | state point | MC floor AUC | AUC raw | AUC 5 sweeps | AUC 20 sweeps | U/N W1 raw | "
-          "height W1 raw | reconstructed AUC raw / 20 sweeps |")
+    print("| γ | state point | MC floor AUC | AUC raw | AUC 5 sweeps | AUC 20 sweeps | "
+          "U/N W1 raw | height W1 raw | reconstructed AUC raw / 20 sweeps |")
     print("|---|---|---|---|---|---|---|---|---|")
     for point in result["state_points"]:
         print(_row(point))
