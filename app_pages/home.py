@@ -31,7 +31,8 @@ learn their configurations with variational autoencoders and read physics from t
 3. **Train** — variational autoencoders on sorted coordinates, voxel grids or distance
    matrices, with live loss curves; each model is evaluated on held-out chains.
 4. **Reconstruct** — decoded configurations next to the originals, and new ones generated
-   from the latent prior, judged by their energies, g(r) and ρ(z).
+   at a chosen γ (raw or after thermal sweeps), judged one state point at a time against
+   Monte Carlo: a classifier's AUC, energies, g(r) and ρ(z), beside Monte Carlo's own floor.
 5. **Latent & Anomaly** — γ and energies read from the latent space, anomaly scores, and
    scoring of configurations you upload.
 
