@@ -124,6 +124,97 @@ def show_configuration(title: str, coords, energies=None):
                                  else None), height=320)
 
 
+def upload_controls():
+    """The uploader, with the state point to score at for conditional models; returns the
+    scored files."""
+    limits = hosted_limits()
+    upload_limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_BYTES
+    st.caption(
+        "Extended XYZ (several frames allowed), CSV with x,y[,z] columns, or .npy of shape "
+        f"(N, d) or (frames, N, d); up to {upload_limit / 2**20:g} MB per file. A configuration "
+        "is anomalous when its score exceeds the model's "
+        f"{trained.meta.get('anomaly', {}).get('percentile', 99):g}th percentile of held-out "
+        "normal data. The score is the larger of two robust z-scores: the negative ELBO, and how "
+        "far the configuration's pair energy and mean height (the two terms of "
+        "U = U_LJ + 4γΣz) lie from the training ensemble they are closest to.")
+    uploads = st.file_uploader("Configurations", type=["xyz", "extxyz", "csv", "npy"],
+                               accept_multiple_files=True, key="uploads")
+    if not uploads:
+        return []
+    params = trained.meta.get("dataset_params", {})
+    gamma_score, temperature_score = None, None
+    if trained.settings.conditional:
+        c1, c2 = st.columns(2)
+        gamma_score = c1.number_input(
+            "Score at γ", value=float(min(params.get("gammas", [0.0]))), key="score_gamma")
+        temperature_score = c2.number_input(
+            "Score at T", min_value=0.01, value=float(min(params.get("temperatures", [1.0]))),
+            key="score_temperature")
+    files = tuple((f.name, f.getvalue()) for f in uploads)
+    return scored_uploads(summary["path"], summary["modified"], files, gamma_score,
+                          temperature_score, upload_limit)
+
+
+def uploads_table(rows) -> tuple[pd.DataFrame, dict]:
+    """One row per scored frame, with human headers, and its column configuration."""
+    table = pd.DataFrame([{"file": f.name, "frame": k, "score": r["score"],
+                           "threshold": r["threshold"],
+                           "verdict": "anomalous" if r["anomalous"] else "normal",
+                           "percentile (normal)": r["percentile"],
+                           PAIR_ENERGY: r["energy_per_particle"],
+                           "height (σ)": r["mean_height"], "−ELBO (nats)": r["negative_elbo"],
+                           **{f"{STATE_LABELS[k]} read off": v
+                              for k, v in r.get("state", {}).items()}}
+                          for f, k, r in rows])
+    config = {
+        "score": st.column_config.NumberColumn(format="%.2f"),
+        "threshold": st.column_config.NumberColumn(format="%.2f"),
+        "percentile (normal)": st.column_config.NumberColumn(
+            format="%.1f %%", help="Share of held-out normal configurations that score lower."),
+        "height (σ)": st.column_config.NumberColumn(format="%.2f", help="Mean particle height."),
+        PAIR_ENERGY: st.column_config.NumberColumn(
+            format="%.3f", help="LJ pair energy per particle; overlapping particles make it "
+                                f"astronomically large, and it is shown capped at "
+                                f"{ENERGY_PER_PARTICLE_CAP:g}."),
+        "−ELBO (nats)": st.column_config.NumberColumn(
+            format="%.1f", help="Negative evidence lower bound: how poorly the model explains "
+                                "the configuration (lower is more typical). It is a density "
+                                "of continuous coordinates, so it can be negative."),
+        **{f"{label} read off": st.column_config.NumberColumn(
+            format="%.2f", help="What the model's state head reads off this configuration's "
+                                "latent point.")
+            for label in STATE_LABELS.values() if f"{label} read off" in table}}
+    return table, config
+
+
+def show_uploaded(rows, table: pd.DataFrame):
+    """The chosen uploaded frame in 3D with its verdict; returns the points to draw on the
+    map."""
+    uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
+    labels = [f"{f.name} · frame {k} · {'anomalous' if r['anomalous'] else 'normal'}"
+              for f, k, r in rows]
+    follow_map_click(len(rows))
+    which = st.selectbox("Show", range(len(rows)), format_func=labels.__getitem__,
+                         key="upload_shown")
+    drawn = drawn_uploads(pd.DataFrame({
+        "u": uv[:, 0], "v": uv[:, 1], "row": np.arange(len(rows)),
+        "name": [f"{f.name} · frame {k}" for f, k, _ in rows], "verdict": table["verdict"],
+        "score": table["score"]}), which)
+    f, k, r = rows[which]
+    view, legend = st.columns([1, 1])
+    with view:
+        energies = particle_energies(f.coords[k], ds.box, periodic)[0]
+        show_configuration(f"**{f.name}**, frame {k}", f.coords[k], energies)
+    legend.markdown(
+        f"Score **{r['score']:.2f}** against threshold {r['threshold']:.2f}: "
+        f"**{'anomalous' if r['anomalous'] else 'normal'}**, above "
+        f"{r['percentile']:.1f} % of held-out normal configurations.\n\n"
+        f"Particles are coloured by their pair energy, blue at {PARTICLE_ENERGY_RANGE[0]:g} ε "
+        f"(well bound) to red at {PARTICLE_ENERGY_RANGE[1]:g} ε and above (overlapping). "
+        f"Highest: {energies.max():.2f} ε.")
+    return drawn
+
+
 points, projection, scores = encoded(summary["path"], summary["modified"], chosen["path"],
                                      chosen["modified"])
 cols = st.columns(3)
@@ -154,86 +245,15 @@ if show_map:
 
 # ---------------------------------------------------------------- uploads
 st.subheader("Score configurations")
-limits = hosted_limits()
-upload_limit = limits.max_upload_bytes if limits is not None else MAX_UPLOAD_BYTES
-st.caption(
-    "Extended XYZ (several frames allowed), CSV with x,y[,z] columns, or .npy of shape (N, d) "
-    f"or (frames, N, d); up to {upload_limit / 2**20:g} MB per file. A configuration is "
-    "anomalous when its score exceeds the model's "
-    f"{trained.meta.get('anomaly', {}).get('percentile', 99):g}th percentile of held-out normal "
-    "data. The score is the larger of two robust z-scores: the negative ELBO, and how far the "
-    "configuration's pair energy and mean height (the two terms of U = U_LJ + 4γΣz) lie from "
-    "the training ensemble they are closest to.")
-uploads = st.file_uploader("Configurations", type=["xyz", "extxyz", "csv", "npy"],
-                           accept_multiple_files=True, key="uploads")
-params = trained.meta.get("dataset_params", {})
-gamma_score, temperature_score = None, None
-if trained.settings.conditional and uploads:
-    c1, c2 = st.columns(2)
-    gamma_score = c1.number_input("Score at γ", value=float(min(params.get("gammas", [0.0]))),
-                                  key="score_gamma")
-    temperature_score = c2.number_input(
-        "Score at T", min_value=0.01, value=float(min(params.get("temperatures", [1.0]))),
-        key="score_temperature")
-scored = []
-if uploads:
-    files = tuple((f.name, f.getvalue()) for f in uploads)
-    scored = scored_uploads(summary["path"], summary["modified"], files, gamma_score,
-                            temperature_score, upload_limit)
+scored = upload_controls()
 for failed in (f for f in scored if f.error):
     st.error(failed.error)
 rows = [(f, k, r) for f in scored if not f.error for k, r in enumerate(f.results)]
 uploaded_points = None
 if rows:
-    table = pd.DataFrame([{"file": f.name, "frame": k, "score": r["score"],
-                           "threshold": r["threshold"],
-                           "verdict": "anomalous" if r["anomalous"] else "normal",
-                           "percentile (normal)": r["percentile"],
-                           PAIR_ENERGY: r["energy_per_particle"],
-                           "height (σ)": r["mean_height"], "−ELBO (nats)": r["negative_elbo"],
-                           **{f"{STATE_LABELS[k]} read off": v
-                              for k, v in r.get("state", {}).items()}}
-                          for f, k, r in rows])
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "score": st.column_config.NumberColumn(format="%.2f"),
-        "threshold": st.column_config.NumberColumn(format="%.2f"),
-        "percentile (normal)": st.column_config.NumberColumn(
-            format="%.1f %%", help="Share of held-out normal configurations that score lower."),
-        "height (σ)": st.column_config.NumberColumn(format="%.2f", help="Mean particle height."),
-        PAIR_ENERGY: st.column_config.NumberColumn(
-            format="%.3f", help="LJ pair energy per particle; overlapping particles make it "
-                                f"astronomically large, and it is shown capped at "
-                                f"{ENERGY_PER_PARTICLE_CAP:g}."),
-        "−ELBO (nats)": st.column_config.NumberColumn(
-            format="%.1f", help="Negative evidence lower bound: how poorly the model explains "
-                                "the configuration (lower is more typical). It is a density "
-                                "of continuous coordinates, so it can be negative."),
-        **{f"{label} read off": st.column_config.NumberColumn(
-            format="%.2f", help="What the model's state head reads off this configuration's "
-                                "latent point.")
-            for label in STATE_LABELS.values() if f"{label} read off" in table}})
-    uv = projection.transform(np.array([r["latent"] for _, _, r in rows]))
-    labels = [f"{f.name} · frame {k} · {'anomalous' if r['anomalous'] else 'normal'}"
-              for f, k, r in rows]
-    follow_map_click(len(rows))
-    which = st.selectbox("Show", range(len(rows)), format_func=labels.__getitem__,
-                         key="upload_shown")
-    uploaded_points = drawn_uploads(pd.DataFrame({
-        "u": uv[:, 0], "v": uv[:, 1], "row": np.arange(len(rows)),
-        "name": [f"{f.name} · frame {k}" for f, k, _ in rows], "verdict": table["verdict"],
-        "score": table["score"]}), which)
-    f, k, r = rows[which]
-    view, legend = st.columns([1, 1])
-    with view:
-        energies = particle_energies(f.coords[k], ds.box, periodic)[0]
-        show_configuration(f"**{f.name}**, frame {k}", f.coords[k], energies)
-    legend.markdown(
-        f"Score **{r['score']:.2f}** against threshold {r['threshold']:.2f}: "
-        f"**{'anomalous' if r['anomalous'] else 'normal'}**, above "
-        f"{r['percentile']:.1f} % of held-out normal configurations.\n\n"
-        f"Particles are coloured by their pair energy, blue at {PARTICLE_ENERGY_RANGE[0]:g} ε "
-        f"(well bound) to red at {PARTICLE_ENERGY_RANGE[1]:g} ε and above (overlapping). "
-        f"Highest: {energies.max():.2f} ε.")
+    table, config = uploads_table(rows)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    uploaded_points = show_uploaded(rows, table)
 
 # ---------------------------------------------------------------- the map
 held = held_out_indices(trained, ds)
