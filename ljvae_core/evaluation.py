@@ -99,9 +99,7 @@ def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int 
     sweeps > 0, the same after that many Metropolis sweeps each at (T, gamma) with a tuned
     step (:func:`thermalize`; None without). An unconditional model's samples are relaxed at
     the gamma given."""
-    conditional = trained.settings.conditional
-    raw = generate(trained, n, gamma if conditional else None,
-                   temperature if conditional else None, seed, prior)
+    raw = generate(trained, n, gamma, temperature, seed, prior)
     if sweeps <= 0:
         return raw, None
     periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
@@ -133,17 +131,18 @@ def _sweep_each(coords, box, temperature, gamma, periodic, step, sweeps, seed) -
 
 def thermalize(coords, box: float, temperature: float, gamma: float, sweeps: int,
                periodic: str = "", seed: int = 0, target_acceptance: float = 0.4,
-               tune_sweeps: int = 100) -> tuple[np.ndarray, float]:
+               tune_sweeps: int = 100, step: float | None = None) -> tuple[np.ndarray, float]:
     """Configurations after ``sweeps`` Metropolis sweeps each at (temperature, gamma), with a
     step size tuned toward the target acceptance as the sampler tunes its chains (on the
-    first configuration, then kept); returns (coordinates, step size)."""
+    first configuration, then kept), or the ``step`` given; returns (coordinates, step size)."""
     from .sampling import tune_step_size
 
     coords = np.asarray(coords, dtype=np.float64)
-    probe = MetropolisSampler(np.clip(coords[0], 0.0, box), box, temperature, gamma, periodic,
-                              None, 0.2, seed=seed)
-    tune_step_size(probe, target_acceptance, tune_sweeps)
-    step = float(probe.step_size)
+    if step is None:
+        probe = MetropolisSampler(np.clip(coords[0], 0.0, box), box, temperature, gamma,
+                                  periodic, None, 0.2, seed=seed)
+        tune_step_size(probe, target_acceptance, tune_sweeps)
+        step = float(probe.step_size)
     return _sweep_each(coords, box, temperature, gamma, periodic, step, sweeps, seed + 1), step
 
 

@@ -192,16 +192,6 @@ class ConditionalPrior:
         if len(self.conditions) != len(self.priors) or len(self.priors) == 0:
             raise ValueError("a conditional prior needs one mixture per state point")
 
-    @classmethod
-    def fit(cls, latent, gamma, temperature, components: int = 10, seed: int = 0
-            ) -> ConditionalPrior:
-        """A mixture over the latents of each distinct (gamma, T)."""
-        states = np.stack([np.asarray(gamma, float), np.asarray(temperature, float)], axis=-1)
-        conditions = np.unique(states, axis=0)
-        priors = [LatentPrior.fit(latent[np.all(states == c, axis=1)], components, seed)
-                  for c in conditions]
-        return cls(conditions, priors)
-
     def sample(self, n: int, gamma, temperature, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latents at (gamma, T): scalars, or one value per sample."""
         states = np.stack(np.broadcast_arrays(np.asarray(gamma, float),

@@ -26,11 +26,13 @@ import numpy as np
 
 # Only NumPy at import time: the command line reads SWEEPS for its defaults.
 SWEEPS = (0, 5, 20)
-# Configurations per state point: the classifier's AUC is then within about 0.02 of itself
-# over seeds.
+# Configurations per state point: at 1000 a side, Monte Carlo against itself scored AUC
+# 0.50-0.55 over the study system's state points (at 2000, 0.49-0.52).
 STATE_SAMPLES = 1000
 # Fresh Monte Carlo runs two chains per state point (as many as the quick demo's dataset).
 FRESH_CHAINS = 2
+# Sweeps of one chain timed for Monte Carlo's rate in the cost figures.
+COST_SWEEPS = 2000
 
 
 def figures(sample, reference, box: float, gamma: float, periodic: str = "",
@@ -95,14 +97,15 @@ def monte_carlo_pair(trained, dataset, gamma, temperature, n: int, seed: int = 0
 
 def relaxed_series(coords, box, temperature, gamma, sweeps, periodic, seed):
     """{K: the configurations after K sweeps} for each K of ``sweeps`` (increasing), each
-    continuing the last, and {K: seconds since the start}."""
+    continuing the last with the step size tuned once, and {K: seconds since the start}."""
     from .evaluation import thermalize
 
     out, seconds, done, current, start = {}, {}, 0, coords, time.perf_counter()
+    step = None
     for k in sorted(sweeps):
         if k > done:
-            current, _ = thermalize(current, box, temperature, gamma, k - done, periodic,
-                                    seed + done)
+            current, step = thermalize(current, box, temperature, gamma, k - done, periodic,
+                                       seed + done, step=step)
             done = k
         out[k] = current
         seconds[k] = time.perf_counter() - start
@@ -117,8 +120,7 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
     box, periodic = dataset.box, dataset.params.get("periodic", "")
     reference, source, second = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
     start = time.perf_counter()
-    raw = generate(trained, n, gamma if trained.settings.conditional else None,
-                   temperature if trained.settings.conditional else None, seed)
+    raw = generate(trained, n, gamma, temperature, seed)
     generating = time.perf_counter() - start
     generated, seconds = relaxed_series(raw, box, temperature, gamma, sweeps, periodic, seed)
     rebuilt = reconstruct(trained, second.coords, np.full(len(second), gamma),
@@ -141,27 +143,20 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
 def _cost(fresh, n, generating, seconds) -> dict:
     """Samples per second: generated (and relaxed by K sweeps) against Monte Carlo's
     decorrelated ones, from the fresh run's tau and the kernel's measured sweep rate."""
-    condition = fresh.conditions[0]
-    sampler_rate = _sweeps_per_second(fresh, condition["step_size"])
+    from .bench import mc_moves_per_second
+
+    condition, p = fresh.conditions[0], fresh.params
+    system = {"n": p["n_particles"], "dim": p["dim"], "box": p["box"],
+              "temperature": condition["temperature"], "gamma": condition["gamma"],
+              "delta": condition["step_size"]}
+    moves = mc_moves_per_second(system, COST_SWEEPS, p.get("cutoff"), p.get("periodic", ""))
+    sampler_rate = moves["moves_per_s"] / system["n"]
     return {
         "generated_per_second": {str(k): n / (generating + s) for k, s in seconds.items()},
         "monte_carlo_tau_sweeps": float(condition["tau"]),
         "monte_carlo_sweeps_per_second": sampler_rate,
         "monte_carlo_decorrelated_per_second": sampler_rate / max(float(condition["tau"]), 1.0),
     }
-
-
-def _sweeps_per_second(fresh, step_size, sweeps: int = 2000) -> float:
-    from .mc import MetropolisSampler
-
-    p = fresh.params
-    sampler = MetropolisSampler(fresh.coords[0].copy(), p["box"], float(fresh.temperature[0]),
-                                float(fresh.gamma[0]), p.get("periodic", ""), p.get("cutoff"),
-                                step_size, seed=0)
-    sampler.run(10, trace=False)  # compiled before timing
-    start = time.perf_counter()
-    sampler.run(sweeps, trace=False)
-    return sweeps / (time.perf_counter() - start)
 
 
 def evaluate_state_points(trained, dataset, unseen_gammas=(), n: int = STATE_SAMPLES,
