@@ -43,7 +43,7 @@ def base_cache_dir() -> Path:
 
 
 def cache_dir(root: str | os.PathLike | None = None) -> Path:
-    """The cache folder: the argument, else the current context's (a hosted session's own,
+    """The cache folder: the argument, else the current context's (a hosted visitor's own,
     see :mod:`ljvae_core.hosted`), else :func:`base_cache_dir`."""
     from .hosted import current_cache_root
 

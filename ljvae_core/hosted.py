@@ -2,10 +2,11 @@
 secrets, which the app passes in).
 
 The checks here are what the server enforces whatever the widgets allow: a simulation,
-a training run or an upload over the limits is refused with one clear sentence. Each browser
-session also gets its own cache folder (:func:`session_root`), so that no session can see or
-delete another's artifacts; :func:`use_cache_root` makes it the default for the code running
-in the current context (a script run, and the background jobs it starts).
+a training run or an upload over the limits is refused with one clear sentence. Each visitor
+(a session token in the page's URL) also gets their own cache folder (:func:`session_root`),
+so that no visitor can see or delete another's artifacts; :func:`use_cache_root` makes it
+the default for the code running in the current context (a script run, and the background
+jobs it starts).
 """
 
 from __future__ import annotations

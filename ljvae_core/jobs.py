@@ -31,7 +31,7 @@ class BackgroundJob:
         self.started = time.time()
         self.finished: float | None = None
         self.cancel_event = threading.Event()
-        # The worker sees the starter's context (e.g. a hosted session's own cache folder).
+        # The worker sees the starter's context (e.g. a hosted visitor's own cache folder).
         context = contextvars.copy_context()
         self._thread = threading.Thread(
             target=context.run, args=(self._work, target, args, kwargs), daemon=True,

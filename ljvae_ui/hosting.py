@@ -1,4 +1,4 @@
-"""Hosted-demo mode in the app: per-session cache folders and server-side limits
+"""Hosted-demo mode in the app: a private cache folder per visitor and server-side limits
 (see :mod:`ljvae_core.hosted`). app.py calls :func:`apply_hosting` at the top of every run."""
 
 from __future__ import annotations
@@ -44,5 +44,5 @@ def _hosting() -> Limits | None:
 
 
 def hosted_limits() -> Limits | None:
-    """The hosted demo's limits for this session (None when not hosted)."""
+    """The hosted demo's limits for this visitor (None when not hosted)."""
     return st.session_state.get(LIMITS_KEY)

@@ -169,7 +169,7 @@ def _running_jobs() -> dict:
 
 def job_blocked(key: str) -> str | None:
     """Why a job stored under ``key`` cannot start now, or None. The hosted demo runs one
-    heavy job per session at a time."""
+    heavy job per visitor at a time."""
     running = _running_jobs()
     if key in running:
         return "this job is still running"
