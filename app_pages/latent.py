@@ -10,7 +10,6 @@ from ljvae_core.analysis import ENERGY_PER_PARTICLE_CAP, particle_energies
 from ljvae_core.evaluation import held_out_indices
 from ljvae_core.io import MAX_UPLOAD_BYTES
 from ljvae_core.latent import (
-    encode,
     energy_map,
     gamma_clustering,
     project,
@@ -54,7 +53,7 @@ def encode_in_steps(model, data) -> np.ndarray:
     for start in range(0, n, ENCODE_STEP):
         bar.progress(start / n, text=f"Encoding {n:,} configurations{step} ({start:,} done)…")
         part = slice(start, start + ENCODE_STEP)
-        parts.append(encode(model, data.coords[part], data.gamma[part], data.temperature[part]))
+        parts.append(model.encode(data.coords[part], data.gamma[part], data.temperature[part]))
     bar.empty()
     return np.concatenate(parts)
 

@@ -9,7 +9,7 @@ from ljvae_core.analysis import (
     ENERGY_PER_PARTICLE_CAP,
     energies_per_particle,
 )
-from ljvae_core.evaluation import available_priors, generate_relaxed, held_out_indices, reconstruct
+from ljvae_core.evaluation import generate_relaxed, held_out_indices
 from ljvae_core.geometry import match_and_align, pairwise_distances
 from ljvae_core.io import extxyz_text
 from ljvae_core.sampling import parse_values
@@ -194,7 +194,7 @@ pick = st.number_input(f"Held-out configuration (0–{len(held_out) - 1})", 0,
                        len(held_out) - 1, 0, key="heldout_index")
 k = int(held_out[pick])
 original = ds.coords[k]
-decoded = reconstruct(trained, original[None], ds.gamma[k:k + 1], ds.temperature[k:k + 1])[0]
+decoded = trained.reconstruct(original[None], ds.gamma[k:k + 1], ds.temperature[k:k + 1])[0]
 matched = match_and_align(decoded, original)
 # Alignment may leave the box slightly; the view only needs the shape.
 shown = np.clip(matched, 0.0, ds.box)
@@ -242,7 +242,7 @@ sweeps = cols[2].number_input(
     help="Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
          "a tuned step. The energy of this system decorrelates in about 40–70 sweeps.")
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
-priors = available_priors(trained)
+priors = trained.available_priors()
 prior = priors[0]
 if len(priors) > 1:
     prior = st.radio("Sample the latent from", priors, horizontal=True, key="generate_prior",

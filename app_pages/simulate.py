@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ljvae_core.artifacts import simulate_and_save
 from ljvae_core.hosted import LimitError, check_simulation
 from ljvae_core.sampling import FORM_RANGES, ParameterError, SimulationParams, params_from_form
+from ljvae_core.workflows import simulate_and_save
 from ljvae_ui.hosting import hosted_limits
 from ljvae_ui.state import (
     SELECTED_DATASET,

@@ -5,7 +5,8 @@ import streamlit as st
 
 from ljvae_core.artifacts import list_models
 from ljvae_core.hosted import LimitError, check_training
-from ljvae_core.training import TrainingError, TrainSettings, setting_options, train_and_save
+from ljvae_core.settings import TrainingError, TrainSettings, setting_options
+from ljvae_core.workflows import train_and_save
 from ljvae_ui.charts import training_charts
 from ljvae_ui.hosting import hosted_limits
 from ljvae_ui.state import (

@@ -32,28 +32,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ljvae_core.analysis import energies_per_particle, valid_fraction  # noqa: E402
 from ljvae_core.artifacts import load_dataset  # noqa: E402
 from ljvae_core.evaluation import (  # noqa: E402
-    available_priors,
-    generate,
     held_out_indices,
     quench,
-    reconstruct,
 )
 from ljvae_core.geometry import matched_rmsd  # noqa: E402
-from ljvae_core.latent import encode, gamma_clustering, unseen_chains  # noqa: E402
-from ljvae_core.training import load_model  # noqa: E402
+from ljvae_core.latent import gamma_clustering, unseen_chains  # noqa: E402
+from ljvae_core.model_store import load_model  # noqa: E402
 
 BLOCK = 2500
 
 
 def reconstruction(trained, dataset, idx, rng) -> dict:
     pick = np.sort(rng.choice(idx, min(1000, len(idx)), replace=False))
-    rmsd = matched_rmsd(reconstruct(trained, dataset.coords[pick]), dataset.coords[pick])
+    rmsd = matched_rmsd(trained.reconstruct(dataset.coords[pick]), dataset.coords[pick])
     return {"rmsd_median": float(np.median(rmsd)), "rmsd_p90": float(np.percentile(rmsd, 90))}
 
 
 def raw_validity(trained, dataset, samples: int, prior: str = "fitted") -> dict:
     periodic = dataset.params.get("periodic", "")
-    blocks = [valid_fraction(generate(trained, BLOCK, seed=seed, prior=prior), dataset.box,
+    blocks = [valid_fraction(trained.generate(BLOCK, seed=seed, prior=prior), dataset.box,
                              periodic)
               for seed in range(max(1, samples // BLOCK))]
     return {"valid_raw": float(np.mean(blocks)), "valid_raw_blocks": blocks}
@@ -62,7 +59,7 @@ def raw_validity(trained, dataset, samples: int, prior: str = "fitted") -> dict:
 def plain_prior_check(trained, dataset, held_out, samples: int) -> dict:
     """The refined prior against the plain mixture it came from, on the same decoder;
     ``held_out``: the posterior means of the held-out configurations."""
-    if "plain" not in available_priors(trained):
+    if "plain" not in trained.available_priors():
         return {}
     return {"plain": raw_validity(trained, dataset, samples, prior="plain"),
             "prior_ll": {name: float(prior.log_likelihood(held_out).mean()) for name, prior in
@@ -74,7 +71,7 @@ def quenched_energy_w1(trained, dataset, idx, rng, n: int = 2000) -> float:
     periodic = dataset.params.get("periodic", "")
     pick = rng.choice(idx, min(n, len(idx)), replace=False)
     gamma = dataset.gamma[pick]
-    generated = quench(generate(trained, len(pick), gamma, dataset.temperature[pick], seed=7),
+    generated = quench(trained.generate(len(pick), gamma, dataset.temperature[pick], seed=7),
                        dataset.box, gamma, periodic)
     reference = quench(dataset.coords[pick], dataset.box, gamma, periodic, seed=1)
     # LJ energy only, as evaluate compares it: gravity shows in the heights.
@@ -87,7 +84,7 @@ def check(path: str, dataset, samples: int) -> dict:
     trained = load_model(path)
     idx = held_out_indices(trained, dataset)
     rng = np.random.default_rng(0)
-    latent = encode(trained, dataset.coords, dataset.gamma, dataset.temperature)
+    latent = trained.encode(dataset.coords, dataset.gamma, dataset.temperature)
     probe = gamma_clustering(latent, dataset.gamma, dataset.chain,
                              test=unseen_chains(trained, dataset))
     return {"model": path, **reconstruction(trained, dataset, idx, rng),

@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ljvae_core.artifacts import load_dataset  # noqa: E402
-from ljvae_core.evaluation import reconstruct  # noqa: E402
 from ljvae_core.geometry import matched_rmsd  # noqa: E402
-from ljvae_core.training import TrainSettings, train  # noqa: E402
+from ljvae_core.settings import TrainSettings  # noqa: E402
+from ljvae_core.training import train  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
                              coordinate_weight=args.coordinate_weight)
     trained = train(small, settings)
     seen = trained.meta["train_indices"]
-    rmsd = matched_rmsd(reconstruct(trained, small.coords[seen]), small.coords[seen])
+    rmsd = matched_rmsd(trained.reconstruct(small.coords[seen]), small.coords[seen])
     print(f"{len(seen)} training configurations after {args.epochs} epochs: median RMSD "
           f"{np.median(rmsd):.3f} sigma, 90th percentile {np.percentile(rmsd, 90):.3f} sigma "
           f"(KL {trained.history['kl'][-1]:.0f} nats)")

@@ -14,8 +14,7 @@ import numpy as np
 
 from ljvae_core.artifacts import load_dataset
 from ljvae_core.demo import DEMO_DATASET, SHIPPED_MODEL
-from ljvae_core.evaluation import generate, reconstruct
-from ljvae_core.training import import_model
+from ljvae_core.model_store import import_model
 from ljvae_core.twosample import classifier_auc
 
 
@@ -25,8 +24,8 @@ def main() -> None:
     mc, other = data.coords[first], data.coords[~first]
     print(json.dumps({
         "monte_carlo_halves": classifier_auc(mc, other, data.box),
-        "generated_raw": classifier_auc(generate(trained, len(mc), seed=1), other, data.box),
-        "reconstructed": classifier_auc(reconstruct(trained, mc), other, data.box),
+        "generated_raw": classifier_auc(trained.generate(len(mc), seed=1), other, data.box),
+        "reconstructed": classifier_auc(trained.reconstruct(mc), other, data.box),
         "gamma_0.5_vs_1": classifier_auc(data.coords[data.gamma == 0.5],
                                          data.coords[data.gamma == 1.0], data.box),
     }, indent=1))

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -155,6 +156,41 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+def atomic_folder(directory, write) -> Path:
+    """``write(tmp)`` fills a temporary sibling folder, which then replaces ``directory``; a
+    failure leaves nothing half-written under its name."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        write(tmp)
+        _swap_into_place(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _swap_into_place(tmp: Path, directory: Path, attempts: int = 20) -> None:
+    """Rename the finished folder ``tmp`` to ``directory``, moving an existing one aside
+    first. Two processes saving the same name both succeed; the last one stays."""
+    for _ in range(attempts):
+        if directory.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            try:
+                os.replace(directory, aside / "model")
+            except FileNotFoundError:  # another writer moved it first
+                pass
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(tmp, directory)
+            return
+        except OSError:  # another writer put its folder there in between: go again
+            continue
+    raise OSError(f"could not save {directory.name}: other processes keep replacing it")
+
+
 def safe_name(name: str) -> str:
     """A file-system friendly artifact name (letters, digits, '-', '_', '.')."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
@@ -241,18 +277,6 @@ def load_dataset(name_or_path: str | os.PathLike, root=None) -> Dataset:
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold an ljvae dataset")
     return Dataset.from_dict(data)
-
-
-def simulate_and_save(params, name=None, root=None, progress=None, cancel=None, n_jobs=None,
-                      scheduler=None):
-    """Simulate (on a Dask cluster if ``scheduler`` is an address) and store in one go (what a
-    background job of the app runs); returns the name."""
-    from .sampling import simulate
-
-    ds = simulate(params, progress=progress, cancel=cancel, n_jobs=n_jobs, scheduler=scheduler)
-    if progress is not None:
-        progress(1.0, "saving")
-    return save_dataset(ds, name, root).stem
 
 
 def list_models(root=None) -> list[dict]:

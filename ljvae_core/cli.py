@@ -20,7 +20,7 @@ EXIT_ERROR = 2
 
 
 # The train command's options: (TrainSettings field, flag). Each option's default, range,
-# choices and help are the field's own (ljvae_core.training.setting_options), as on the
+# choices and help are the field's own (ljvae_core.settings.setting_options), as on the
 # Train page; a setting on by default gets a flag that turns it off.
 TRAIN_FLAGS = (
     ("representation", "--representation"), ("latent_dim", "--latent-dim"),
@@ -36,7 +36,7 @@ TRAIN_FLAGS = (
 
 
 def _add_setting(parser, name: str, flag: str) -> None:
-    from .training import setting_options
+    from .settings import setting_options
 
     option = setting_options(name)
     default = option["default"]
@@ -257,9 +257,14 @@ def _check_inside(coords, box) -> None:
 
 def cmd_train(args) -> int:
     from .artifacts import load_dataset
-    from .training import TrainSettings, attach_after_training, save_model, train
+    from .settings import TrainSettings
 
     dataset = load_dataset(args.dataset)
+    # TensorFlow only now: a bad dataset path is told in one line, without its start-up log.
+    from .calibration import attach_after_training
+    from .model_store import save_model
+    from .training import train
+
     values = {name: getattr(args, name) for name, _ in TRAIN_FLAGS}
     if args.no_heights and args.representation == "distances":
         values["representation_params"] = {"heights": False}
@@ -283,7 +288,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .artifacts import load_dataset
     from .evaluation import evaluate
-    from .training import load_model
+    from .model_store import load_model
 
     trained = load_model(args.model)
     dataset = load_dataset(args.dataset)
@@ -304,9 +309,9 @@ def cmd_evaluate(args) -> int:
                        regressor_epochs=args.regressor_epochs)
     if args.anomalies:
         from .evaluation import held_out_indices
-        from .latent import anomaly_report, encode, gamma_clustering, unseen_chains
+        from .latent import anomaly_report, gamma_clustering, unseen_chains
 
-        latent = encode(trained, dataset.coords, dataset.gamma, dataset.temperature)
+        latent = trained.encode(dataset.coords, dataset.gamma, dataset.temperature)
         result["latent"] = gamma_clustering(latent, dataset.gamma, dataset.chain, args.seed,
                                             test=unseen_chains(trained, dataset))
         result["anomaly"] = anomaly_report(trained, dataset, held_out_indices(trained, dataset),
@@ -317,7 +322,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_score(args) -> int:
     from .latent import score_files
-    from .training import load_model
+    from .model_store import load_model
 
     trained = load_model(args.model)
     scored = score_files(trained, [(path, path) for path in args.files], args.gamma,
@@ -365,7 +370,7 @@ def cmd_generate(args) -> int:
     from pathlib import Path
 
     from .evaluation import generate_relaxed
-    from .training import import_model, load_model
+    from .model_store import import_model, load_model
 
     if args.samples < 1 or args.sweeps < 0:
         raise ValueError("--samples must be at least 1 and --sweeps cannot be negative")

@@ -6,7 +6,7 @@ minute on two CPU cores (Home's "Run the quick demo" and ``python -m ljvae_core 
 2. install the model that ships with ljvae: the default distances VAE trained on the study
    dataset (16 000 configurations, 100 epochs; :func:`build_demo_model`, run by
    ``python -m ljvae_core demo --build``), stored in the portable format that loads without
-   trusting its writer (:func:`ljvae_core.training.import_model`);
+   trusting its writer (:func:`ljvae_core.model_store.import_model`);
 3. evaluate it on the fresh data, none of which it was trained on (reconstruction,
    generation, anomaly threshold);
 4. encode the fresh data for the latent map (gamma silhouette, and the R^2 of a linear probe
@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .sampling import SimulationParams
-from .training import TrainSettings
+from .settings import TrainSettings
 
 DEMO_DATASET = "demo"
 DEMO_MODEL = "demo-distances"
@@ -55,8 +55,8 @@ def run_demo(root=None, progress=None, cancel=None, n_generate: int = 200) -> di
     cache (replacing earlier ones); returns their names, the key figures and the time taken."""
     from .artifacts import models_dir, save_dataset
     from .evaluation import evaluate
+    from .model_store import import_model, save_model
     from .sampling import Cancelled, simulate
-    from .training import import_model, save_model
 
     started = time.perf_counter()
     dataset = simulate(DEMO_PARAMS, progress=_step_reporter(progress, 0), cancel=cancel)
@@ -78,9 +78,9 @@ def run_demo(root=None, progress=None, cancel=None, n_generate: int = 200) -> di
 
 
 def _latent_figures(trained, dataset) -> dict:
-    from .latent import encode, gamma_clustering, unseen_chains
+    from .latent import gamma_clustering, unseen_chains
 
-    latent = encode(trained, dataset.coords, dataset.gamma, dataset.temperature)
+    latent = trained.encode(dataset.coords, dataset.gamma, dataset.temperature)
     # The probe's R^2 is measured on chains neither it nor the model was fitted on.
     return gamma_clustering(latent, dataset.gamma, dataset.chain,
                             test=unseen_chains(trained, dataset))
@@ -108,9 +108,11 @@ def build_demo_model(out=SHIPPED_MODEL, settings: TrainSettings = BUILD_SETTINGS
     """Simulate the study dataset, train the default model on it, evaluate it on its held-out
     chains and write it to ``out`` in the portable format (what ships as the demo's model);
     returns its evaluation. About ten minutes on two cores."""
+    from .calibration import attach_after_training
     from .evaluation import evaluate
+    from .model_store import export_model
     from .sampling import simulate
-    from .training import attach_after_training, export_model, train
+    from .training import train
 
     report = progress or (lambda fraction, message="": None)
     dataset = simulate(STUDY_PARAMS, progress=lambda f, m="": report(0.1 * f, m))

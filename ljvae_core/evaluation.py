@@ -25,7 +25,6 @@ import numpy as np
 
 from .analysis import compare_distributions, energies_per_particle, valid_fraction
 from .geometry import matched_rmsd
-from .latent import decode_latent
 from .mc import MetropolisSampler
 
 # A quench is Metropolis at this (practically zero) temperature: only downhill moves pass.
@@ -43,63 +42,13 @@ def held_out_indices(trained, dataset) -> np.ndarray:
     return np.arange(len(dataset))
 
 
-def reconstruct(trained, coords, gamma=None, temperature=None) -> np.ndarray:
-    """Encode (posterior mean) and decode configurations; coordinates (M, N, d)."""
-    out = trained.output(trained.model_data(coords, gamma, temperature, targets=False))
-    return trained.representation.inverse_transform(out)
-
-
-PRIORS = ("fitted", "pooled", "plain", "normal")
-
-
-def available_priors(trained) -> list[str]:
-    """The priors :func:`generate` can sample for this model, its default first: the fitted
-    one (per state point for conditional models that have one, with the mixture pooled over
-    every state point beside it); when the physics loss refined the pooled mixture, the plain
-    fit it came from; N(0, I)."""
-    if trained.latent_prior is None:
-        return ["normal"]
-    names = ["fitted"]
-    if trained.conditional_prior is not None:
-        names.append("pooled")
-    if trained.meta.get("latent_prior_plain") is not None:
-        names.append("plain")
-    return names + ["normal"]
-
-
-def generate(trained, n: int, gamma=None, temperature=None, seed: int = 0,
-             prior: str = "fitted") -> np.ndarray:
-    """n configurations decoded from latent samples (at the given gamma, T if conditional).
-
-    prior="fitted": the model's generation prior -- for a conditional model that has one, the
-    mixture of the state point (gamma, T), carried between trained state points
-    (:class:`ljvae_core.priors.ConditionalPrior`); otherwise the mixture fitted over every
-    training configuration (:class:`ljvae_core.priors.LatentPrior`, refined by the joint
-    physics loss where the model's was), which prior="pooled" also names. prior="plain": that
-    mixture before refinement. prior="normal": N(0, I)."""
-    if prior not in PRIORS:
-        raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
-    rng = np.random.default_rng(seed)
-    by_state = trained.conditional_prior if prior == "fitted" else None
-    if by_state is not None:
-        z = by_state.sample(n, gamma, temperature, rng)
-        return decode_latent(trained, z, gamma, temperature)
-    pooled = {"fitted": trained.latent_prior, "pooled": trained.latent_prior,
-              "plain": trained.plain_latent_prior, "normal": None}[prior]
-    if pooled is not None:
-        z = pooled.sample(n, rng)
-    else:
-        z = rng.normal(size=(n, trained.settings.latent_dim))
-    return decode_latent(trained, z, gamma, temperature)
-
-
 def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int = 0,
                      seed: int = 0, prior: str = "fitted") -> tuple[np.ndarray, np.ndarray | None]:
     """n samples of :func:`generate` (at (gamma, T) for a conditional model) and, with
     sweeps > 0, the same after that many Metropolis sweeps each at (T, gamma) with a tuned
     step (:func:`thermalize`; None without). An unconditional model's samples are relaxed at
     the gamma given."""
-    raw = generate(trained, n, gamma, temperature, seed, prior)
+    raw = trained.generate(n, gamma, temperature, seed, prior)
     if sweeps <= 0:
         return raw, None
     periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
@@ -232,7 +181,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
     rng = np.random.default_rng(seed + 1)
     pick = rng.choice(idx, n, replace=True)
     gamma, temperature = dataset.gamma[pick], dataset.temperature[pick]
-    raw = generate(trained, n, gamma, temperature, seed)
+    raw = trained.generate(n, gamma, temperature, seed)
     relaxed = quench(raw, dataset.box, gamma, periodic, sweeps, seed)
     result = {"prior": "fitted" if trained.latent_prior is not None else "normal"}
     for label, sample in (("", raw), ("_relaxed", relaxed)):
@@ -254,7 +203,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
     if result["prior"] == "fitted":  # what the same decoder makes of other priors, unrelaxed
         result["normal_prior"] = _raw_generation(trained, "normal", reference, dataset, periodic,
                                                  n, gamma, temperature, seed)
-        if "plain" in available_priors(trained):
+        if "plain" in trained.available_priors():
             result["prior_physics_weight"] = trained.latent_prior.physics_weight
             result["plain_prior"] = _raw_generation(trained, "plain", reference, dataset,
                                                     periodic, n, gamma, temperature, seed)
@@ -266,7 +215,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
 def _raw_generation(trained, prior, reference, dataset, periodic, n, gamma, temperature,
                     seed) -> dict:
     """Validity and distances to the Monte Carlo data of unrelaxed samples of one prior."""
-    sample = generate(trained, n, gamma, temperature, seed, prior=prior)
+    sample = trained.generate(n, gamma, temperature, seed, prior=prior)
     stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)
     return {"valid_fraction": stats["valid_fraction"],
             "energy_w1": stats["w1_energy_per_particle"], "height_w1": stats["w1_height"],

@@ -24,11 +24,6 @@ from .analysis import energies_per_particle
 from .io import ConfigurationFormatError, plural
 
 
-def encode(trained, coords, gamma=None, temperature=None) -> np.ndarray:
-    """Posterior means (M, latent) of configurations (M, N, d)."""
-    return trained.posterior(trained.model_data(coords, gamma, temperature, targets=False))[0]
-
-
 @dataclass
 class Projection:
     """A 2D view of latent vectors: PCA when the latent is larger than 2, else identity."""
@@ -109,15 +104,6 @@ def unseen_chains(trained, dataset) -> np.ndarray | None:
     return mask
 
 
-def decode_latent(trained, latent, gamma=None, temperature=None) -> np.ndarray:
-    """Configurations (M, N, d) decoded from latent vectors (at gamma, T if conditional)."""
-    c = None
-    if trained.settings.conditional:
-        n = len(latent)
-        c = trained.condition_features(np.broadcast_to(gamma, n), np.broadcast_to(temperature, n))
-    return trained.representation.inverse_transform(trained.decoder_output(latent, c))
-
-
 @dataclass
 class EnergyMap:
     """Energy per particle of configurations decoded on a regular grid of the 2D view."""
@@ -140,42 +126,12 @@ def energy_map(trained, projection: Projection, points, box: float, gamma: float
     ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
     gx, gy = np.meshgrid(xs, ys)
     latent = projection.inverse(np.column_stack([gx.ravel(), gy.ravel()]))
-    coords = decode_latent(trained, latent, gamma, temperature)
+    coords = trained.decode(latent, gamma, temperature)
     energy = energies_per_particle(coords, box, gamma, periodic)
     return EnergyMap(xs, ys, energy.reshape(len(ys), len(xs)), coords)
 
 
 # --------------------------------------------------------------------------- anomaly scores
-def negative_elbo(trained, coords, gamma=None, temperature=None, draws: int = 8,
-                  seed: int = 0) -> np.ndarray:
-    """Negative ELBO per configuration: Gaussian reconstruction NLL with the model's
-    calibrated decoder variances (one per part, see
-    :func:`ljvae_core.models.reconstruction_parts`), averaged over `draws` latent samples,
-    plus the KL term."""
-    from .models import reconstruction_parts
-
-    data = trained.model_data(coords, gamma, temperature)
-    c = data.get("condition")
-    mean, log_var = trained.posterior(data)
-    heights = bool(getattr(trained.model, "height_channels", False))
-    log_vars = [float(trained.meta.get("decoder_log_var", 0.0))]
-    if heights:
-        log_vars.append(float(trained.meta.get("height_log_var") or 0.0))
-    truth = data["target"].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    nll = np.zeros(len(mean))
-    for _ in range(draws):
-        z = mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)
-        out = trained.decoder_output(z, c).astype(np.float64)
-        parts = reconstruction_parts(truth, out, heights)
-        for (target, guess), v in zip(parts, log_vars, strict=True):
-            sq = np.sum((target - guess) ** 2, axis=tuple(range(1, target.ndim)))
-            dims = float(np.prod(target.shape[1:]))
-            nll += 0.5 * sq / np.exp(v) + 0.5 * dims * (v + np.log(2 * np.pi))
-    kl = -0.5 * np.sum(1.0 + log_var - mean**2 - np.exp(log_var), axis=1)
-    return nll / draws + kl
-
-
 # --------------------------------------------------------------------------- anomaly harness
 ANOMALY_KINDS = ("uniform", "overlap", "gamma_out_of_range", "temperature", "perturbed")
 
@@ -306,7 +262,7 @@ def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
                        seed: int = 0) -> AnomalyScorer:
     coords = dataset.coords[normal_idx]
     gamma, temperature = dataset.gamma[normal_idx], dataset.temperature[normal_idx]
-    elbo = negative_elbo(trained, coords, gamma, temperature, seed=seed)
+    elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
     pair, height = physical_statistics(coords, dataset.box, dataset.params.get("periodic", ""))
     return AnomalyScorer.fit(elbo, pair, height, gamma, temperature, percentile)
 
@@ -323,7 +279,7 @@ def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) ->
     periodic = dataset.params.get("periodic", "")
 
     def scores(coords, gamma, temperature):
-        elbo = negative_elbo(trained, coords, gamma, temperature, seed=seed)
+        elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
         pair, height = physical_statistics(coords, dataset.box, periodic)
         return {"elbo": elbo, "energy": scorer.energy_z(pair, height),
                 "combined": scorer.score(elbo, pair, height)}
@@ -387,11 +343,11 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     m = len(coords)
     g, t = np.full(m, float(gamma)), np.full(m, float(temperature))
     scorer = AnomalyScorer.from_dict(trained.meta["anomaly"])
-    elbo = negative_elbo(trained, coords, g, t)
+    elbo = trained.negative_elbo(coords, g, t)
     pair, height = physical_statistics(coords, trained.representation.L,
                                        params.get("periodic", ""))
     scores = scorer.score(elbo, pair, height)
-    latent = encode(trained, coords, g, t)
+    latent = trained.encode(coords, g, t)
     percentile = scorer.percentile_among_normal(scores)
     rows = [{"score": float(s), "threshold": scorer.threshold,
              "anomalous": bool(s > scorer.threshold), "percentile": float(p),

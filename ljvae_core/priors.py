@@ -78,7 +78,7 @@ class LatentPrior:
         own samples (reparameterized, so the penalty's gradient reaches the means and the
         Cholesky factors; the component weights stay). ``penalty`` maps a batch of latent
         vectors (a TF tensor) to one value per vector: the joint physics loss of what the
-        decoder makes of them (:meth:`ljvae_core.models.VAE.latent_penalty`). The decoder is
+        decoder makes of them (:meth:`ljvae_core.vae.VAE.latent_penalty`). The decoder is
         left alone, so reconstructions do not change; generation stops drawing from where
         the decoder's output is unphysical (shapes too wide for the box)."""
         import tensorflow as tf

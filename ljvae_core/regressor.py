@@ -8,7 +8,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .models import PACKAGE, pairwise_distances_tf
+from .physics_tf import pairwise_distances_tf
+from .vae import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -115,15 +115,14 @@ def relaxed_series(coords, box, temperature, gamma, sweeps, periodic, seed):
 def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPLES,
                       sweeps=SWEEPS, seed: int = 0) -> dict:
     """Every figure of one state point (see the module's description)."""
-    from .evaluation import generate, reconstruct
 
     box, periodic = dataset.box, dataset.params.get("periodic", "")
     reference, source, second = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
     start = time.perf_counter()
-    raw = generate(trained, n, gamma, temperature, seed)
+    raw = trained.generate(n, gamma, temperature, seed)
     generating = time.perf_counter() - start
     generated, seconds = relaxed_series(raw, box, temperature, gamma, sweeps, periodic, seed)
-    rebuilt = reconstruct(trained, second.coords, np.full(len(second), gamma),
+    rebuilt = trained.reconstruct(second.coords, np.full(len(second), gamma),
                           np.full(len(second), temperature))
     rebuilt = relaxed_series(rebuilt, box, temperature, gamma, sweeps, periodic, seed)[0]
 

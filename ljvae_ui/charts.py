@@ -102,11 +102,11 @@ def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
 def training_charts(epoch_log: list[dict]) -> tuple[alt.Chart, alt.Chart]:
     """Loss curves from the per-epoch logs, as two charts that fill their columns: the total
     loss (train and validation; the negative ELBO plus the weighted coordinate, physics and
-    state terms) and its terms."""
+    state terms) and its terms, each before its weight."""
     frame = pd.DataFrame(epoch_log)
     names = {"loss": "total (train)", "val_loss": "total (validation)",
              "reconstruction": "reconstruction", "kl": "KL", "physics": "physics",
-             "coordinates": "coordinates (weighted)", "state": "state head (weighted)"}
+             "coordinates": "coordinates", "state": "state head"}
     long = frame.melt(id_vars="epoch", value_vars=[k for k in names if k in frame],
                       var_name="term", value_name="value")
     long["term"] = long["term"].map(names)

@@ -45,7 +45,7 @@ def pick_dataset(key: str = "dataset_picker"):
 @st.cache_resource(max_entries=3, show_spinner="Loading model…")
 def cached_model(path: str, modified: float):
     """The trained model at path (imports TensorFlow); `modified` reloads a rewritten one."""
-    from ljvae_core.training import load_model
+    from ljvae_core.model_store import load_model
 
     return load_model(path)
 

@@ -333,7 +333,7 @@ def test_the_train_page_shows_a_newcomers_few_settings_and_hides_the_rest(stored
                for w in at.get(kind) if w.key not in inside} - {"dataset_picker"}
     assert outside == {"representation", "latent_dim", "epochs", "train_seed", "conditional"}
     # Their defaults are the library's.
-    from ljvae_core.training import TrainSettings
+    from ljvae_core.settings import TrainSettings
 
     assert at.number_input(key="epochs").value == TrainSettings.epochs
     assert at.number_input(key="latent_dim").value == TrainSettings.latent_dim

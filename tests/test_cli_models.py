@@ -124,9 +124,9 @@ def test_demo_build_writes_a_portable_model_any_installation_loads(tmp_path, mon
     import numpy as np
 
     from ljvae_core import demo
-    from ljvae_core.evaluation import generate, reconstruct
+    from ljvae_core.model_store import import_model
     from ljvae_core.sampling import SimulationParams
-    from ljvae_core.training import TrainSettings, import_model
+    from ljvae_core.settings import TrainSettings
 
     monkeypatch.setattr(demo, "STUDY_PARAMS", SimulationParams(
         n_particles=8, dim=2, box=5.0, gammas=(0.0, 1.0), n_samples=60, n_chains=2, seed=1))
@@ -139,8 +139,8 @@ def test_demo_build_writes_a_portable_model_any_installation_loads(tmp_path, mon
     assert trained.meta["metrics"] == metrics and trained.settings.latent_dim == 3
     assert trained.latent_prior is not None and "anomaly" in trained.meta
     coords = np.random.default_rng(0).uniform(0.5, 4.5, (4, 8, 2))
-    assert reconstruct(trained, coords).shape == (4, 8, 2)
-    assert generate(trained, 5).shape == (5, 8, 2)
+    assert trained.reconstruct(coords).shape == (4, 8, 2)
+    assert trained.generate(5).shape == (5, 8, 2)
 
 
 SHIPPED = str(Path(__file__).resolve().parents[1] / "ljvae_core" / "data" / "demo-model")

@@ -29,7 +29,7 @@ def _number(low, high):
 
 def _train_form():
     """Values for the Train page's inputs, drawn from the ranges and choices it offers."""
-    from ljvae_core.training import FORM_FIELDS, setting_options
+    from ljvae_core.settings import FORM_FIELDS, setting_options
 
     drawn = {}
     for name in FORM_FIELDS:
@@ -72,12 +72,9 @@ def tiny_dataset(tmp_path_factory):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(values=_train_form())
 def test_every_train_form_trains_or_is_refused_in_one_sentence(tiny_dataset, values):
-    from ljvae_core.training import (
-        TrainingError,
-        load_model,
-        settings_from_form,
-        train_and_save,
-    )
+    from ljvae_core.model_store import load_model
+    from ljvae_core.settings import TrainingError, settings_from_form
+    from ljvae_core.workflows import train_and_save
 
     settings_ = settings_from_form(values)
     try:

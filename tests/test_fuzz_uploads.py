@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ljvae_core.calibration import attach_anomaly_scorer
 from ljvae_core.io import extxyz_text
 from ljvae_core.latent import score_files
 from ljvae_core.sampling import SimulationParams, simulate
-from ljvae_core.training import TrainSettings, attach_anomaly_scorer, train
+from ljvae_core.settings import TrainSettings
+from ljvae_core.training import train
 
 N, BOX = 6, 5.0
 
@@ -189,7 +191,7 @@ def test_the_score_command_prints_the_same_sentence(model, tmp_path):
     import subprocess
     import sys
 
-    from ljvae_core.training import save_model
+    from ljvae_core.model_store import save_model
 
     trained, _ = model
     save_model(trained, tmp_path / "model")

@@ -12,7 +12,7 @@ from ljvae_core.hosted import (
     session_root,
 )
 from ljvae_core.sampling import SimulationParams
-from ljvae_core.training import TrainSettings
+from ljvae_core.settings import TrainSettings
 
 
 def test_demo_mode_reads_the_environment(monkeypatch):

@@ -5,16 +5,15 @@ import pytest
 
 from ljvae_core.latent import (
     Projection,
-    encode,
     energy_map,
     gamma_clustering,
-    negative_elbo,
     physical_statistics,
     unseen_chains,
 )
 from ljvae_core.priors import LatentPrior
 from ljvae_core.sampling import SimulationParams, simulate
-from ljvae_core.training import TrainSettings, train
+from ljvae_core.settings import TrainSettings
+from ljvae_core.training import train
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +78,11 @@ def test_refining_the_prior_moves_its_samples_off_penalized_regions():
 
 def test_the_prior_refined_by_the_physics_loss_decodes_fewer_unphysical_samples(
         trained_and_data):
-    from ljvae_core.training import _prior_penalty
+    from ljvae_core.calibration import _prior_penalty
 
     trained, ds = trained_and_data
     idx = np.asarray(trained.meta["train_indices"])
-    latent = encode(trained, ds.coords[idx], ds.gamma[idx], ds.temperature[idx])
+    latent = trained.encode(ds.coords[idx], ds.gamma[idx], ds.temperature[idx])
     plain = LatentPrior.fit(latent, components=2)
     # Widened three times over, the mixture decodes configurations that overflow the box.
     wide = LatentPrior(plain.weights, plain.means, 9.0 * plain.covariances)
@@ -101,8 +100,7 @@ def test_the_prior_refined_by_the_physics_loss_decodes_fewer_unphysical_samples(
 
 
 def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_data):
-    from ljvae_core.evaluation import available_priors, generate
-    from ljvae_core.training import attach_latent_prior
+    from ljvae_core.calibration import attach_latent_prior
 
     trained, ds = trained_and_data
     fitted = dict(trained.meta)
@@ -113,20 +111,20 @@ def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_
         # Refined by the joint physics loss (on by default), the plain fit kept beside it.
         assert prior.physics_weight == trained.settings.prior_physics_weight > 0
         assert trained.plain_latent_prior.physics_weight == 0.0
-        assert available_priors(trained) == ["fitted", "plain", "normal"]
-        plain = generate(trained, 20, seed=3, prior="plain")
+        assert trained.available_priors() == ["fitted", "plain", "normal"]
+        plain = trained.generate(20, seed=3, prior="plain")
         assert plain.shape == (20, *ds.coords.shape[1:])
-        assert not np.array_equal(plain, generate(trained, 20, seed=3))
-        a = generate(trained, 20, seed=3)
-        assert np.array_equal(a, generate(trained, 20, seed=3))
-        assert not np.array_equal(a, generate(trained, 20, seed=3, prior="normal"))
+        assert not np.array_equal(plain, trained.generate(20, seed=3))
+        a = trained.generate(20, seed=3)
+        assert np.array_equal(a, trained.generate(20, seed=3))
+        assert not np.array_equal(a, trained.generate(20, seed=3, prior="normal"))
         with pytest.raises(ValueError, match="unknown prior"):
-            generate(trained, 2, prior="uniform")
+            trained.generate(2, prior="uniform")
         # Models fitted without the physics loss, or with no prior at all.
         trained.meta.pop("latent_prior_plain")
-        assert available_priors(trained) == ["fitted", "normal"]
+        assert trained.available_priors() == ["fitted", "normal"]
         trained.meta.pop("latent_prior")
-        assert available_priors(trained) == ["normal"]
+        assert trained.available_priors() == ["normal"]
     finally:
         trained.meta.clear()
         trained.meta.update(fitted)
@@ -169,7 +167,7 @@ def test_gamma_probe_is_scored_on_the_chains_the_model_never_saw(trained_and_dat
 
 def test_encode_and_energy_map_shapes(trained_and_data):
     trained, ds = trained_and_data
-    latent = encode(trained, ds.coords[:50])
+    latent = trained.encode(ds.coords[:50])
     assert latent.shape == (50, 6)
     proj = Projection.fit(latent)
     emap = energy_map(trained, proj, proj.transform(latent), ds.box, resolution=5)
@@ -184,10 +182,10 @@ def test_anomaly_scores_rank_overlaps_above_normal_configurations(trained_and_da
     overlap[:, 1] = overlap[:, 0] + 0.3  # one pair pushed within 0.3 sigma
     overlap = np.clip(overlap, 0, ds.box)
     assert np.all(physical_statistics(overlap, ds.box)[0] > physical_statistics(normal, ds.box)[0])
-    nelbo = negative_elbo(trained, normal)
+    nelbo = trained.negative_elbo(normal)
     assert nelbo.shape == (60,) and np.isfinite(nelbo).all()
     uniform = np.random.default_rng(2).uniform(0, ds.box, normal.shape)
-    assert np.median(negative_elbo(trained, uniform)) > np.median(nelbo)
+    assert np.median(trained.negative_elbo(uniform)) > np.median(nelbo)
 
 
 def test_anomaly_harness_reports_auc_per_kind(trained_and_data):

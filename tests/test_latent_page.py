@@ -21,8 +21,11 @@ def stored(tmp_path_factory, signing_key):
     import os
 
     from ljvae_core.artifacts import models_dir, save_dataset
+    from ljvae_core.calibration import attach_anomaly_scorer
+    from ljvae_core.model_store import save_model
     from ljvae_core.sampling import SimulationParams, simulate
-    from ljvae_core.training import TrainSettings, attach_anomaly_scorer, save_model, train
+    from ljvae_core.settings import TrainSettings
+    from ljvae_core.training import train
 
     root = tmp_path_factory.mktemp("cache")
     old = os.environ.get("LJVAE_CACHE")

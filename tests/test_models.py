@@ -5,15 +5,10 @@ import numpy as np
 import pytest
 
 from ljvae_core.geometry import pairwise_distances
-from ljvae_core.models import (
-    Sampling,
-    SymmetricDistances,
-    build_vae,
-    default_dense_widths,
-    lj_energy_from_distances,
-    pairwise_distances_tf,
-)
+from ljvae_core.models import SymmetricDistances, build_vae, default_dense_widths
+from ljvae_core.physics_tf import lj_energy_from_distances, pairwise_distances_tf
 from ljvae_core.potential import pair_energy, periodic_mask
+from ljvae_core.vae import Sampling
 
 
 def test_sampling_draws_from_the_posterior():
@@ -189,7 +184,7 @@ def test_repel_keeps_pushed_particles_between_floor_and_ceiling():
 
 
 def test_wall_overflow_is_zero_inside_the_box_in_any_turn_and_grows_outside():
-    from ljvae_core.models import wall_overflow
+    from ljvae_core.physics_tf import wall_overflow
 
     rng = np.random.default_rng(9)
     inside = rng.uniform(0.2, 4.8, (3, 20, 3))
@@ -208,8 +203,11 @@ def test_wall_overflow_is_zero_inside_the_box_in_any_turn_and_grows_outside():
 
 
 def test_physics_penalty_counts_the_walls_of_decoded_coordinates():
-    physics = {"weight": 2.0, "energy_cap": 0.0, "kind": "distances", "n_particles": 12,
-               "dim": 3, "scale": 10.0, "box": 5.0, "side_walls": True}
+    from ljvae_core.penalty import PhysicsPenalty
+    from ljvae_core.physics_tf import decoded_penalty
+
+    physics = PhysicsPenalty(weight=2.0, energy_cap=0.0, kind="distances", n_particles=12,
+                             dim=3, scale=10.0, box=5.0, side_walls=True)
     vae = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0), height_scale=5.0,
                     distance_encoder="mds", physics=physics)
     grid = np.stack(np.meshgrid(*[np.arange(3) * 1.5 + 0.5] * 2, indexing="ij"), -1).reshape(-1, 2)
@@ -218,13 +216,33 @@ def test_physics_penalty_counts_the_walls_of_decoded_coordinates():
     sunk = coords.copy()
     sunk[0, 0, 2] = -1.0  # one particle 1 below the floor, still clear of the others
     matrix = np.asarray(vae.decoder.get_layer("distances")(coords.reshape(1, -1)))
-    inside = float(np.asarray(vae._physics_penalty(matrix, coords))[0])
-    below = float(np.asarray(vae._physics_penalty(matrix, sunk))[0])
+    (term,) = [t for t in vae.terms if t.name == "physics"]
+    inside = float(np.asarray(term.weighted(decoded_penalty(vae.physics, matrix, coords)))[0])
+    below = float(np.asarray(term.weighted(decoded_penalty(vae.physics, matrix, sunk)))[0])
     assert below - inside == pytest.approx(2.0 * 1.0, rel=1e-4)  # weight x (1 sigma)^2
 
 
+def test_loss_terms_and_their_metrics_follow_the_model():
+    from ljvae_core.penalty import PhysicsPenalty
+
+    plain = build_vae("coords", (24,), 2, seed=0)
+    assert [t.name for t in plain.terms] == ["reconstruction", "kl"]
+    physics = PhysicsPenalty(weight=1.0, energy_cap=0.0, kind="coords", n_particles=12, dim=2,
+                             scale=2.5)
+    full = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0),
+                     height_scale=5.0, distance_encoder="mds", physics=physics,
+                     coordinate_weight=30.0, n_states=1, state_weight=100.0)
+    assert [t.name for t in full.terms] == ["reconstruction", "kl", "physics", "coordinates",
+                                             "state"]
+    assert [m.name for m in full.metrics] == ["loss", *(t.name for t in full.terms)]
+    # The settings survive saving as plain data, and the typed penalty comes back.
+    again = type(full).from_config(full.get_config())
+    assert again.physics == physics and [t.name for t in again.terms] == [
+        t.name for t in full.terms]
+
+
 def test_wall_overflow_in_2d_measures_the_width_across():
-    from ljvae_core.models import wall_overflow
+    from ljvae_core.physics_tf import wall_overflow
 
     coords = np.array([[[0.0, 0.0], [3.0, 1.0], [5.5, 2.0]]], dtype="float32")  # 5.5 wide
     assert float(np.asarray(wall_overflow(coords, 5.0))[0]) == pytest.approx(0.25, abs=1e-5)

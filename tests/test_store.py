@@ -66,7 +66,9 @@ def test_a_writer_killed_mid_save_leaves_only_whole_artifacts(cache, tiny):
 SAVE_MODEL = """
     import sys
     from ljvae_core.artifacts import load_dataset, models_dir
-    from ljvae_core.training import TrainSettings, save_model, train
+    from ljvae_core.model_store import save_model
+    from ljvae_core.settings import TrainSettings
+    from ljvae_core.training import train
     ds = load_dataset("tiny")
     trained = train(ds, TrainSettings(representation="coords", latent_dim=2, epochs=1))
     for _ in range(3):
@@ -152,7 +154,7 @@ def test_foreign_models_are_skipped(cache):
     (folder / "model.keras").write_bytes(b"PK")
     with pytest.warns(UserWarning, match="stranger"):
         assert list_models(cache) == []
-    from ljvae_core.training import load_model
+    from ljvae_core.model_store import load_model
 
     with pytest.raises(UntrustedFileError):
         load_model(folder)

@@ -7,17 +7,11 @@ import numpy as np
 import pytest
 
 from ljvae_core.artifacts import list_models, models_dir
-from ljvae_core.models import lj_energy_from_distances
+from ljvae_core.model_store import load_model, model_summary, save_model
+from ljvae_core.physics_tf import lj_energy_from_distances
 from ljvae_core.sampling import SimulationParams, simulate
-from ljvae_core.training import (
-    TrainingError,
-    TrainSettings,
-    load_model,
-    model_summary,
-    save_model,
-    split_by_chain,
-    train,
-)
+from ljvae_core.settings import TrainingError, TrainSettings
+from ljvae_core.training import split_by_chain, train
 
 
 @pytest.fixture(scope="module")
@@ -65,32 +59,29 @@ def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
     assert c.shape == (4, 2)
     assert trained.model((x, c)).shape == x.shape
     # The prior's physics loss decodes its samples under the training conditions.
-    from ljvae_core.evaluation import generate
-    from ljvae_core.training import attach_latent_prior
+    from ljvae_core.calibration import attach_latent_prior
 
     attach_latent_prior(trained, small_dataset)
     assert trained.latent_prior.physics_weight == settings.prior_physics_weight
     assert trained.plain_latent_prior.physics_weight == 0.0
-    out = generate(trained, 5, gamma=1.0, temperature=1.0)
+    out = trained.generate(5, gamma=1.0, temperature=1.0)
     assert out.shape == (5, *small_dataset.coords.shape[1:]) and np.isfinite(out).all()
     _generation_draws_the_latents_of_the_state_point_asked_for(trained, small_dataset, tmp_path)
 
 
 def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_path):
-    from ljvae_core.evaluation import available_priors, generate
-    from ljvae_core.latent import encode
-    from ljvae_core.training import export_model, import_model
+    from ljvae_core.model_store import export_model, import_model
 
-    assert available_priors(trained) == ["fitted", "pooled", "plain", "normal"]
+    assert trained.available_priors() == ["fitted", "pooled", "plain", "normal"]
     prior = trained.conditional_prior
     assert prior.conditions.tolist() == [[0.0, 1.0], [1.0, 1.0]]
-    latent = encode(trained, ds.coords, ds.gamma, ds.temperature)
+    latent = trained.encode(ds.coords, ds.gamma, ds.temperature)
     centres = [latent[ds.gamma == g].mean(axis=0) for g in (0.0, 1.0)]
     for g, own, other in ((0.0, *centres), (1.0, *centres[::-1])):
         drawn = prior.sample(400, g, 1.0, np.random.default_rng(0)).mean(axis=0)
         assert np.linalg.norm(drawn - own) < np.linalg.norm(drawn - other)
     with pytest.raises(ValueError, match="too far from the state points"):
-        generate(trained, 3, gamma=5.0, temperature=1.0)
+        trained.generate(3, gamma=5.0, temperature=1.0)
     again = import_model(export_model(trained, tmp_path / "portable"))
     assert np.array_equal(again.conditional_prior.priors[1].means, prior.priors[1].means)
 
@@ -158,7 +149,7 @@ def test_distance_regressor_learns_coordinates(small_dataset):
 
 
 def test_matched_targets_follow_the_decoders_particle_order(small_dataset):
-    from ljvae_core.training import OrderMatcher
+    from ljvae_core.ordering import OrderMatcher
 
     settings = TrainSettings(representation="distances", latent_dim=4, epochs=6, batch_size=32,
                              match_every=2, distance_encoder="rows")
@@ -184,6 +175,13 @@ def test_matched_targets_follow_the_decoders_particle_order(small_dataset):
     coords = train(small_dataset, TrainSettings(representation="coords", latent_dim=2,
                                                 epochs=3, match_every=1))
     assert "reordered" not in coords.history
+
+
+def test_a_conditional_model_matches_particle_orders_on_its_decoded_coordinates(small_dataset):
+    settings = TrainSettings(representation="distances", latent_dim=4, epochs=2, batch_size=32,
+                             match_every=1, distance_encoder="rows", conditional=True)
+    history = train(small_dataset, settings).history
+    assert len(history["reordered"]) == 1 and 0 < history["reordered"][0] < 1
 
 
 def test_baseline_rmsd_is_what_knowing_only_the_condition_gives(small_dataset):
@@ -240,7 +238,7 @@ def test_xla_only_for_long_runs_of_the_coordinate_decoder():
 
 
 def test_state_head_reads_gamma_from_the_latent_and_round_trips(small_dataset, tmp_path):
-    from ljvae_core.latent import encode, read_state
+    from ljvae_core.latent import read_state
 
     settings = TrainSettings(representation="distances", latent_dim=4, epochs=25,
                              state_weight=30.0, seed=2)
@@ -251,7 +249,7 @@ def test_state_head_reads_gamma_from_the_latent_and_round_trips(small_dataset, t
     # means of the held-out chains it tells gamma = 0 from gamma = 1.
     assert trained.meta["state_columns"] == [0]
     val = trained.meta["validation_indices"]
-    latent = encode(trained, small_dataset.coords[val])
+    latent = trained.encode(small_dataset.coords[val])
     guess = np.asarray(trained.model.state_head(latent.astype("float32")))[:, 0]
     truth = small_dataset.gamma[val]
     assert guess[truth == 1.0].mean() - guess[truth == 0.0].mean() > 1.0
@@ -279,7 +277,7 @@ def test_no_state_head_for_conditional_models_or_a_single_state_point(small_data
 
 def test_models_saved_before_the_newer_options_load_without_them(small_dataset, tmp_path):
     from ljvae_core.artifacts import dump_signed, load_signed
-    from ljvae_core.training import META_FILE
+    from ljvae_core.model_store import META_FILE
 
     trained = train(small_dataset, TrainSettings(representation="distances", latent_dim=2,
                                                  epochs=1, state_weight=0.0, repel_steps=0))
@@ -295,7 +293,7 @@ def test_models_saved_before_the_newer_options_load_without_them(small_dataset, 
 def test_a_failure_after_training_keeps_the_trained_model(small_dataset, cache, monkeypatch):
     from ljvae_core import evaluation
     from ljvae_core.artifacts import save_dataset
-    from ljvae_core.training import EvaluationError, train_and_save
+    from ljvae_core.workflows import EvaluationError, train_and_save
 
     save_dataset(small_dataset, "small")
 
@@ -313,7 +311,7 @@ def test_a_failure_after_training_keeps_the_trained_model(small_dataset, cache, 
 
 def test_the_train_command_offers_the_settings_own_defaults_and_help():
     from ljvae_core.cli import TRAIN_FLAGS, build_parser
-    from ljvae_core.training import setting_options
+    from ljvae_core.settings import setting_options
 
     parser = build_parser()
     plain = parser.parse_args(["train", "d.joblib", "--out", "m"])

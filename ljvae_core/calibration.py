@@ -1,0 +1,120 @@
+"""What a trained model keeps besides its weights, fitted after training: the generation priors
+(:mod:`ljvae_core.priors`, refined by the joint physics loss) and the anomaly scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .analysis import MIN_VALID_DISTANCE
+from .penalty import PhysicsPenalty
+from .trained import TrainedModel
+
+
+def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
+                        max_samples: int = 5000, progress=None) -> None:
+    """Fit the generation prior (a Gaussian mixture over the posterior means of at most
+    ``max_samples`` training configurations, :class:`ljvae_core.priors.LatentPrior`), then,
+    with a prior physics weight, refine it with the joint physics loss of its decoded
+    samples. Kept in the meta: the prior generation uses, and the plain fit beside it
+    (``latent_prior_plain``) when the two differ."""
+    from .priors import LatentPrior
+
+    idx = np.asarray(trained.meta["train_indices"])
+    rng = np.random.default_rng(trained.settings.seed)
+    if len(idx) > max_samples:
+        idx = np.sort(rng.choice(idx, max_samples, replace=False))
+    latent = trained.encode(dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
+    prior = LatentPrior.fit(latent, components, trained.settings.seed)
+    trained.meta.pop("latent_prior_plain", None)
+    penalty = _prior_penalty(trained, dataset, idx)
+    conditional = trained.settings.conditional
+    # A conditional model refines its pooled mixture, then one per state point.
+    first, rest = _split_progress(progress) if conditional else (progress, None)
+    if penalty is not None:
+        trained.meta["latent_prior_plain"] = prior.to_dict()
+        prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
+                             seed=trained.settings.seed, progress=first)
+    trained.meta["latent_prior"] = prior.to_dict()
+    if conditional:
+        attach_conditional_prior(trained, dataset, components, max_samples, rest)
+
+
+def _split_progress(progress):
+    """Two reporters of fractions, for the first and the second half of ``progress``."""
+    if progress is None:
+        return None, None
+    return (lambda f: progress(0.5 * f)), (lambda f: progress(0.5 + 0.5 * f))
+
+
+def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 10,
+                             max_samples: int = 5000, progress=None) -> None:
+    """Fit the per-state-point generation prior of a conditional model
+    (:class:`ljvae_core.priors.ConditionalPrior`): a mixture over the posterior means of at
+    most ``max_samples`` training configurations of each state point, refined (with a prior
+    physics weight) by the joint physics loss of its samples decoded at that state point;
+    kept in the meta."""
+    from .priors import ConditionalPrior, LatentPrior
+
+    idx = np.asarray(trained.meta["train_indices"])
+    rng = np.random.default_rng(trained.settings.seed)
+    states = np.unique(dataset.condition[idx])
+    conditions, priors = [], []
+    for k, state in enumerate(states):
+        mine = np.sort(rng.permutation(idx[dataset.condition[idx] == state])[:max_samples])
+        gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
+        latent = trained.encode(dataset.coords[mine], gamma, temperature)
+        prior = LatentPrior.fit(latent, components, trained.settings.seed)
+        penalty = _prior_penalty(trained, dataset, mine)
+        if penalty is not None:
+            report = None if progress is None else (
+                lambda f, k=k: progress((k + f) / len(states)))
+            prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
+                                 seed=trained.settings.seed, progress=report)
+        conditions.append((gamma[0], temperature[0]))
+        priors.append(prior)
+    trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors).to_dict()
+
+
+def _prior_penalty(trained: TrainedModel, dataset, idx):
+    """The joint physics loss of decoded latent points, for refining the generation prior
+    (None without a prior physics weight, or for voxel grids). Conditional models decode
+    each point under the (gamma, T) of a random training configuration."""
+    settings = trained.settings
+    physics = PhysicsPenalty.for_dataset(dataset, trained.representation, settings, idx,
+                                         settings.prior_physics_weight)
+    if physics is None or settings.representation == "voxels":
+        return None
+    # Shapes with contacts at the hard core's distance can overflow the box by that much less
+    # 0.8 sigma and still be put into it without a pair coming closer than 0.8 sigma.
+    if settings.decodes_coordinates and settings.repel_steps > 0:
+        physics = physics.with_tolerance(max(settings.repel_distance - MIN_VALID_DISTANCE, 0.0))
+    penalty = trained.model.latent_penalty(physics)
+    if not settings.conditional:
+        return penalty
+    import tensorflow as tf
+
+    table = tf.constant(trained.condition_features(dataset.gamma[idx],
+                                                   dataset.temperature[idx]), tf.float32)
+    draws = tf.random.Generator.from_seed(settings.seed)
+
+    def conditioned(z):
+        rows = draws.uniform((tf.shape(z)[0],), 0, len(idx), dtype=tf.int32)
+        return penalty(z, tf.gather(table, rows))
+    return conditioned
+
+
+def attach_after_training(trained: TrainedModel, dataset, progress=None) -> None:
+    """What a trained model keeps besides its weights: the anomaly scorer (fitted on the
+    held-out chains) and the generation prior (on the training chains); ``progress(fraction)``
+    follows the prior's refinement."""
+    attach_anomaly_scorer(trained, dataset)
+    attach_latent_prior(trained, dataset, progress=progress)
+
+
+def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:
+    """Fit the anomaly scorer (and its threshold) on the held-out chains; kept in the meta."""
+    from .latent import fit_anomaly_scorer
+
+    idx = np.asarray(trained.meta["validation_indices"])
+    scorer = fit_anomaly_scorer(trained, dataset, idx, percentile, seed=trained.settings.seed)
+    trained.meta["anomaly"] = scorer.to_dict()

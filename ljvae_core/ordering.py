@@ -1,0 +1,71 @@
+"""Decoder targets put in the decoder's own particle order: :class:`OrderMatcher`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import classical_mds, kabsch, match_across, matching_orders
+
+
+def _as_dict(inputs) -> dict:
+    """Model inputs x, (x, c) or a batch dict as a batch dict."""
+    if isinstance(inputs, dict):
+        return inputs
+    if isinstance(inputs, tuple):
+        return {"x": inputs[0], "condition": inputs[1]}
+    return {"x": inputs}
+
+
+class OrderMatcher:
+    """Decoder targets whose particle order follows the decoder's own.
+
+    A distance matrix lists particles in an arbitrary order (distance from the origin) that
+    jumps whenever two particles swap ranks; a decoder made to reproduce it must learn those
+    jumps. Between stretches of training, :meth:`match` decodes every configuration, matches
+    its particles to the decoded ones and rebuilds its target matrix in that order; the
+    encoder's inputs keep the representation's order.
+
+    Decoders that go through coordinates are matched on those, in their own frame, by the
+    motions that keep heights (:func:`ljvae_core.geometry.match_across`); with ``coordinates``
+    the moved configurations become targets too (the VAE's coordinate term). Other decoders
+    are matched on the MDS of their output (:func:`ljvae_core.geometry.matching_orders`)."""
+
+    def __init__(self, rep, inputs: dict, coords: dict, coordinates: bool = False):
+        self.rep = rep
+        self.inputs = {part: _as_dict(x) for part, x in inputs.items()}
+        self.ordered = {part: rep.sort(c) for part, c in coords.items()}
+        self.targets = {part: x["x"] for part, x in self.inputs.items()}
+        self.coordinates = {} if coordinates else None
+
+    def data(self, part: str) -> dict:
+        data = {**self.inputs[part], "target": self.targets[part]}
+        if self.coordinates is not None and part in self.coordinates:
+            data["coordinates"] = self.coordinates[part]
+        return data
+
+    def match(self, model, batch_size: int = 512) -> float:
+        """Re-order every target; returns the fraction of particles whose place changed."""
+        moved = []
+        for part, ordered in self.ordered.items():
+            orders, aligned = self._orders(model, part, ordered, batch_size)
+            self.targets[part] = self.rep.matrices(
+                np.take_along_axis(ordered, orders[..., None], axis=1)).astype("float32")
+            if self.coordinates is not None:
+                self.coordinates[part] = aligned.astype("float32")
+            moved.append(np.mean(orders != np.arange(orders.shape[1])))
+        return float(np.mean(moved))
+
+    def _orders(self, model, part, ordered, batch_size):
+        x, c = self.inputs[part]["x"], self.inputs[part].get("condition")
+        if model.has_coordinates:
+            decoded = model.decoded_coordinates(x, c, batch_size)
+            if getattr(self.rep, "heights", False):
+                return match_across(ordered, decoded, principal_starts=False)
+            # Without heights the decoder's frame is arbitrary in every direction.
+            orders = matching_orders(ordered, decoded)
+            return orders, kabsch(np.take_along_axis(ordered, orders[..., None], 1), decoded)
+        out = np.asarray(model.predict(x if c is None else (x, c), verbose=0,
+                                       batch_size=batch_size))
+        # The decoded shape up to a rigid motion is all that matching needs.
+        decoded = classical_mds(self.rep.distances(out), self.rep.d)
+        return matching_orders(ordered, decoded), None

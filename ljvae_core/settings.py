@@ -1,0 +1,216 @@
+"""What to train: :class:`TrainSettings`, and each setting's form metadata.
+
+Each setting's field metadata (label, range or choices, help text, and whether it applies
+given the others) is the one source that the command line's ``train`` options and the Train
+page's form are generated from. Plain Python, so the command line reads it before
+TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, replace
+
+
+class TrainingError(ValueError):
+    """Settings or data that training cannot work with (one clear sentence)."""
+
+
+def _option(default, label: str, help: str = "", low=None, high=None, step=None,
+            choices=None, applies=None):
+    """A training setting with what a form needs to offer it: its label, range or choices,
+    help text, and ``applies(settings)``, whether it matters for the rest of the settings
+    (forms disable it where it does not)."""
+    return field(default=default, metadata={
+        "label": label, "help": help, "low": low, "high": high, "step": step,
+        "choices": choices, "applies": applies})
+
+
+def _decodes_coordinates(s) -> bool:
+    return s.representation == "distances" and s.distance_decoder == "coordinates"
+
+
+def _not_voxels(s) -> bool:
+    return s.representation != "voxels"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What to train; defaults are the ones the documented results use. Each field's
+    metadata (label, range, help; :func:`setting_options`) is what the Train page offers."""
+
+    representation: str = _option(
+        "distances", "Representation", choices=("distances", "coords", "voxels"))
+    latent_dim: int = _option(64, "Latent size", low=1, high=512)
+    beta: float = _option(1.0, "β (KL weight)", low=0.0, high=100.0, step=0.1,
+                          help="Weight of the KL term of the loss.")
+    warmup_epochs: int = _option(0, "KL warm-up epochs", low=0, high=500,
+                                 help="The KL weight rises linearly from 0 to β over these "
+                                      "epochs.")
+    physics_weight: float = _option(
+        0.0, "Physics loss weight λ (training)", low=0.0, high=1000.0, step=1.0,
+        applies=_not_voxels,
+        help="Penalizes, during training, the LJ energy of decoded configurations above the "
+             "highest energy seen in training and their overflow out of the box.")
+    conditional: bool = _option(False, "Conditional on (γ, T)",
+                                help="Feeds γ and T to encoder and decoder, so the decoder "
+                                     "can generate at a chosen γ.")
+    epochs: int = _option(40, "Epochs", low=1, high=2000)
+    batch_size: int = _option(64, "Batch size", low=1, high=4096)
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.25
+    patience: int = _option(10, "Early-stopping patience (epochs)", low=1, high=1000,
+                            help="Stop after this many epochs without a better validation "
+                                 "loss (the best weights are kept).")
+    lr_patience: int = _option(3, "Learning-rate patience (epochs, 0: never)", low=0,
+                               high=1000,
+                               help="Halve the learning rate after this many epochs without "
+                                    "a better validation loss.")
+    seed: int = _option(0, "Seed", low=0, high=2**31 - 1)
+    # Per representation: "heights" (distances), "n_cells" and "smearing" (voxels).
+    representation_params: dict = field(default_factory=dict)
+    # "coordinates" (the decoder outputs coordinates and their distances, a Euclidean matrix
+    # by construction; measured far better) or "direct" (the matrix itself).
+    distance_decoder: str = _option(
+        "coordinates", "Distance decoder", choices=("coordinates", "direct"),
+        applies=lambda s: s.representation == "distances",
+        help="coordinates: the decoder outputs coordinates and their distances, always a valid "
+             "Euclidean matrix; direct: it outputs the matrix (made symmetric).")
+    # Rows or conv encoder: between stretches of this many epochs, each target's particles are
+    # put in the order that best matches the decoder's output, so that the decoder need not
+    # learn the input order's jumps (distance from the origin). The mds frame orders them.
+    match_every: int = _option(
+        2, "Match particle orders every K epochs (0: never)", low=0, high=100,
+        applies=lambda s: s.representation == "distances" and s.distance_encoder != "mds",
+        help="Between stretches of K epochs, each target's particles are put in the order that "
+             "best matches the decoder's output, so the decoder need not learn the input "
+             "order's jumps (two particles swapping distance from the origin). The mds "
+             "encoder's frame orders them itself.")
+    distance_encoder: str = _option(
+        "mds", "Distance encoder", choices=("mds", "rows", "conv"),
+        applies=lambda s: s.representation == "distances",
+        help="mds: classical MDS turns each matrix back into its shape, put in one frame "
+             "(turned, shifted and ordered onto the training set's mean shape), then a dense "
+             "network (needs the height channels and the coordinates decoder); rows: kernels "
+             "spanning whole rows, so that each particle is first described by all its "
+             "distances; conv: 3x3 convolutions.")
+    # Targets: the shapes in the mds frame, or, with the other encoders, each configuration
+    # matched and moved into the decoder's frame (needs match_every > 0).
+    coordinate_weight: float = _option(
+        30.0, "Coordinate loss weight", low=0.0, high=1000.0, applies=_decodes_coordinates,
+        help="Weight of a loss on the decoded coordinates themselves, next to their distances: "
+             "scored through distances alone, decoded shapes settle into folded or mirrored "
+             "ones.")
+    # A hard core the decoder learns through (ljvae_core.models.Repel).
+    repel_steps: int = _option(
+        4, "Hard-core steps (0: off)", low=0, high=20, applies=_decodes_coordinates,
+        help="The decoded coordinates end with this many steps pushing pairs closer than the "
+             "contact distance apart; the decoder learns through them. Without them, decoded "
+             "samples almost always hold an overlapping pair.")
+    # 1.06 sigma, the median nearest-neighbour distance of the study system's Monte Carlo
+    # samples: at 1 sigma, where u(r) = 0, decoded contacts carry no binding energy.
+    repel_distance: float = _option(
+        1.06, "Contact distance (σ)", low=0.5, high=1.5, step=0.01,
+        applies=lambda s: _decodes_coordinates(s) and s.repel_steps > 0,
+        help="Pairs of decoded particles closer than this are pushed apart.")
+    log_heights: bool = _option(
+        True, "Decode log-heights", applies=_decodes_coordinates,
+        help="The decoder emits the logarithm of each height: decoded particles stay above the "
+             "floor, and a barometric profile's scale is one shift.")
+    # Without the head a linear probe read gamma off the study model's latent with R^2 0.82
+    # instead of 0.98. Conditional models, and datasets of one state point, have none.
+    state_weight: float = _option(
+        100.0, "State head weight", low=0.0, high=1000.0, step=1.0,
+        applies=lambda s: not s.conditional,
+        help="Weight of a linear head reading (γ, T) off the latent, so that the latent "
+             "carries the state point where a straight line reads it (the Latent page's γ "
+             "probe). Unconditional models only; 0: the latent organizes itself.")
+    prior_physics_weight: float = _option(
+        300.0, "Physics weight of the generation prior", low=0.0, high=10000.0, step=10.0,
+        applies=_not_voxels,
+        help="After training, the generation prior (a Gaussian mixture over the latent means) "
+             "is fitted with the same physics penalty on its decoded samples, so generation "
+             "avoids latent regions that decode to overlapping or too wide configurations. "
+             "The decoder, hence every reconstruction, is left as trained. 0: the plain "
+             "mixture (ljvae_core.priors.LatentPrior.refine).")
+
+    def errors(self):
+        if self.representation not in ("coords", "distances", "voxels"):
+            yield f"unknown representation {self.representation!r}"
+        if self.latent_dim < 1:
+            yield "the latent size must be at least 1"
+        if self.epochs < 1 or self.batch_size < 1:
+            yield "epochs and batch size must be at least 1"
+        if self.beta < 0 or self.physics_weight < 0 or self.prior_physics_weight < 0:
+            yield "beta and the physics weights cannot be negative"
+        if not 0 < self.validation_fraction < 1:
+            yield "the validation fraction must lie strictly between 0 and 1"
+        if self.physics_weight > 0 and self.representation == "voxels":
+            yield "the physics loss needs the coords or distances representation"
+        if self.distance_decoder not in ("direct", "coordinates"):
+            yield f"unknown distance decoder {self.distance_decoder!r}"
+        if self.distance_encoder not in ("conv", "rows", "mds"):
+            yield f"unknown distance encoder {self.distance_encoder!r}"
+        if self.match_every < 0:
+            yield "match_every cannot be negative"
+        if self.coordinate_weight < 0 or self.state_weight < 0:
+            yield "the coordinate and state weights cannot be negative"
+        if self.repel_steps < 0 or self.repel_distance <= 0:
+            yield "repel steps cannot be negative and the repel distance must be positive"
+        if self.representation == "distances" and self.distance_encoder == "mds":
+            if not self.representation_params.get("heights", True):
+                yield ("the mds encoder needs the height channels; without them choose the "
+                       "rows or conv encoder")
+            if self.distance_decoder != "coordinates":
+                yield "the mds encoder needs the decoder through coordinates"
+
+    @property
+    def decodes_coordinates(self) -> bool:
+        """Whether the decoder emits coordinates (distances through coordinates): the ones
+        the hard core and log-heights apply to."""
+        return self.representation == "distances" and self.distance_decoder == "coordinates"
+
+    def validate(self):
+        problems = list(self.errors())
+        if problems:
+            raise TrainingError("; ".join(problems))
+
+    def applies(self, name: str) -> bool:
+        """Whether setting ``name`` matters given the others (forms disable it otherwise)."""
+        rule = setting_options(name).get("applies")
+        return rule is None or bool(rule(self))
+
+    def with_value(self, name: str, value) -> TrainSettings:
+        """These settings with ``name`` set to ``value`` as a form gives it, or to its default
+        where it does not apply given the others (its widget is disabled then)."""
+        default = setting_options(name)["default"]
+        if not self.applies(name):
+            value = default
+        elif not isinstance(default, dict):
+            value = type(default)(value)
+        return replace(self, **{name: value})
+
+
+# The Train page's inputs, each after those that decide whether it applies.
+FORM_FIELDS = ("representation", "latent_dim", "epochs", "seed", "conditional",
+               "distance_decoder", "distance_encoder", "representation_params", "match_every",
+               "coordinate_weight", "repel_steps", "repel_distance", "log_heights", "beta",
+               "warmup_epochs", "physics_weight", "prior_physics_weight", "state_weight",
+               "batch_size")
+
+
+def settings_from_form(values: dict) -> TrainSettings:
+    """Training settings from a form's values ({field name: value}, in :data:`FORM_FIELDS`
+    order); fields left out keep their defaults."""
+    settings = TrainSettings()
+    for name in FORM_FIELDS:
+        if name in values:
+            settings = settings.with_value(name, values[name])
+    return settings
+
+
+def setting_options(name: str) -> dict:
+    """Label, range (low, high, step) or choices, help and ``applies`` of a training setting,
+    with its default."""
+    (spec,) = [f for f in fields(TrainSettings) if f.name == name]
+    default = spec.default if spec.default_factory is MISSING else spec.default_factory()
+    return {**spec.metadata, "default": default}

@@ -1,0 +1,228 @@
+"""A trained VAE and everything needed to use it on new configurations: :class:`TrainedModel`.
+
+It turns configurations into the model's inputs (:meth:`TrainedModel.model_data`) and runs
+the encoder, the decoder and the whole model on them; the generation priors and the frame of
+the ``mds`` encoder it keeps in its meta. Imports TensorFlow only through the Keras model it
+holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .settings import TrainSettings
+
+# Configurations per forward pass outside training.
+PREDICT_BATCH = 256
+# The generation priors :meth:`TrainedModel.generate` knows.
+PRIORS = ("fitted", "pooled", "plain", "normal")
+
+
+def dataset_fingerprint(dataset) -> str:
+    """A short hash of a dataset's coordinates and energies (which dataset a model saw)."""
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.coords).tobytes())
+    digest.update(np.ascontiguousarray(dataset.energy).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainedModel:
+    """A trained VAE with everything needed to use it on new configurations."""
+
+    model: object
+    representation: object
+    settings: TrainSettings
+    meta: dict
+
+    @property
+    def history(self) -> dict:
+        return self.meta["history"]
+
+    def condition_features(self, gamma, temperature) -> np.ndarray:
+        """(M, 2) scaled (gamma, T) inputs of conditional models."""
+        raw = np.stack([np.asarray(gamma, float), np.asarray(temperature, float)], axis=-1)
+        scale = self.meta["condition_scale"]
+        return ((raw - scale["mean"]) / scale["std"]).astype("float32")
+
+    @property
+    def frame(self):
+        """The :class:`ljvae_core.features.ShapeFrame` of models with the ``mds`` encoder
+        (None for the others)."""
+        if self.meta.get("frame") is None:
+            return None
+        if getattr(self, "_frame", None) is None:
+            from .features import ShapeFrame
+
+            self._frame = ShapeFrame.from_dict(self.representation, self.meta["frame"])
+        return self._frame
+
+    def trained_on(self, dataset) -> bool:
+        """Whether ``dataset`` is the one this model was trained on (its validation chains
+        are then held out, the others seen)."""
+        return self.meta.get("dataset_fingerprint") == dataset_fingerprint(dataset)
+
+    @property
+    def latent_prior(self):
+        """The generation prior fitted after training (:class:`ljvae_core.priors.LatentPrior`),
+        or None for models that have none (generation then samples N(0, I))."""
+        if self.meta.get("latent_prior") is None:
+            return None
+        from .priors import LatentPrior
+
+        return LatentPrior.from_dict(self.meta["latent_prior"])
+
+    @property
+    def conditional_prior(self):
+        """The per-state-point generation prior of a conditional model
+        (:class:`ljvae_core.priors.ConditionalPrior`), or None (unconditional models, and
+        conditional ones saved without it)."""
+        if self.meta.get("conditional_prior") is None:
+            return None
+        from .priors import ConditionalPrior
+
+        return ConditionalPrior.from_dict(self.meta["conditional_prior"])
+
+    @property
+    def plain_latent_prior(self):
+        """The generation prior's plain maximum-likelihood fit, before the joint physics loss
+        refined it (the prior itself when it was not refined; None without one)."""
+        if self.meta.get("latent_prior_plain") is None:
+            return self.latent_prior
+        from .priors import LatentPrior
+
+        return LatentPrior.from_dict(self.meta["latent_prior_plain"])
+
+    def model_data(self, coords, gamma=None, temperature=None, targets: bool = True) -> dict:
+        """What the model makes of configurations: its input ``x`` (with ``condition`` for
+        conditional models) and its reconstruction ``target``. With the ``mds`` encoder the
+        input is the shape in the :attr:`frame` (in units of the box) and the target is its
+        matrix, in the same particle order, plus its ``coordinates`` (sigma)."""
+        matrices = self.representation.transform(coords)
+        if self.frame is None:
+            data = {"x": matrices.astype("float32")}
+            data["target"] = data["x"]
+        else:
+            _, shapes = self.frame.transform(matrices)
+            data = {"x": (shapes / self.representation.L).astype("float32"),
+                    "coordinates": shapes.astype("float32")}
+            if targets:  # the shapes' own matrices: seconds for thousands, unused as input
+                data["target"] = self.representation.matrices(shapes).astype("float32")
+        if self.settings.conditional:
+            data["condition"] = self.condition_features(gamma, temperature)
+        return data
+
+    def model_inputs(self, coords, gamma=None, temperature=None):
+        """The model's input: x, or (x, condition) for conditional models."""
+        return self.inputs_of(self.model_data(coords, gamma, temperature, targets=False))
+
+    def inputs_of(self, data: dict):
+        """The model's input in a :meth:`model_data` dict: x, or (x, condition)."""
+        return (data["x"], data["condition"]) if self.settings.conditional else data["x"]
+
+    def posterior(self, data: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log-variances (M, latent) of a :meth:`model_data` dict."""
+        x = self.inputs_of(data)
+        mean, log_var = self.model.encoder.predict(list(x) if isinstance(x, tuple) else x,
+                                                   verbose=0, batch_size=PREDICT_BATCH)
+        return np.asarray(mean, np.float64), np.asarray(log_var, np.float64)
+
+    def decoder_output(self, latent, condition=None) -> np.ndarray:
+        """What the decoder makes of latent vectors (M, latent), under condition features
+        (M, 2) for conditional models: the representation's values."""
+        z = np.asarray(latent, dtype="float32")
+        out = self.model.decoder.predict([z, condition] if self.settings.conditional else z,
+                                         verbose=0, batch_size=PREDICT_BATCH)
+        return np.asarray(out)
+
+    def output(self, data: dict) -> np.ndarray:
+        """The whole model's output (posterior mean decoded) for a :meth:`model_data` dict."""
+        return np.asarray(self.model.predict(self.inputs_of(data), verbose=0,
+                                             batch_size=PREDICT_BATCH))
+
+    # -- what users call
+    def encode(self, coords, gamma=None, temperature=None) -> np.ndarray:
+        """Posterior means (M, latent) of configurations (M, N, d)."""
+        return self.posterior(self.model_data(coords, gamma, temperature, targets=False))[0]
+
+    def decode(self, latent, gamma=None, temperature=None) -> np.ndarray:
+        """Configurations (M, N, d) decoded from latent vectors (at gamma, T if conditional)."""
+        c = None
+        if self.settings.conditional:
+            n = len(latent)
+            c = self.condition_features(np.broadcast_to(gamma, n), np.broadcast_to(temperature, n))
+        return self.representation.inverse_transform(self.decoder_output(latent, c))
+
+    def reconstruct(self, coords, gamma=None, temperature=None) -> np.ndarray:
+        """Encode (posterior mean) and decode configurations; coordinates (M, N, d)."""
+        out = self.output(self.model_data(coords, gamma, temperature, targets=False))
+        return self.representation.inverse_transform(out)
+
+    def available_priors(self) -> list[str]:
+        """The priors :meth:`generate` can sample, its default first: the fitted one (per state
+        point for conditional models that have one, with the mixture pooled over every state
+        point beside it); when the physics loss refined the pooled mixture, the plain fit;
+        N(0, I) always."""
+        if self.latent_prior is None:
+            return ["normal"]
+        names = ["fitted"]
+        if self.conditional_prior is not None:
+            names.append("pooled")
+        if self.meta.get("latent_prior_plain") is not None:
+            names.append("plain")
+        return names + ["normal"]
+
+    def generate(self, n: int, gamma=None, temperature=None, seed: int = 0,
+                 prior: str = "fitted") -> np.ndarray:
+        """n configurations decoded from latent samples (at the given gamma, T if conditional).
+
+        prior="fitted": the model's generation prior -- for a conditional model that has one,
+        the mixture of the state point (gamma, T), carried between trained state points
+        (:class:`ljvae_core.priors.ConditionalPrior`); otherwise the mixture fitted over every
+        training configuration (:class:`ljvae_core.priors.LatentPrior`, refined by the joint
+        physics loss where the model's was), which prior="pooled" also names. prior="plain":
+        that mixture before refinement. prior="normal": N(0, I)."""
+        if prior not in PRIORS:
+            raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
+        rng = np.random.default_rng(seed)
+        by_state = self.conditional_prior if prior == "fitted" else None
+        if by_state is not None:
+            return self.decode(by_state.sample(n, gamma, temperature, rng), gamma, temperature)
+        pooled = {"fitted": self.latent_prior, "pooled": self.latent_prior,
+                  "plain": self.plain_latent_prior, "normal": None}[prior]
+        if pooled is not None:
+            z = pooled.sample(n, rng)
+        else:
+            z = rng.normal(size=(n, self.settings.latent_dim))
+        return self.decode(z, gamma, temperature)
+
+    def negative_elbo(self, coords, gamma=None, temperature=None, draws: int = 8,
+                      seed: int = 0) -> np.ndarray:
+        """Negative ELBO per configuration: Gaussian reconstruction NLL with the model's
+        calibrated decoder variances (one per part, see
+        :func:`ljvae_core.vae.reconstruction_parts`), averaged over ``draws`` latent samples,
+        plus the KL term."""
+        from .vae import reconstruction_parts
+
+        data = self.model_data(coords, gamma, temperature)
+        c = data.get("condition")
+        mean, log_var = self.posterior(data)
+        heights = bool(getattr(self.model, "height_channels", False))
+        log_vars = [float(self.meta.get("decoder_log_var", 0.0))]
+        if heights:
+            log_vars.append(float(self.meta.get("height_log_var") or 0.0))
+        truth = data["target"].astype(np.float64)
+        rng = np.random.default_rng(seed)
+        nll = np.zeros(len(mean))
+        for _ in range(draws):
+            z = mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)
+            out = self.decoder_output(z, c).astype(np.float64)
+            parts = reconstruction_parts(truth, out, heights)
+            for (target, guess), v in zip(parts, log_vars, strict=True):
+                sq = np.sum((target - guess) ** 2, axis=tuple(range(1, target.ndim)))
+                dims = float(np.prod(target.shape[1:]))
+                nll += 0.5 * sq / np.exp(v) + 0.5 * dims * (v + np.log(2 * np.pi))
+        kl = -0.5 * np.sum(1.0 + log_var - mean**2 - np.exp(log_var), axis=1)
+        return nll / draws + kl
