@@ -40,7 +40,7 @@ if summary is None:
     st.stop()
 trained = cached_model(summary["path"], summary["modified"])
 chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_dataset")
-periodic = ds.params.get("periodic", "")
+periodic = ds.system.periodic
 
 
 def encode_in_steps(model, data) -> np.ndarray:
@@ -73,7 +73,7 @@ def decoded_map(model_path, model_modified, data_path, data_modified, gamma, res
     points, projection, _ = encoded(model_path, model_modified, data_path, data_modified)
     data = cached_dataset(data_path, data_modified)
     return energy_map(cached_model(model_path, model_modified), projection, points, data.box,
-                      gamma, float(data.temperature[0]), data.params.get("periodic", ""),
+                      gamma, float(data.temperature[0]), data.system.periodic,
                       resolution)
 
 

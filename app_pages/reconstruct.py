@@ -182,7 +182,7 @@ except (OSError, ValueError) as err:
 
 chosen, ds = pick_compatible_dataset(summary, "Monte Carlo data to compare with",
                                      "reconstruct_dataset")
-periodic = ds.params.get("periodic", "")
+periodic = ds.system.periodic
 held_out = held_out_indices(trained, ds)
 
 metrics = summary.get("metrics") or {}

@@ -371,16 +371,16 @@ def structure_by_condition(dataset, max_configurations: int | None = None) -> li
     """Per (T, gamma) condition of a dataset: its ``temperature`` and ``gamma``, its g(r)
     (``rdf``) and :func:`structure_statistics` (``statistics``), over the configurations
     :func:`structure_subset` picks."""
-    params, out = dataset.params, []
+    system, out = dataset.system, []
     for k, cond in enumerate(dataset.conditions):
         members = np.flatnonzero(dataset.condition == k)
         coords = dataset.coords[members[structure_subset(members.size, dataset.n_particles,
                                                          max_configurations)]]
         out.append({"temperature": cond["temperature"], "gamma": cond["gamma"],
-                    "rdf": radial_distribution(coords, dataset.box, params["periodic"]),
+                    "rdf": radial_distribution(coords, system.box, system.periodic),
                     "statistics": structure_statistics(
-                        coords, dataset.box, cond["gamma"], cond["temperature"],
-                        params["periodic"], params["cutoff"])})
+                        coords, system.box, cond["gamma"], cond["temperature"],
+                        system.periodic, system.cutoff)})
     return out
 
 

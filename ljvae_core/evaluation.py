@@ -51,7 +51,7 @@ def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int 
     raw = trained.generate(n, gamma, temperature, seed, prior)
     if sweeps <= 0:
         return raw, None
-    periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
+    periodic = trained.system.periodic
     relaxed, _ = thermalize(raw, float(trained.representation.L), temperature, gamma, sweeps,
                             periodic, seed)
     return raw, relaxed
@@ -105,7 +105,7 @@ def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,
     if len(idx) > n_reconstruct:
         idx = np.sort(rng.choice(idx, n_reconstruct, replace=False))
     coords = dataset.coords[idx]
-    periodic = dataset.params.get("periodic", "")
+    periodic = dataset.system.periodic
     result = {
         "reconstruction": _reconstruction(trained, dataset, idx, periodic),
         "generation": _generation(trained, dataset, coords, idx, periodic, n_generate,

@@ -160,8 +160,7 @@ def anomaly_sets(dataset, normal, n: int, seed: int = 0) -> dict:
     gammas = np.unique(dataset.gamma)
     temps = np.unique(dataset.temperature)
     params = dict(n_particles=n_particles, dim=dim, box=box, n_chains=2, seed=seed + 1,
-                  cutoff=dataset.params.get("cutoff"), periodic=dataset.params.get("periodic",
-                                                                                   ""))
+                  cutoff=dataset.system.cutoff, periodic=dataset.system.periodic)
     out_gamma = float(2.0 * gammas.max() if gammas.max() > 0 else 2.0)
     hot = float(2.0 * temps.max())
     far_gamma = simulate(SimulationParams(temperatures=(float(temps[0]),), gammas=(out_gamma,),
@@ -263,7 +262,7 @@ def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
     coords = dataset.coords[normal_idx]
     gamma, temperature = dataset.gamma[normal_idx], dataset.temperature[normal_idx]
     elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
-    pair, height = physical_statistics(coords, dataset.box, dataset.params.get("periodic", ""))
+    pair, height = physical_statistics(coords, dataset.box, dataset.system.periodic)
     return AnomalyScorer.fit(elbo, pair, height, gamma, temperature, percentile)
 
 
@@ -276,7 +275,7 @@ def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) ->
     idx = rng.permutation(normal_idx)
     fit_idx, test_idx = idx[: len(idx) // 2], idx[len(idx) // 2:][:n]
     scorer = fit_anomaly_scorer(trained, dataset, fit_idx, seed=seed)
-    periodic = dataset.params.get("periodic", "")
+    periodic = dataset.system.periodic
 
     def scores(coords, gamma, temperature):
         elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
@@ -321,7 +320,7 @@ def validate_for_model(trained, coords) -> np.ndarray:
                                        f"expects {rep.n_particles_}")
     if not np.isfinite(coords).all():
         raise UnsuitableConfigurations("the configurations hold NaN or infinite coordinates")
-    periodic = trained.meta.get("dataset_params", {}).get("periodic", "")
+    periodic = trained.system.periodic
     for axis in (a for a, letter in enumerate("xyz"[:rep.d]) if letter in periodic):
         # The project's convention: coordinates on periodic axes lie in [0, L).
         coords[..., axis] = np.mod(coords[..., axis], rep.L)
@@ -344,8 +343,7 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     g, t = np.full(m, float(gamma)), np.full(m, float(temperature))
     scorer = AnomalyScorer.from_dict(trained.meta["anomaly"])
     elbo = trained.negative_elbo(coords, g, t)
-    pair, height = physical_statistics(coords, trained.representation.L,
-                                       params.get("periodic", ""))
+    pair, height = physical_statistics(coords, trained.system.box, trained.system.periodic)
     scores = scorer.score(elbo, pair, height)
     latent = trained.encode(coords, g, t)
     percentile = scorer.percentile_among_normal(scores)

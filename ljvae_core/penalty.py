@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from .potential import batch_pair_energies, periodic_mask
+from .potential import batch_pair_energies
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class PhysicsPenalty:
         if weight <= 0:
             return None
         coords = np.ascontiguousarray(dataset.coords[idx])
-        mask = periodic_mask(dataset.params.get("periodic", ""), dataset.dim)
-        pair = batch_pair_energies(coords, dataset.box, mask, np.inf) / dataset.n_particles
+        system = dataset.system
+        pair = batch_pair_energies(coords, system.box, system.mask, np.inf) / dataset.n_particles
         distances = settings.representation == "distances"
         return cls(weight=float(weight), energy_cap=float(pair.max()),
                    kind="distances" if distances else "coords",
@@ -55,8 +55,8 @@ class PhysicsPenalty:
                    scale=float(representation.scale if distances else 0.5 * dataset.box),
                    # In the mds frame heights are absolute; a periodic vertical axis has no
                    # walls, and a frame turned about the vertical mixes the side axes.
-                   box=None if mask[-1] else float(dataset.box),
-                   side_walls=not mask[:-1].any())
+                   box=float(system.box) if system.walls_up else None,
+                   side_walls=system.walls_across)
 
     def with_tolerance(self, tolerance: float) -> PhysicsPenalty:
         return replace(self, wall_tolerance=float(tolerance))

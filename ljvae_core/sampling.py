@@ -24,6 +24,7 @@ from emcee.autocorr import function_1d, integrated_time
 
 from .mc import MetropolisSampler
 from .potential import periodic_mask, tail_correction
+from .system import System
 
 DATASET_VERSION = 1
 # Closest lattice spacing of a starting configuration, in sigma; denser boxes are refused.
@@ -357,6 +358,11 @@ class Dataset:
     @property
     def box(self) -> float:
         return float(self.params["box"])
+
+    @property
+    def system(self) -> System:
+        """The box, periodic axes and cut-off its configurations were simulated in."""
+        return System.from_params({**self.params, "dim": self.dim})
 
     def to_dict(self) -> dict:
         """Plain dict of arrays and builtins: what is stored, loadable without this class."""

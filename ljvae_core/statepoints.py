@@ -116,7 +116,7 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
                       sweeps=SWEEPS, seed: int = 0) -> dict:
     """Every figure of one state point (see the module's description)."""
 
-    box, periodic = dataset.box, dataset.params.get("periodic", "")
+    box, periodic = dataset.box, dataset.system.periodic
     reference, source, second = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
     start = time.perf_counter()
     raw = trained.generate(n, gamma, temperature, seed)
@@ -148,7 +148,7 @@ def _cost(fresh, n, generating, seconds) -> dict:
     system = {"n": p["n_particles"], "dim": p["dim"], "box": p["box"],
               "temperature": condition["temperature"], "gamma": condition["gamma"],
               "delta": condition["step_size"]}
-    moves = mc_moves_per_second(system, COST_SWEEPS, p.get("cutoff"), p.get("periodic", ""))
+    moves = mc_moves_per_second(system, COST_SWEEPS, fresh.system.cutoff, fresh.system.periodic)
     sampler_rate = moves["moves_per_s"] / system["n"]
     return {
         "generated_per_second": {str(k): n / (generating + s) for k, s in seconds.items()},

@@ -59,6 +59,15 @@ class TrainedModel:
             self._frame = ShapeFrame.from_dict(self.representation, self.meta["frame"])
         return self._frame
 
+    @property
+    def system(self):
+        """The :class:`ljvae_core.system.System` of the dataset it was trained on."""
+        from .system import System
+
+        params = self.meta.get("dataset_params") or {}
+        return System.from_params({"box": self.representation.L, **params,
+                                   "dim": self.representation.d})
+
     def trained_on(self, dataset) -> bool:
         """Whether ``dataset`` is the one this model was trained on (its validation chains
         are then held out, the others seen)."""

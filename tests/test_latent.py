@@ -232,26 +232,24 @@ def test_energy_score_flags_what_no_training_ensemble_would_produce():
     (np.full((1, 10, 2), 6.0), "outside the model's box"),
 ])
 def test_uploads_are_validated_against_the_model(bad, message):
-    from types import SimpleNamespace
-
     from ljvae_core.features import DistanceMatrix
     from ljvae_core.latent import validate_for_model
+    from ljvae_core.trained import TrainedModel
 
-    model = SimpleNamespace(representation=DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
-                            meta={"dataset_params": {"periodic": ""}})
+    model = TrainedModel(None, DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
+                         TrainSettings(), {"dataset_params": {"periodic": ""}})
     with pytest.raises(ValueError, match=message):
         validate_for_model(model, bad)
     assert validate_for_model(model, np.full((10, 2), 2.0)).shape == (1, 10, 2)
 
 
 def test_uploads_are_wrapped_on_periodic_axes_only():
-    from types import SimpleNamespace
-
     from ljvae_core.features import DistanceMatrix
     from ljvae_core.latent import validate_for_model
+    from ljvae_core.trained import TrainedModel
 
-    model = SimpleNamespace(representation=DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
-                            meta={"dataset_params": {"periodic": "x"}})
+    model = TrainedModel(None, DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
+                         TrainSettings(), {"dataset_params": {"periodic": "x"}})
     coords = np.full((10, 2), 2.0)
     coords[0] = [6.5, 1.0]
     coords[1] = [-0.5, 1.0]

@@ -43,6 +43,7 @@ def test_training_lowers_the_loss_and_round_trips(small_dataset, tmp_path):
     assert np.array_equal(np.asarray(again.model(x)), np.asarray(trained.model(x)))
     assert again.settings == settings
     assert again.meta["dataset_fingerprint"] == trained.meta["dataset_fingerprint"]
+    assert again.system == small_dataset.system
     # Saving again over it replaces it whole; the store lists it without unpickling.
     save_model(again, path)
     assert sorted(p.name for p in models_dir(tmp_path).iterdir()) == ["model"]
