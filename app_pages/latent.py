@@ -9,13 +9,8 @@ import streamlit as st
 from ljvae_core.analysis import ENERGY_PER_PARTICLE_CAP, particle_energies
 from ljvae_core.evaluation import held_out_indices
 from ljvae_core.io import MAX_UPLOAD_BYTES
-from ljvae_core.latent import (
-    energy_map,
-    gamma_clustering,
-    project,
-    score_files,
-    unseen_chains,
-)
+from ljvae_core.latent import energy_map, gamma_clustering, project, unseen_chains
+from ljvae_core.scoring import score_files
 from ljvae_ui.charts import latent_scatter
 from ljvae_ui.hosting import hosted_limits
 from ljvae_ui.state import cached_dataset, cached_model, pick_compatible_dataset, pick_model

@@ -113,7 +113,7 @@ def attach_after_training(trained: TrainedModel, dataset, progress=None) -> None
 
 def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:
     """Fit the anomaly scorer (and its threshold) on the held-out chains; kept in the meta."""
-    from .latent import fit_anomaly_scorer
+    from .anomaly import fit_anomaly_scorer
 
     idx = np.asarray(trained.meta["validation_indices"])
     scorer = fit_anomaly_scorer(trained, dataset, idx, percentile, seed=trained.settings.seed)

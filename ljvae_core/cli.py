@@ -308,8 +308,9 @@ def cmd_evaluate(args) -> int:
     result |= evaluate(trained, dataset, n_generate=args.generate, seed=args.seed,
                        regressor_epochs=args.regressor_epochs)
     if args.anomalies:
+        from .anomaly import anomaly_report
         from .evaluation import held_out_indices
-        from .latent import anomaly_report, gamma_clustering, unseen_chains
+        from .latent import gamma_clustering, unseen_chains
 
         latent = trained.encode(dataset.coords, dataset.gamma, dataset.temperature)
         result["latent"] = gamma_clustering(latent, dataset.gamma, dataset.chain, args.seed,
@@ -321,8 +322,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .latent import score_files
     from .model_store import load_model
+    from .scoring import score_files
 
     trained = load_model(args.model)
     scored = score_files(trained, [(path, path) for path in args.files], args.gamma,

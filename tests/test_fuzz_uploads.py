@@ -14,8 +14,8 @@ import pytest
 
 from ljvae_core.calibration import attach_anomaly_scorer
 from ljvae_core.io import extxyz_text
-from ljvae_core.latent import score_files
 from ljvae_core.sampling import SimulationParams, simulate
+from ljvae_core.scoring import score_files
 from ljvae_core.settings import TrainSettings
 from ljvae_core.training import train
 

@@ -55,7 +55,7 @@ def test_crafted_session_tokens_cannot_leave_the_cache(token, tmp_path):
 
 
 def test_the_upload_limit_is_enforced_by_the_reader():
-    from ljvae_core.latent import score_files
+    from ljvae_core.scoring import score_files
 
     big = b"x,y\n" + b"1.0,2.0\n" * 1000
     [result] = score_files(None, [("big.csv", big)], max_bytes=1000)

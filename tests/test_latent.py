@@ -3,13 +3,8 @@
 import numpy as np
 import pytest
 
-from ljvae_core.latent import (
-    Projection,
-    energy_map,
-    gamma_clustering,
-    physical_statistics,
-    unseen_chains,
-)
+from ljvae_core.anomaly import physical_statistics
+from ljvae_core.latent import Projection, energy_map, gamma_clustering, unseen_chains
 from ljvae_core.priors import LatentPrior
 from ljvae_core.sampling import SimulationParams, simulate
 from ljvae_core.settings import TrainSettings
@@ -189,8 +184,8 @@ def test_anomaly_scores_rank_overlaps_above_normal_configurations(trained_and_da
 
 
 def test_anomaly_harness_reports_auc_per_kind(trained_and_data):
+    from ljvae_core.anomaly import ANOMALY_KINDS, AnomalyScorer, anomaly_report
     from ljvae_core.evaluation import held_out_indices
-    from ljvae_core.latent import ANOMALY_KINDS, AnomalyScorer, anomaly_report
 
     trained, ds = trained_and_data
     report = anomaly_report(trained, ds, held_out_indices(trained, ds), n=40)
@@ -208,7 +203,7 @@ def test_anomaly_harness_reports_auc_per_kind(trained_and_data):
 
 
 def test_energy_score_flags_what_no_training_ensemble_would_produce():
-    from ljvae_core.latent import AnomalyScorer
+    from ljvae_core.anomaly import AnomalyScorer
 
     rng = np.random.default_rng(0)
     # Two training ensembles: (pair, height) around (-1, 2.5) at gamma 0, (-2, 0.3) at gamma 2.
@@ -233,7 +228,7 @@ def test_energy_score_flags_what_no_training_ensemble_would_produce():
 ])
 def test_uploads_are_validated_against_the_model(bad, message):
     from ljvae_core.features import DistanceMatrix
-    from ljvae_core.latent import validate_for_model
+    from ljvae_core.scoring import validate_for_model
     from ljvae_core.trained import TrainedModel
 
     model = TrainedModel(None, DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
@@ -245,7 +240,7 @@ def test_uploads_are_validated_against_the_model(bad, message):
 
 def test_uploads_are_wrapped_on_periodic_axes_only():
     from ljvae_core.features import DistanceMatrix
-    from ljvae_core.latent import validate_for_model
+    from ljvae_core.scoring import validate_for_model
     from ljvae_core.trained import TrainedModel
 
     model = TrainedModel(None, DistanceMatrix(L=5.0, d=2).fit(np.ones((1, 10, 2))),
