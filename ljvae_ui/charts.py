@@ -119,7 +119,7 @@ def training_charts(epoch_log: list[dict]) -> tuple[alt.Chart, alt.Chart]:
     total = base.transform_filter(alt.datum.panel == "total").properties(
         title="Training loss per configuration", height=380)
     terms = base.transform_filter(alt.datum.panel == "terms").properties(
-        title="Terms of the training loss", height=380)
+        title="Terms of the training loss (each before its weight)", height=380)
     return total, terms
 
 
