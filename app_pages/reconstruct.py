@@ -37,8 +37,8 @@ def energy_text(value: float) -> str:
     return f"{value:.3f}"
 
 
-PRIOR_NAMES = {"fitted": "the fitted prior", "pooled": "one mixture over every state point",
-               "plain": "the fitted prior, without the physics loss", "normal": "N(0, I)"}
+PRIOR_NAMES = {"default": "the fitted prior", "pooled": "one mixture over every state point",
+               "unrefined": "the fitted prior, without the physics loss", "normal": "N(0, I)"}
 JUDGED = "state_point_job"
 
 

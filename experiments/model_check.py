@@ -48,7 +48,7 @@ def reconstruction(trained, dataset, idx, rng) -> dict:
     return {"rmsd_median": float(np.median(rmsd)), "rmsd_p90": float(np.percentile(rmsd, 90))}
 
 
-def raw_validity(trained, dataset, samples: int, prior: str = "fitted") -> dict:
+def raw_validity(trained, dataset, samples: int, prior: str = "default") -> dict:
     periodic = dataset.params.get("periodic", "")
     blocks = [valid_fraction(trained.generate(BLOCK, seed=seed, prior=prior), dataset.box,
                              periodic)
@@ -56,15 +56,15 @@ def raw_validity(trained, dataset, samples: int, prior: str = "fitted") -> dict:
     return {"valid_raw": float(np.mean(blocks)), "valid_raw_blocks": blocks}
 
 
-def plain_prior_check(trained, dataset, held_out, samples: int) -> dict:
+def unrefined_prior_check(trained, dataset, held_out, samples: int) -> dict:
     """The refined prior against the plain mixture it came from, on the same decoder;
     ``held_out``: the posterior means of the held-out configurations."""
-    if "plain" not in trained.available_priors():
+    if "unrefined" not in trained.available_priors():
         return {}
-    return {"plain": raw_validity(trained, dataset, samples, prior="plain"),
+    return {"unrefined": raw_validity(trained, dataset, samples, prior="unrefined"),
             "prior_ll": {name: float(prior.log_likelihood(held_out).mean()) for name, prior in
-                         (("fitted", trained.latent_prior),
-                          ("plain", trained.plain_latent_prior))}}
+                         (("default", trained.latent_prior),
+                          ("unrefined", trained.unrefined_latent_prior))}}
 
 
 def quenched_energy_w1(trained, dataset, idx, rng, n: int = 2000) -> float:
@@ -90,7 +90,7 @@ def check(path: str, dataset, samples: int) -> dict:
     return {"model": path, **reconstruction(trained, dataset, idx, rng),
             **raw_validity(trained, dataset, samples), "gamma_r2": probe["gamma_r2"],
             "energy_w1_quenched_vs_quenched_mc": quenched_energy_w1(trained, dataset, idx, rng),
-            **plain_prior_check(trained, dataset, latent[idx], samples)}
+            **unrefined_prior_check(trained, dataset, latent[idx], samples)}
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ evaluate`` prints:
   project's own Monte Carlo kernel; the quenched samples' energies are also compared with
   those of equally quenched Monte Carlo samples (a quench lowers those too). Unrelaxed
   samples of N(0, I) (``normal_prior``) and, for a prior refined by the joint physics loss,
-  of the plain mixture it was refined from (``plain_prior``) are scored beside them.
+  of the mixture before that refinement (``unrefined_prior``) are scored beside them.
 - ``training``: seconds per epoch, epochs run.
 """
 
@@ -43,7 +43,7 @@ def held_out_indices(trained, dataset) -> np.ndarray:
 
 
 def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int = 0,
-                     seed: int = 0, prior: str = "fitted") -> tuple[np.ndarray, np.ndarray | None]:
+                     seed: int = 0, prior: str = "default") -> tuple[np.ndarray, np.ndarray | None]:
     """n samples of :func:`generate` (at (gamma, T) for a conditional model) and, with
     sweeps > 0, the same after that many Metropolis sweeps each at (T, gamma) with a tuned
     step (:func:`thermalize`; None without). An unconditional model's samples are relaxed at
@@ -183,7 +183,7 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
     gamma, temperature = dataset.gamma[pick], dataset.temperature[pick]
     raw = trained.generate(n, gamma, temperature, seed)
     relaxed = quench(raw, dataset.box, gamma, periodic, sweeps, seed)
-    result = {"prior": "fitted" if trained.latent_prior is not None else "normal"}
+    result = {"prior": "default" if trained.latent_prior is not None else "normal"}
     for label, sample in (("", raw), ("_relaxed", relaxed)):
         # LJ energy only: the gravity part is judged through the heights.
         stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)
@@ -200,13 +200,14 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
                                 seed)
     stats = compare_distributions(relaxed, quenched_reference, dataset.box, 0.0, periodic)
     result["energy_w1_relaxed_vs_quenched_mc"] = stats["w1_energy_per_particle"]
-    if result["prior"] == "fitted":  # what the same decoder makes of other priors, unrelaxed
+    if result["prior"] == "default":  # what the same decoder makes of other priors, unrelaxed
         result["normal_prior"] = _raw_generation(trained, "normal", reference, dataset, periodic,
                                                  n, gamma, temperature, seed)
-        if "plain" in trained.available_priors():
+        if "unrefined" in trained.available_priors():
             result["prior_physics_weight"] = trained.latent_prior.physics_weight
-            result["plain_prior"] = _raw_generation(trained, "plain", reference, dataset,
-                                                    periodic, n, gamma, temperature, seed)
+            result["unrefined_prior"] = _raw_generation(trained, "unrefined", reference,
+                                                        dataset, periodic, n, gamma,
+                                                        temperature, seed)
     result["samples"] = int(n)
     result["quench_sweeps"] = int(sweeps)
     return result

@@ -27,6 +27,8 @@ coordinates out of the box's walls (:mod:`ljvae_core.physics_tf`). The same pena
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 from keras import layers, ops
 
@@ -35,6 +37,15 @@ from .vae import PACKAGE, VAE
 
 
 # --------------------------------------------------------------------------- layers
+@dataclass(frozen=True)
+class CoordinateDecoding:
+    """A distances decoder that emits coordinates first, ``dim`` per particle, and their
+    distance matrix divided by ``scale`` (sigma per unit of the matrices) as its output."""
+
+    dim: int
+    scale: float
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SymmetricDistances(layers.Layer):
     """(N, N, 1) output made symmetric with a zero diagonal: (A + A^T) / 2 off the diagonal."""
@@ -192,10 +203,11 @@ def dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions):
 
 
 def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_conditions,
-                       through_coordinates=None, height_scale=None, encoder="conv", repel=None,
+                       decode_coordinates=None, height_scale=None, encoder="conv", repel=None,
                        log_heights=False):
     """Conv2D encoder; the decoder outputs the matrix directly (symmetric, zero diagonal), or,
-    with through_coordinates=(dim, scale), coordinates whose distances form the output. With
+    with decode_coordinates (a :class:`CoordinateDecoding`), coordinates whose distances form
+    the output. With
     a height_scale the matrices carry two channels of heights over it (input and output).
 
     encoder="conv": 3x3 convolutions with stride 2 (``filters``); "rows": convolutions whose
@@ -205,17 +217,17 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     (its input is (N, d), made by :class:`ljvae_core.features.ShapeFrame` from the matrix)."""
     channels = 1 if height_scale is None else 3
     if encoder == "mds":
-        if through_coordinates is None or height_scale is None:
+        if decode_coordinates is None or height_scale is None:
             raise ValueError("the mds encoder needs height channels and a decoder through "
                              "coordinates")
-        x, c = _inputs((n_particles, through_coordinates[0]), conditional, n_conditions)
+        x, c = _inputs((n_particles, decode_coordinates.dim), conditional, n_conditions)
         h = layers.Flatten(name="encoder_flatten")(x)
         h = _with_condition(h, c, "encoder_with_condition")
         h = layers.Dense(2 * hidden, activation="relu", name="encoder_dense_wide")(h)
         h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
         encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
         return encoder, _coordinate_decoder(n_particles, latent_dim, hidden, conditional,
-                                            n_conditions, through_coordinates, height_scale, repel,
+                                            n_conditions, decode_coordinates, height_scale, repel,
                                             log_heights)
     x, c = _inputs((n_particles, n_particles, channels), conditional, n_conditions)
     h = x
@@ -234,9 +246,9 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     h = _with_condition(h, c, "encoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
-    if through_coordinates is not None:
+    if decode_coordinates is not None:
         return encoder, _coordinate_decoder(n_particles, latent_dim, hidden, conditional,
-                                            n_conditions, through_coordinates, height_scale, repel,
+                                            n_conditions, decode_coordinates, height_scale, repel,
                                             log_heights)
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
     h = _with_condition(z, cd, "decoder_with_condition")
@@ -252,12 +264,12 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
 
 
 def _coordinate_decoder(n_particles, latent_dim, hidden, conditional, n_conditions,
-                        through_coordinates, height_scale, repel=None, log_heights=False):
+                        decode_coordinates, height_scale, repel=None, log_heights=False):
     """Decoder (z[, c]) -> coordinates (layer ``decoder_coordinates``) -> their distance
     matrix (with height channels when height_scale is set). repel={"distance", "steps",
     "height"} ends the coordinates with a :class:`Repel` layer; log_heights puts an
     :class:`ExpHeights` layer before it."""
-    dim, scale = through_coordinates
+    dim, scale = decode_coordinates.dim, decode_coordinates.scale
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
     h = _with_condition(z, cd, "decoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
@@ -312,13 +324,14 @@ def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_cond
 def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1.0,
               conditional: bool = False, n_conditions: int = 2, physics=None, seed=None,
               widths=None, filters=(32, 64, 64), hidden: int = 256,
-              through_coordinates=None, height_scale=None, distance_encoder="conv",
+              decode_coordinates=None, height_scale=None, distance_encoder="conv",
               coordinate_weight=0.0, repel=None, log_heights=False, n_states=0,
               state_weight=0.0) -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
-    through_coordinates=(d, scale) makes a distances decoder emit coordinates (trained also on
-    them with coordinate_weight > 0, see :class:`VAE`), a height_scale adds the height
-    channels to distance matrices, and n_states > 0 with state_weight > 0 a state head."""
+    decode_coordinates=CoordinateDecoding(d, scale) makes a distances decoder emit coordinates
+    (trained also on them with coordinate_weight > 0, see :class:`ljvae_core.vae.VAE`), a
+    height_scale adds the height channels to distance matrices, and n_states > 0 with
+    state_weight > 0 a state head."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
     if representation == "coords":
         n_values = int(input_shape[0])
@@ -326,7 +339,7 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
     elif representation == "distances":
         parts = distance_vae_parts(int(input_shape[0]), latent_dim, list(filters), hidden,
-                                   conditional, n_conditions, through_coordinates, height_scale,
+                                   conditional, n_conditions, decode_coordinates, height_scale,
                                    distance_encoder, repel, log_heights)
     elif representation == "voxels":
         parts = voxel_vae_parts(tuple(input_shape), latent_dim, list(filters), hidden,
@@ -337,5 +350,5 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
         raise ValueError("the physics loss needs decoded distances or coordinates, not voxels")
     return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed,
                height_channels=representation == "distances" and height_scale is not None,
-               coordinate_weight=coordinate_weight if through_coordinates else 0.0,
+               coordinate_weight=coordinate_weight if decode_coordinates else 0.0,
                n_states=0 if conditional else n_states, state_weight=state_weight)

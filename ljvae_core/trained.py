@@ -18,7 +18,7 @@ from .settings import TrainSettings
 # Configurations per forward pass outside training.
 PREDICT_BATCH = 256
 # The generation priors :meth:`TrainedModel.generate` knows.
-PRIORS = ("fitted", "pooled", "plain", "normal")
+PRIORS = ("default", "pooled", "unrefined", "normal")
 
 
 def dataset_fingerprint(dataset) -> str:
@@ -95,7 +95,7 @@ class TrainedModel:
         return ConditionalPrior.from_dict(self.meta["conditional_prior"])
 
     @property
-    def plain_latent_prior(self):
+    def unrefined_latent_prior(self):
         """The generation prior's plain maximum-likelihood fit, before the joint physics loss
         refined it (the prior itself when it was not refined; None without one)."""
         if self.meta.get("latent_prior_plain") is None:
@@ -176,31 +176,32 @@ class TrainedModel:
         N(0, I) always."""
         if self.latent_prior is None:
             return ["normal"]
-        names = ["fitted"]
+        names = ["default"]
         if self.conditional_prior is not None:
             names.append("pooled")
         if self.meta.get("latent_prior_plain") is not None:
-            names.append("plain")
+            names.append("unrefined")
         return names + ["normal"]
 
     def generate(self, n: int, gamma=None, temperature=None, seed: int = 0,
-                 prior: str = "fitted") -> np.ndarray:
+                 prior: str = "default") -> np.ndarray:
         """n configurations decoded from latent samples (at the given gamma, T if conditional).
 
-        prior="fitted": the model's generation prior -- for a conditional model that has one,
+        prior="default": the model's generation prior -- for a conditional model that has one,
         the mixture of the state point (gamma, T), carried between trained state points
         (:class:`ljvae_core.priors.ConditionalPrior`); otherwise the mixture fitted over every
         training configuration (:class:`ljvae_core.priors.LatentPrior`, refined by the joint
-        physics loss where the model's was), which prior="pooled" also names. prior="plain":
-        that mixture before refinement. prior="normal": N(0, I)."""
+        physics loss where the model's was), which prior="pooled" also names.
+        prior="unrefined": that mixture's maximum-likelihood fit, before the refinement.
+        prior="normal": N(0, I)."""
         if prior not in PRIORS:
             raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")
         rng = np.random.default_rng(seed)
-        by_state = self.conditional_prior if prior == "fitted" else None
+        by_state = self.conditional_prior if prior == "default" else None
         if by_state is not None:
             return self.decode(by_state.sample(n, gamma, temperature, rng), gamma, temperature)
-        pooled = {"fitted": self.latent_prior, "pooled": self.latent_prior,
-                  "plain": self.plain_latent_prior, "normal": None}[prior]
+        pooled = {"default": self.latent_prior, "pooled": self.latent_prior,
+                  "unrefined": self.unrefined_latent_prior, "normal": None}[prior]
         if pooled is not None:
             z = pooled.sample(n, rng)
         else:

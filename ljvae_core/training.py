@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from .features import make_representation
-from .models import build_vae
+from .models import CoordinateDecoding, build_vae
 from .ordering import OrderMatcher
 from .penalty import PhysicsPenalty
 from .settings import TrainingError, TrainSettings
@@ -60,9 +60,9 @@ def _jit_compile(settings, n_train: int, strategy) -> bool | str:
     return True if settings.decodes_coordinates and long_run and strategy is None else "auto"
 
 
-def _through_coordinates(rep, settings):
+def _coordinate_decoding(rep, settings) -> CoordinateDecoding | None:
     if settings.decodes_coordinates:
-        return rep.d, rep.scale
+        return CoordinateDecoding(rep.d, rep.scale)
     return None
 
 
@@ -154,7 +154,7 @@ def _compiled_vae(dataset, rep, settings, train_idx, states, strategy):
                       physics=PhysicsPenalty.for_dataset(dataset, rep, settings, train_idx,
                                                          settings.physics_weight),
                       seed=settings.seed,
-                      through_coordinates=_through_coordinates(rep, settings),
+                      decode_coordinates=_coordinate_decoding(rep, settings),
                       height_scale=rep.height_scale if getattr(rep, "heights", False) else None,
                       distance_encoder=settings.distance_encoder,
                       coordinate_weight=settings.coordinate_weight,

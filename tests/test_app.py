@@ -172,7 +172,7 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     # The plain mixture, before the physics loss refined the prior, is one choice away.
     assert at.radio(key="generate_prior").options == [
         "the fitted prior", "the fitted prior, without the physics loss", "N(0, I)"]
-    at.radio(key="generate_prior").set_value("plain")
+    at.radio(key="generate_prior").set_value("unrefined")
     at.button(key="generate").click()
     at.run()
     assert not at.exception and at.dataframe[-1].value["set"].tolist()[1] == "generated, raw"

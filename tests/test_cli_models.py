@@ -56,11 +56,11 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
     assert result["generation"]["valid_fraction_relaxed"] >= result["generation"][
         "valid_fraction"]
     # Generated from the fitted prior; what N(0, I) gives is reported beside it.
-    assert result["generation"]["prior"] == "fitted"
+    assert result["generation"]["prior"] == "default"
     assert 0 <= result["generation"]["normal_prior"]["valid_fraction"] <= 1
     # ... and so is what the plain mixture, before the physics loss refined it, gives.
     assert result["generation"]["prior_physics_weight"] == 50
-    assert 0 <= result["generation"]["plain_prior"]["valid_fraction"] <= 1
+    assert 0 <= result["generation"]["unrefined_prior"]["valid_fraction"] <= 1
     assert result["training"]["seconds_per_epoch"] > 0
     assert {"mds_rmsd_median", "regressor_rmsd_median"} <= set(result["regressor"])
     assert set(result["latent"]) == {"gamma_r2", "gamma_silhouette"}

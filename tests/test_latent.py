@@ -105,9 +105,9 @@ def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_
         assert prior.means.shape[1] == trained.settings.latent_dim
         # Refined by the joint physics loss (on by default), the plain fit kept beside it.
         assert prior.physics_weight == trained.settings.prior_physics_weight > 0
-        assert trained.plain_latent_prior.physics_weight == 0.0
-        assert trained.available_priors() == ["fitted", "plain", "normal"]
-        plain = trained.generate(20, seed=3, prior="plain")
+        assert trained.unrefined_latent_prior.physics_weight == 0.0
+        assert trained.available_priors() == ["default", "unrefined", "normal"]
+        plain = trained.generate(20, seed=3, prior="unrefined")
         assert plain.shape == (20, *ds.coords.shape[1:])
         assert not np.array_equal(plain, trained.generate(20, seed=3))
         a = trained.generate(20, seed=3)
@@ -117,7 +117,7 @@ def test_generation_samples_the_fitted_prior_when_the_model_has_one(trained_and_
             trained.generate(2, prior="uniform")
         # Models fitted without the physics loss, or with no prior at all.
         trained.meta.pop("latent_prior_plain")
-        assert trained.available_priors() == ["fitted", "normal"]
+        assert trained.available_priors() == ["default", "normal"]
         trained.meta.pop("latent_prior")
         assert trained.available_priors() == ["normal"]
     finally:

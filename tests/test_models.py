@@ -5,10 +5,18 @@ import numpy as np
 import pytest
 
 from ljvae_core.geometry import pairwise_distances
-from ljvae_core.models import SymmetricDistances, build_vae, default_dense_widths
+from ljvae_core.models import (
+    CoordinateDecoding,
+    SymmetricDistances,
+    build_vae,
+    default_dense_widths,
+)
 from ljvae_core.physics_tf import lj_energy_from_distances, pairwise_distances_tf
 from ljvae_core.potential import pair_energy, periodic_mask
 from ljvae_core.vae import Sampling
+
+# A decoder of 3D coordinates whose distance matrices are in units of 10 sigma.
+COORDS = CoordinateDecoding(3, 10.0)
 
 
 def test_sampling_draws_from_the_posterior():
@@ -66,7 +74,7 @@ def test_architectures_map_inputs_to_outputs_of_the_same_shape(representation, s
 @pytest.mark.parametrize("conditional", [False, True])
 def test_row_encoder_describes_each_particle_by_its_whole_row(conditional):
     vae = build_vae("distances", (12, 12, 3), 5, conditional=conditional, height_scale=5.0,
-                    through_coordinates=(3, 10.0), distance_encoder="rows")
+                    decode_coordinates=COORDS, distance_encoder="rows")
     rows = vae.encoder.get_layer("encoder_rows_0")
     assert rows.kernel.shape[:2] == (1, 12)
     x = np.random.default_rng(3).uniform(size=(2, 12, 12, 3)).astype("float32")
@@ -86,7 +94,7 @@ def test_bad_architectures_are_refused_with_a_reason():
 def test_coordinate_decoder_emits_euclidean_distance_matrices(tmp_path):
     from ljvae_core.geometry import classical_mds
 
-    vae = build_vae("distances", (12, 12, 1), 4, through_coordinates=(3, 10.0))
+    vae = build_vae("distances", (12, 12, 1), 4, decode_coordinates=COORDS)
     z = np.random.default_rng(3).normal(size=(5, 4)).astype("float32")
     D = np.asarray(vae.decode(z))[..., 0] * 10.0
     assert np.allclose(D, np.swapaxes(D, 1, 2), atol=1e-5)
@@ -103,7 +111,7 @@ def test_coordinate_decoder_with_heights_emits_the_heights_of_its_coordinates():
     from ljvae_core.geometry import matched_rmsd
     from ljvae_core.models import DistancesFromCoordinates
 
-    vae = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0), height_scale=5.0)
+    vae = build_vae("distances", (12, 12, 3), 4, decode_coordinates=COORDS, height_scale=5.0)
     z = np.random.default_rng(4).normal(size=(5, 4)).astype("float32")
     assert np.asarray(vae.decode(z)).shape == (5, 12, 12, 3)
     # Channels laid out as the representation's: MDS plus heights give back the decoded
@@ -152,7 +160,7 @@ def test_repel_clears_the_overlaps_of_a_random_cluster_and_lets_gradients_throug
 
 @pytest.mark.parametrize("log_heights", [False, True])
 def test_coordinate_decoder_with_repel_saves_and_loads(tmp_path, log_heights):
-    vae = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0), height_scale=5.0,
+    vae = build_vae("distances", (12, 12, 3), 4, decode_coordinates=COORDS, height_scale=5.0,
                     distance_encoder="mds", repel={"distance": 0.9, "steps": 3, "height": 5.0},
                     log_heights=log_heights)
     assert vae.decoder.get_layer("decoder_coordinates").__class__.__name__ == "Repel"
@@ -208,7 +216,7 @@ def test_physics_penalty_counts_the_walls_of_decoded_coordinates():
 
     physics = PhysicsPenalty(weight=2.0, energy_cap=0.0, kind="distances", n_particles=12,
                              dim=3, scale=10.0, box=5.0, side_walls=True)
-    vae = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0), height_scale=5.0,
+    vae = build_vae("distances", (12, 12, 3), 4, decode_coordinates=COORDS, height_scale=5.0,
                     distance_encoder="mds", physics=physics)
     grid = np.stack(np.meshgrid(*[np.arange(3) * 1.5 + 0.5] * 2, indexing="ij"), -1).reshape(-1, 2)
     coords = np.c_[np.r_[grid, grid[:3]], np.r_[np.full(9, 0.5), np.full(3, 2.0)]]
@@ -229,7 +237,7 @@ def test_loss_terms_and_their_metrics_follow_the_model():
     assert [t.name for t in plain.terms] == ["reconstruction", "kl"]
     physics = PhysicsPenalty(weight=1.0, energy_cap=0.0, kind="coords", n_particles=12, dim=2,
                              scale=2.5)
-    full = build_vae("distances", (12, 12, 3), 4, through_coordinates=(3, 10.0),
+    full = build_vae("distances", (12, 12, 3), 4, decode_coordinates=COORDS,
                      height_scale=5.0, distance_encoder="mds", physics=physics,
                      coordinate_weight=30.0, n_states=1, state_weight=100.0)
     assert [t.name for t in full.terms] == ["reconstruction", "kl", "physics", "coordinates",

@@ -64,7 +64,7 @@ def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
 
     attach_latent_prior(trained, small_dataset)
     assert trained.latent_prior.physics_weight == settings.prior_physics_weight
-    assert trained.plain_latent_prior.physics_weight == 0.0
+    assert trained.unrefined_latent_prior.physics_weight == 0.0
     out = trained.generate(5, gamma=1.0, temperature=1.0)
     assert out.shape == (5, *small_dataset.coords.shape[1:]) and np.isfinite(out).all()
     _generation_draws_the_latents_of_the_state_point_asked_for(trained, small_dataset, tmp_path)
@@ -73,7 +73,7 @@ def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
 def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_path):
     from ljvae_core.model_store import export_model, import_model
 
-    assert trained.available_priors() == ["fitted", "pooled", "plain", "normal"]
+    assert trained.available_priors() == ["default", "pooled", "unrefined", "normal"]
     prior = trained.conditional_prior
     assert prior.conditions.tolist() == [[0.0, 1.0], [1.0, 1.0]]
     latent = trained.encode(ds.coords, ds.gamma, ds.temperature)
