@@ -5,7 +5,13 @@ import streamlit as st
 
 from ljvae_core.artifacts import list_models
 from ljvae_core.hosted import LimitError, check_training
-from ljvae_core.settings import TrainingError, TrainSettings, setting_options
+from ljvae_core.settings import (
+    REPRESENTATION_PARAMS,
+    TrainingError,
+    TrainSettings,
+    representation_params,
+    setting_options,
+)
 from ljvae_core.workflows import train_and_save
 from ljvae_ui.charts import training_charts
 from ljvae_ui.hosting import hosted_limits
@@ -33,6 +39,7 @@ DESCRIPTIONS = {
 }
 # Widget keys that differ from the setting's name.
 KEYS = {"seed": "train_seed", "warmup_epochs": "warmup"}
+PARAM_KEYS = {"heights": "distance_heights"}
 
 st.title("Train")
 st.caption("Variational autoencoders on Monte Carlo configurations; the validation set is made "
@@ -106,19 +113,19 @@ def advanced_widgets(settings: TrainSettings) -> TrainSettings:
 
 
 def representation_widgets(settings: TrainSettings) -> dict:
-    """The chosen representation's own parameters."""
-    if settings.representation == "distances":
-        return {"heights": st.checkbox(
-            "Height channels", True, key="distance_heights",
-            help="Adds each particle's height to the matrix (two more channels): a distance "
-                 "matrix alone has no up, so it cannot tell gravity's layers apart or be "
-                 "stood upright again.")}
-    if settings.representation == "voxels":
-        return {"n_cells": st.select_slider("Voxels per axis", [8, 16, 24, 32], 16,
-                                            key="n_cells"),
-                "smearing": st.number_input("Gaussian smearing w (σ)", 0.0, 2.0, 0.0,
-                                            step=0.05, key="smearing")}
-    return {}
+    """The chosen representation's own parameters, each from its metadata."""
+    values = {}
+    for name, spec in REPRESENTATION_PARAMS.get(settings.representation, {}).items():
+        key, default = PARAM_KEYS.get(name, name), spec["default"]
+        if isinstance(default, bool):
+            values[name] = st.checkbox(spec["label"], default, key=key, help=spec["help"])
+        elif spec.get("choices"):
+            values[name] = st.select_slider(spec["label"], spec["choices"], default, key=key,
+                                            help=spec["help"])
+        else:
+            values[name] = st.number_input(spec["label"], spec["low"], spec["high"], default,
+                                           step=spec["step"], key=key, help=spec["help"])
+    return representation_params(settings.representation, values)
 
 
 @st.fragment(run_every=1.0)

@@ -53,6 +53,22 @@ def _add_setting(parser, name: str, flag: str) -> None:
                         help=f"{text} (default {default}{limits})".replace("%", "%%"))
 
 
+def _add_representation_params(parser) -> None:
+    """One option per representation parameter, from its metadata (as on the Train page)."""
+    from .settings import REPRESENTATION_PARAMS
+
+    for representation, specs in REPRESENTATION_PARAMS.items():
+        for name, spec in specs.items():
+            text = f"{representation}: {spec['label']}. {spec['help']}"
+            if isinstance(spec["default"], bool):
+                parser.add_argument(spec["flag"], dest=name, action="store_false",
+                                    help=f"turns off: {text}")
+                continue
+            parser.add_argument(spec["flag"], dest=name, type=type(spec["default"]),
+                                default=spec["default"], choices=spec.get("choices"),
+                                help=f"{text} (default {spec['default']})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ljvae_core",
@@ -119,8 +135,7 @@ def _train_options(sub) -> None:
     tr.add_argument("dataset", help="dataset file (.joblib) written by simulate")
     for name, flag in TRAIN_FLAGS:
         _add_setting(tr, name, flag)
-    tr.add_argument("--no-heights", action="store_true",
-                    help="distances: leave out the two channels of particle heights")
+    _add_representation_params(tr)
     tr.add_argument("--out", required=True, help="model directory to write")
 
 
@@ -257,7 +272,7 @@ def _check_inside(coords, box) -> None:
 
 def cmd_train(args) -> int:
     from .artifacts import load_dataset
-    from .settings import TrainSettings
+    from .settings import TrainSettings, representation_params
 
     dataset = load_dataset(args.dataset)
     # TensorFlow only now: a bad dataset path is told in one line, without its start-up log.
@@ -266,8 +281,7 @@ def cmd_train(args) -> int:
     from .training import train
 
     values = {name: getattr(args, name) for name, _ in TRAIN_FLAGS}
-    if args.no_heights and args.representation == "distances":
-        values["representation_params"] = {"heights": False}
+    values["representation_params"] = representation_params(args.representation, vars(args))
     settings = TrainSettings(**values)
 
     def progress(p):

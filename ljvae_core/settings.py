@@ -198,6 +198,32 @@ FORM_FIELDS = ("representation", "latent_dim", "epochs", "seed", "conditional",
                "batch_size")
 
 
+# Each representation's own parameters (TrainSettings.representation_params), with what the
+# command line and the Train page offer; the defaults are the representations' own (tested).
+REPRESENTATION_PARAMS = {
+    "distances": {"heights": {
+        "default": True, "label": "Height channels", "flag": "--no-heights",
+        "help": "Adds each particle's height to the matrix (two more channels): a distance "
+                "matrix alone has no up, so it cannot tell gravity's layers apart or be stood "
+                "upright again."}},
+    "voxels": {
+        "n_cells": {"default": 16, "label": "Voxels per axis", "flag": "--voxel-cells",
+                    "choices": (8, 16, 24, 32), "help": "Cells along each side of the box."},
+        "smearing": {"default": 0.0, "label": "Gaussian smearing w (σ)", "flag": "--smearing",
+                     "low": 0.0, "high": 2.0, "step": 0.05,
+                     "help": "Each particle spread over the cells as a Gaussian of this width "
+                             "(0: counted in its cell)."}},
+}
+
+
+def representation_params(representation: str, values: dict) -> dict:
+    """The parameters of ``representation`` among ``values`` ({name: value}) that differ from
+    their defaults: what :attr:`TrainSettings.representation_params` keeps."""
+    specs = REPRESENTATION_PARAMS.get(representation, {})
+    return {name: type(spec["default"])(values[name]) for name, spec in specs.items()
+            if name in values and values[name] != spec["default"]}
+
+
 def settings_from_form(values: dict) -> TrainSettings:
     """Training settings from a form's values ({field name: value}, in :data:`FORM_FIELDS`
     order); fields left out keep their defaults."""

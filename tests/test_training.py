@@ -327,3 +327,24 @@ def test_the_train_command_offers_the_settings_own_defaults_and_help():
     for name, flag in TRAIN_FLAGS:
         label = " ".join(setting_options(name)["label"].split(" (")[0].split()).lower()
         assert flag in text and label in text, name
+
+
+def test_representation_parameters_have_one_source():
+    import inspect
+
+    from ljvae_core.cli import build_parser
+    from ljvae_core.features import REPRESENTATIONS
+    from ljvae_core.settings import REPRESENTATION_PARAMS, representation_params
+
+    for kind, specs in REPRESENTATION_PARAMS.items():
+        own = inspect.signature(REPRESENTATIONS[kind]).parameters
+        for name, spec in specs.items():
+            assert own[name].default == spec["default"], (kind, name)
+    parser = build_parser()
+    plain = vars(parser.parse_args(["train", "d.joblib", "--out", "m"]))
+    assert representation_params("distances", plain) == {}
+    assert representation_params("voxels", plain) == {}
+    given = vars(parser.parse_args(["train", "d.joblib", "--out", "m", "--no-heights",
+                                    "--voxel-cells", "8", "--smearing", "0.3"]))
+    assert representation_params("distances", given) == {"heights": False}
+    assert representation_params("voxels", given) == {"n_cells": 8, "smearing": 0.3}
