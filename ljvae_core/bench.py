@@ -94,23 +94,16 @@ def dense_epoch_seconds(n_samples: int = 8000, epochs: int = 6, batch_size: int 
     import keras
 
     from .models import build_vae
-    from .training import STEPS_PER_EXECUTION
+    from .training import STEPS_PER_EXECUTION, EpochTimer
 
     x = np.random.default_rng(0).uniform(-1, 1, (n_samples, 60)).astype("float32")
     model = build_vae("coords", (60,), 2, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=STEPS_PER_EXECUTION)
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[Timer()])
+    timer = EpochTimer()
+    model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+    # The first epoch compiles the step: left out.
     return {"samples": n_samples, "batch_size": batch_size,
-            "dense_epoch_seconds": float(np.median(times[1:]))}
+            "dense_epoch_seconds": float(np.median(timer.seconds[1:]))}
 
 
 def find_reference_source() -> Path | None:

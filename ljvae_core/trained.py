@@ -214,7 +214,7 @@ class TrainedModel:
         calibrated decoder variances (one per part, see
         :func:`ljvae_core.vae.reconstruction_parts`), averaged over ``draws`` latent samples,
         plus the KL term."""
-        from .vae import reconstruction_parts
+        from .vae import gaussian_nll, kl_divergence, reconstruction_parts
 
         data = self.model_data(coords, gamma, temperature)
         c = data.get("condition")
@@ -233,6 +233,6 @@ class TrainedModel:
             for (target, guess), v in zip(parts, log_vars, strict=True):
                 sq = np.sum((target - guess) ** 2, axis=tuple(range(1, target.ndim)))
                 dims = float(np.prod(target.shape[1:]))
-                nll += 0.5 * sq / np.exp(v) + 0.5 * dims * (v + np.log(2 * np.pi))
-        kl = -0.5 * np.sum(1.0 + log_var - mean**2 - np.exp(log_var), axis=1)
-        return nll / draws + kl
+                nll += (np.asarray(gaussian_nll(sq, dims, np.float64(v)))
+                        + 0.5 * dims * np.log(2 * np.pi))
+        return nll / draws + np.asarray(kl_divergence(mean, log_var), np.float64)

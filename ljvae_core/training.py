@@ -113,7 +113,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     x_train, x_val = inputs(train_idx), inputs(val_idx)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = _compiled_vae(dataset, rep, settings, train_idx, states, strategy)
-    timer, early = _EpochTimer(), _EarlyStopping(settings.patience)
+    timer, early = EpochTimer(), _EarlyStopping(settings.patience)
     callbacks = [timer, early, *_schedules(settings), _Progress(settings.epochs, progress, stop)]
     matcher = None
     if settings.match_every > 0 and settings.representation == "distances" and not mds:
@@ -243,7 +243,7 @@ class _EarlyStopping(keras.callbacks.EarlyStopping):
             self.model.set_weights(self.best_weights)
 
 
-class _EpochTimer(keras.callbacks.Callback):
+class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch."""
 
     def __init__(self):

@@ -90,14 +90,20 @@ def kl_divergence(mean, log_var):
     return -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
 
 
+def gaussian_nll(squared_error, dims: float, log_var):
+    """Negative log-likelihood of ``dims`` values under a Gaussian of variance exp(log_var)
+    each, from their summed squared error, up to the constant dims / 2 log(2 pi)."""
+    return 0.5 * squared_error * ops.exp(-log_var) + 0.5 * dims * log_var
+
+
 def calibrated_nll(truth, guess):
     """(per-sample Gaussian negative log-likelihood, log variance) with the variance
     calibrated to the batch's mean squared error per value (up to a constant)."""
     axes = tuple(range(1, len(truth.shape)))
     sq = ops.sum(ops.square(truth - guess), axis=axes)
     dims = float(math.prod(truth.shape[1:]))
-    mse = ops.mean(sq) / dims + 1e-12
-    return 0.5 * sq / mse + 0.5 * dims * ops.log(mse), ops.log(mse)
+    log_mse = ops.log(ops.mean(sq) / dims + 1e-12)
+    return gaussian_nll(sq, dims, log_mse), log_mse
 
 
 def reconstruction_parts(target, output, height_channels: bool) -> list:

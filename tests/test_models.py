@@ -255,3 +255,17 @@ def test_wall_overflow_in_2d_measures_the_width_across():
     coords = np.array([[[0.0, 0.0], [3.0, 1.0], [5.5, 2.0]]], dtype="float32")  # 5.5 wide
     assert float(np.asarray(wall_overflow(coords, 5.0))[0]) == pytest.approx(0.25, abs=1e-5)
     assert float(np.asarray(wall_overflow(coords, 6.0))[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_calibrated_likelihood_is_the_gaussian_one_at_the_batch_variance():
+    from ljvae_core.vae import calibrated_nll, gaussian_nll
+
+    rng = np.random.default_rng(0)
+    truth, guess = rng.normal(size=(50, 6)), rng.normal(size=(50, 6))
+    nll, log_mse = (np.asarray(v, np.float64) for v in calibrated_nll(truth, guess))
+    mse = np.mean((truth - guess) ** 2)
+    assert log_mse == pytest.approx(np.log(mse))
+    # At the batch's own variance, the mean NLL is dims / 2 (1 + log mse).
+    assert nll.mean() == pytest.approx(3.0 * (1.0 + np.log(mse)), rel=1e-5)
+    sq = np.sum((truth - guess) ** 2, axis=1)
+    assert np.allclose(nll, np.asarray(gaussian_nll(sq, 6.0, np.float64(np.log(mse)))), rtol=1e-5)
