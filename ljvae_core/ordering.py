@@ -7,15 +7,6 @@ import numpy as np
 from .geometry import classical_mds, kabsch, match_across, matching_orders
 
 
-def _as_dict(inputs) -> dict:
-    """Model inputs x, (x, c) or a batch dict as a batch dict."""
-    if isinstance(inputs, dict):
-        return inputs
-    if isinstance(inputs, tuple):
-        return {"x": inputs[0], "condition": inputs[1]}
-    return {"x": inputs}
-
-
 class OrderMatcher:
     """Decoder targets whose particle order follows the decoder's own.
 
@@ -31,8 +22,10 @@ class OrderMatcher:
     are matched on the MDS of their output (:func:`ljvae_core.geometry.matching_orders`)."""
 
     def __init__(self, rep, inputs: dict, coords: dict, coordinates: bool = False):
+        """inputs: {part: a :meth:`ljvae_core.trained.TrainedModel.model_data` dict};
+        coords: {part: its configurations}; coordinates: keep matched coordinate targets."""
         self.rep = rep
-        self.inputs = {part: _as_dict(x) for part, x in inputs.items()}
+        self.inputs = inputs
         self.ordered = {part: rep.sort(c) for part, c in coords.items()}
         self.targets = {part: x["x"] for part, x in self.inputs.items()}
         self.coordinates = {} if coordinates else None

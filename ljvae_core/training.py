@@ -106,9 +106,9 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
                                   dataset.temperature[idx])
         if states is not None:
             data["state"] = states[idx]
-            return data
-        # Models whose targets are their inputs take (x[, c]); the others the whole dict.
-        return data if mds else trained.inputs_of(data)
+        if data["target"] is data["x"]:
+            del data["target"]  # the VAE's default target: not held twice in the pipeline
+        return data
 
     x_train, x_val = inputs(train_idx), inputs(val_idx)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():

@@ -163,7 +163,8 @@ def test_matched_targets_follow_the_decoders_particle_order(small_dataset):
     # and it fits the decoder's output at least as well as the input's order.
     rep, coords = trained.representation, small_dataset.coords[:40]
     x = trained.model_inputs(coords)
-    matcher = OrderMatcher(rep, {"some": x}, {"some": coords})
+    matcher = OrderMatcher(rep, {"some": trained.model_data(coords, targets=False)},
+                           {"some": coords})
     matcher.match(trained.model)
     target = matcher.targets["some"]
     assert np.allclose(np.sort(target[..., 0], axis=None), np.sort(x[..., 0], axis=None),
