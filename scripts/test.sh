@@ -20,4 +20,5 @@ export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache}
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
-.venv/bin/python -m pytest "$@"
+# The slowest tests are listed: the suite must stay well inside CI's 15 minutes.
+.venv/bin/python -m pytest --durations=15 "$@"
