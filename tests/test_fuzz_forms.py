@@ -29,17 +29,17 @@ def _number(low, high):
 
 def _train_form():
     """Values for the Train page's inputs, drawn from the ranges and choices it offers."""
-    from ljvae_core.settings import FORM_FIELDS, setting_options
+    from ljvae_core.settings import FORM_FIELDS, REPRESENTATION_PARAMS, setting_options
+
 
     drawn = {}
     for name in FORM_FIELDS:
         options = setting_options(name)
         if name == "representation_params":  # each representation's own inputs
             drawn[name] = st.fixed_dictionaries({
-                "distances": st.fixed_dictionaries({"heights": st.booleans()}),
-                "voxels": st.fixed_dictionaries({"n_cells": st.sampled_from([8, 16, 24, 32]),
-                                                 "smearing": st.floats(0.0, 2.0)}),
-                "coords": st.just({})})
+                kind: st.fixed_dictionaries({p: _parameter(spec) for p, spec in
+                                             REPRESENTATION_PARAMS.get(kind, {}).items()})
+                for kind in setting_options("representation")["choices"]})
         elif name == "epochs":  # the fuzz keeps runs short; the range is tested elsewhere
             drawn[name] = st.integers(1, 3)
         elif isinstance(options["default"], bool):
@@ -49,6 +49,15 @@ def _train_form():
         else:
             drawn[name] = _number(options["low"], options["high"])
     return st.fixed_dictionaries(drawn).map(_as_the_page_gives)
+
+
+def _parameter(spec: dict):
+    """Values of one representation parameter, from the range or choices its widget offers."""
+    if isinstance(spec["default"], bool):
+        return st.booleans()
+    if spec.get("choices"):
+        return st.sampled_from(spec["choices"])
+    return _number(spec["low"], spec["high"])
 
 
 def _as_the_page_gives(values: dict) -> dict:
@@ -68,7 +77,8 @@ def tiny_dataset(tmp_path_factory):
     return root
 
 
-@settings(max_examples=5, deadline=None, derandomize=True,
+# Each example trains, refines the prior and evaluates a model (about a minute on 2 cores).
+@settings(max_examples=3, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(values=_train_form())
 def test_every_train_form_trains_or_is_refused_in_one_sentence(tiny_dataset, values):
