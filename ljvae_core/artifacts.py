@@ -60,6 +60,9 @@ def models_dir(root=None) -> Path:
 
 
 MODEL_SUMMARY = "summary.json"
+# A model folder's Keras file and its signed meta (ljvae_core.model_store writes them).
+MODEL_FILE = "model.keras"
+META_FILE = "meta.joblib"
 SIGNATURE_MAGIC = b"LJVAE-SIGNED-1\n"
 
 
@@ -297,7 +300,7 @@ def list_models(root=None) -> list[dict]:
         except (OSError, ValueError) as err:
             warnings.warn(f"skipping model {entry.name}: {err}", stacklevel=2)
             continue
-        if not is_trusted(entry / "meta.joblib"):
+        if not is_trusted(entry / META_FILE):
             warnings.warn(f"skipping model {entry.name}: not written by this ljvae installation",
                           stacklevel=2)
             continue

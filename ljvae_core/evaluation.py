@@ -51,9 +51,8 @@ def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int 
     raw = trained.generate(n, gamma, temperature, seed, prior)
     if sweeps <= 0:
         return raw, None
-    periodic = trained.system.periodic
-    relaxed, _ = thermalize(raw, float(trained.representation.L), temperature, gamma, sweeps,
-                            periodic, seed)
+    system = trained.system
+    relaxed, _ = thermalize(raw, system.box, temperature, gamma, sweeps, system.periodic, seed)
     return raw, relaxed
 
 

@@ -14,13 +14,18 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .artifacts import MODEL_SUMMARY, atomic_folder, dump_signed, load_signed
+from .artifacts import (
+    META_FILE,
+    MODEL_FILE,
+    MODEL_SUMMARY,
+    atomic_folder,
+    dump_signed,
+    load_signed,
+)
 from .features import representation_from_dict, representation_to_dict
 from .settings import TrainSettings
 from .trained import TrainedModel
 
-MODEL_FILE = "model.keras"
-META_FILE = "meta.joblib"
 # The portable format's meta: PORTABLE_META.json and PORTABLE_META.npz.
 PORTABLE_META = "meta"
 

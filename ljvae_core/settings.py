@@ -167,7 +167,7 @@ class TrainSettings:
     def decodes_coordinates(self) -> bool:
         """Whether the decoder emits coordinates (distances through coordinates): the ones
         the hard core and log-heights apply to."""
-        return self.representation == "distances" and self.distance_decoder == "coordinates"
+        return _decodes_coordinates(self)
 
     def validate(self):
         problems = list(self.errors())

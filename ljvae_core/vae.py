@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from .penalty import PhysicsPenalty
@@ -206,8 +207,6 @@ class VAE(keras.Model):
     def decoded_coordinates(self, x, c=None, batch_size: int = 1024):
         """(M, N, d) coordinates (sigma) that the decoder makes of the latent means of inputs
         x, in the decoder's own frame (numpy)."""
-        import numpy as np
-
         if not self.has_coordinates:
             raise ValueError("this decoder does not go through coordinates")
         parts = []
