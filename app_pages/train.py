@@ -6,6 +6,7 @@ import streamlit as st
 from ljvae_core.artifacts import list_models
 from ljvae_core.hosted import LimitError, check_training
 from ljvae_core.settings import (
+    FORM_LAYOUT,
     REPRESENTATION_PARAMS,
     TrainingError,
     TrainSettings,
@@ -55,6 +56,8 @@ if summary is None:
 def setting_input(name: str, current: TrainSettings) -> TrainSettings:
     """The widget of one training setting (label, range, help and default from the settings
     themselves), disabled where ``current`` makes it irrelevant; ``current`` with its value."""
+    if name == "representation_params":
+        return current.with_value(name, representation_widgets(current))
     options = setting_options(name)
     default, key = options["default"], KEYS.get(name, name)
     common = {"key": key, "help": options["help"] or None,
@@ -73,43 +76,27 @@ def setting_input(name: str, current: TrainSettings) -> TrainSettings:
     return current.with_value(name, value)
 
 
+def form_section(section: str, settings: TrainSettings) -> TrainSettings:
+    """One section of :data:`FORM_LAYOUT`, its columns side by side."""
+    for column, names in zip(st.columns(len(FORM_LAYOUT[section])), FORM_LAYOUT[section],
+                             strict=True):
+        with column:
+            for name in names:
+                settings = setting_input(name, settings)
+                if name == "representation":
+                    st.caption(DESCRIPTIONS[settings.representation])
+    return settings
+
+
 def settings_from_widgets() -> tuple[TrainSettings, str | None]:
     """The settings a newcomer needs first, then the rest under "Advanced"."""
-    settings = TrainSettings()
-    left, mid, right = st.columns(3)
-    with left:
-        settings = setting_input("representation", settings)
-        st.caption(DESCRIPTIONS[settings.representation])
-    with mid:
-        settings = setting_input("latent_dim", settings)
-        settings = setting_input("epochs", settings)
-    with right:
-        settings = setting_input("seed", settings)
-        settings = setting_input("conditional", settings)
+    settings = form_section("basic", TrainSettings())
     name = st.text_input("Model name (optional)", key="model_name",
                          placeholder="dataset-representation-z<latent size>")
     with st.expander("Advanced settings (the defaults are the ones the documented results use)"):
-        settings = advanced_widgets(settings)
+        settings = form_section("advanced", settings)
     settings.validate()
     return settings, name.strip() or None
-
-
-def advanced_widgets(settings: TrainSettings) -> TrainSettings:
-    architecture, core, loss = st.columns(3)
-    with architecture:
-        for name in ("distance_decoder", "distance_encoder"):
-            settings = setting_input(name, settings)
-        settings = settings.with_value("representation_params",
-                                       representation_widgets(settings))
-        settings = setting_input("match_every", settings)
-    with core:
-        for name in ("coordinate_weight", "repel_steps", "repel_distance", "log_heights"):
-            settings = setting_input(name, settings)
-    with loss:
-        for name in ("beta", "warmup_epochs", "physics_weight", "prior_physics_weight",
-                     "state_weight", "batch_size"):
-            settings = setting_input(name, settings)
-    return settings
 
 
 def representation_widgets(settings: TrainSettings) -> dict:

@@ -190,12 +190,19 @@ class TrainSettings:
         return replace(self, **{name: value})
 
 
-# The Train page's inputs, each after those that decide whether it applies.
-FORM_FIELDS = ("representation", "latent_dim", "epochs", "seed", "conditional",
-               "distance_decoder", "distance_encoder", "representation_params", "match_every",
-               "coordinate_weight", "repel_steps", "repel_distance", "log_heights", "beta",
-               "warmup_epochs", "physics_weight", "prior_physics_weight", "state_weight",
-               "batch_size")
+# The Train page's layout: the settings a newcomer needs first, in three columns, then the
+# rest under "Advanced" in three (architecture, hard core, loss). Each setting comes after
+# those that decide whether it applies, as :func:`settings_from_form` reads them.
+FORM_LAYOUT = {
+    "basic": (("representation",), ("latent_dim", "epochs"), ("seed", "conditional")),
+    "advanced": (("distance_decoder", "distance_encoder", "representation_params",
+                  "match_every"),
+                 ("coordinate_weight", "repel_steps", "repel_distance", "log_heights"),
+                 ("beta", "warmup_epochs", "physics_weight", "prior_physics_weight",
+                  "state_weight", "batch_size")),
+}
+FORM_FIELDS = tuple(name for section in FORM_LAYOUT.values() for column in section
+                    for name in column)
 
 
 # Each representation's own parameters (TrainSettings.representation_params), with what the

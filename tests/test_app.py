@@ -157,6 +157,14 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["RMSD (matched, aligned)"].endswith("σ")
     assert len(at.get("iframe")) == 2
+    _generate_on_the_reconstruct_page(at)
+    _judge_every_state_point_on_the_reconstruct_page(at)
+
+    _map_the_latent_space(at)
+    _score_uploads_on_the_latent_page(at, stored_dataset)
+
+
+def _generate_on_the_reconstruct_page(at):
     at.number_input(key="n_generate").set_value(20)
     at.number_input(key="generate_sweeps").set_value(5)
     at.button(key="generate").click()
@@ -176,8 +184,9 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     at.button(key="generate").click()
     at.run()
     assert not at.exception and at.dataframe[-1].value["set"].tolist()[1] == "generated, raw"
-    _judge_every_state_point_on_the_reconstruct_page(at)
 
+
+def _map_the_latent_space(at):
     at.switch_page("app_pages/latent.py")
     at.run()
     assert not at.exception
@@ -189,7 +198,6 @@ def test_train_page_trains_a_model_that_joins_the_list(stored_dataset):
     at.run()
     assert not at.exception
     assert any("decoded U/N" in str(c.proto) for c in at.get("vega_lite_chart"))
-    _score_uploads_on_the_latent_page(at, stored_dataset)
 
 
 def _judge_every_state_point_on_the_reconstruct_page(at):

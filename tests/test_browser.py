@@ -151,6 +151,13 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     _shoot(page, "home")
     _check_layout(page, "home after the demo")
 
+    _generate_on_the_reconstruct_page(page, server)
+    _score_uploads_on_the_latent_page(page, server, tmp_path)
+    _train_on_the_demo_dataset(page, server)
+    _simulate_then_inspect(page, server)
+
+
+def _generate_on_the_reconstruct_page(page, server):
     _open(page, server, "reconstruct")  # the demo's model is the one selected now
     _check_layout(page, "reconstruct")
     rmsd = page.locator("[data-testid=stMetric]").filter(has_text="Median RMSD (held out)")
@@ -163,6 +170,8 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     _shoot(page, "reconstruct")
     _check_layout(page, "reconstruct with generated samples")
 
+
+def _score_uploads_on_the_latent_page(page, server, tmp_path):
     _open(page, server, "latent")
     good, bad = _demo_configurations(tmp_path), tmp_path / "bad.xyz"
     bad.write_bytes(bytes([0x93, 0xff, 0x00, 0x81]) * 64)
@@ -174,6 +183,8 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     message = page.locator("[data-testid=stAlertContentError]").first.inner_text()
     assert message.count("bad.xyz") == 1 and "codec" not in message and "'" not in message
 
+
+def _train_on_the_demo_dataset(page, server):
     _open(page, server, "train")  # on the demo's dataset
     _set(page, "Epochs", 2)
     page.get_by_role("button", name="Train", exact=True).click()
@@ -183,6 +194,8 @@ def test_a_newcomers_walk_through_every_page(page, server, tmp_path):
     _shoot(page, "train")
     _check_layout(page, "train after training")
 
+
+def _simulate_then_inspect(page, server):
     _open(page, server, "simulate")
     _set(page, "Particles N", 8)
     page.get_by_text("2D", exact=True).click()

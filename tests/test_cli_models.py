@@ -14,28 +14,32 @@ def _run(*args):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_train_then_evaluate_print_the_contract(tmp_path):
-    data = tmp_path / "tiny.joblib"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny dataset and a model trained on it by the command line, with train's output."""
+    tmp = tmp_path_factory.mktemp("cli-train")
+    data, model = tmp / "tiny.joblib", tmp / "model"
     out = _run("simulate", "--particles", 8, "--dim", 2, "--box", 5, "--gamma", 0, 1,
                "--samples", 60, "--chains", 3, "--seed", 2, "--out", data)
     assert out.returncode == 0, out.stderr
-    model = tmp_path / "model"
     out = _run("train", data, "--representation", "distances", "--latent-dim", 4,
                "--epochs", 2, "--match-every", 1, "--lr-patience", 1, "--state-weight", 10,
                "--prior-physics-weight", 50, "--out", model)
+    return data, model, out
+
+
+def test_train_prints_its_figures_and_keeps_the_options(trained):
+    _, model, out = trained
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["epochs_run"] == 2
     assert "epoch 2" in out.stderr
     summary = json.loads((model / "summary.json").read_text())
     assert summary["match_every"] == 1 and summary["heights"] is True
     assert summary["prior_physics_weight"] == 50
-    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies",
-               "--state-samples", 30, "--unseen-gamma", 0.5, "--sweeps", 0, 3)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
+
+
+def _check_state_points(points):
     # The headline: each state point judged against its own Monte Carlo, floor beside it.
-    assert list(result)[:2] == ["sweeps", "state_points"] and result["sweeps"] == [0, 3]
-    points = result["state_points"]
     assert [(p["gamma"], p["trained"], p["reference"]) for p in points] == [
         (0.0, True, "held-out Monte Carlo"), (0.5, False, "fresh Monte Carlo"),
         (1.0, True, "held-out Monte Carlo")]
@@ -44,33 +48,47 @@ def test_train_then_evaluate_print_the_contract(tmp_path):
         for figures in (point["floor"], *point["generated"].values()):
             assert 0 <= figures["auc"] <= 1 and figures["energy_w1"] >= 0
         assert point["cost"]["monte_carlo_decorrelated_per_second"] > 0
+
+
+def _check_generation(gen):
+    # A two-epoch model's samples are not Monte Carlo's, before or after the quench.
+    assert gen["energy_w1"] > 0 and gen["energy_w1_relaxed"] > 0
+    # The quench only moves particles downhill: relaxation cannot lose validity on average.
+    assert 0 <= gen["valid_fraction"] <= gen["valid_fraction_relaxed"] <= 1
+    # Generated from the fitted prior; what N(0, I) gives is reported beside it, and so is
+    # what the plain mixture, before the physics loss refined it, gives.
+    assert gen["prior"] == "default"
+    assert 0 <= gen["normal_prior"]["valid_fraction"] <= 1
+    assert gen["prior_physics_weight"] == 50
+    assert 0 <= gen["unrefined_prior"]["valid_fraction"] <= 1
+
+
+def test_evaluate_prints_the_contract(trained):
+    data, model, _ = trained
+    out = _run("evaluate", model, data, "--generate", 40, "--regressor-epochs", 2, "--anomalies",
+               "--state-samples", 30, "--unseen-gamma", 0.5, "--sweeps", 0, 3)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert list(result)[:2] == ["sweeps", "state_points"] and result["sweeps"] == [0, 3]
+    _check_state_points(result["state_points"])
     rec = result["reconstruction"]
     assert 0 < rec["rmsd_median"] <= rec["rmsd_p90"]
     assert rec["baseline_rmsd_median"] > 0 and np.isfinite(rec["energy_rel_error_median"])
     assert 0 <= rec["valid_fraction"] <= 1
-    gen = result["generation"]
-    # A two-epoch model's samples are not Monte Carlo's, before or after the quench.
-    assert gen["energy_w1"] > 0 and gen["energy_w1_relaxed"] > 0
-    assert 0 <= gen["valid_fraction"] <= gen["valid_fraction_relaxed"] <= 1
-    # The quench only moves particles downhill: relaxation cannot lose validity on average.
-    assert result["generation"]["valid_fraction_relaxed"] >= result["generation"][
-        "valid_fraction"]
-    # Generated from the fitted prior; what N(0, I) gives is reported beside it.
-    assert result["generation"]["prior"] == "default"
-    assert 0 <= result["generation"]["normal_prior"]["valid_fraction"] <= 1
-    # ... and so is what the plain mixture, before the physics loss refined it, gives.
-    assert result["generation"]["prior_physics_weight"] == 50
-    assert 0 <= result["generation"]["unrefined_prior"]["valid_fraction"] <= 1
+    _check_generation(result["generation"])
     assert result["training"]["seconds_per_epoch"] > 0
     assert {"mds_rmsd_median", "regressor_rmsd_median"} <= set(result["regressor"])
     assert set(result["latent"]) == {"gamma_r2", "gamma_silhouette"}
     assert set(result["anomaly"]["auc"]) == {"uniform", "overlap", "gamma_out_of_range",
                                              "temperature", "perturbed"}
 
-    # Scoring: one XYZ file with two frames, one of them with two particles on top of each other.
+
+def test_score_flags_an_overlap_and_refuses_a_bad_file_alone(trained, tmp_path):
     from ljvae_core.artifacts import load_dataset
     from ljvae_core.io import write_extxyz
 
+    data, model, _ = trained
+    # One XYZ file with two frames, one of them with two particles on top of each other.
     frames = load_dataset(data).coords[:2].copy()
     frames[1, 1] = frames[1, 0] + 0.05
     xyz = tmp_path / "mine.xyz"
