@@ -1,19 +1,28 @@
 """Dataset: parameters, sampling diagnostics, energies, density profiles and 3D views."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ljvae_core.analysis import MIN_VALID_DISTANCE, STRUCTURE_PAIRS, structure_by_condition
+from ljvae_core.artifacts import safe_name, save_dataset
+from ljvae_core.hosted import LimitError, check_import
 from ljvae_core.io import extxyz_text, npz_bytes
+from ljvae_core.sampling import ParameterError, parse_values
+from ljvae_core.system import POTENTIALS
+from ljvae_core.trajectory import ImportFailure, ImportOptions, describe, import_dataset
 from ljvae_ui.charts import (
     autocorrelation_chart,
+    centre_distance_chart,
     density_profile_chart,
     energy_histogram_chart,
     energy_trace_chart,
     radial_distribution_chart,
 )
-from ljvae_ui.state import cached_dataset, pick_dataset
+from ljvae_ui.hosting import hosted_limits
+from ljvae_ui.state import SELECTED_DATASET, cached_dataset, pick_dataset
 from ljvae_ui.views import configuration_html
 
 # g(r) and the statistics use at most this many configurations per condition, and fewer for
@@ -32,6 +41,8 @@ STRUCTURE_COLUMNS = {
     "nearest_neighbour": ("nearest neighbour (σ)", "nearest neighbour (σ)",
                           "Mean distance from a particle to its closest other particle."),
     "height": ("mean height (σ)", "mean height z (σ)", "Mean height of the particles."),
+    "centre_distance": ("distance from the centre (σ)", "distance from the centre (σ)",
+                        "Mean distance of a particle from the cluster's centre of mass."),
     "valid_fraction": (f"valid (no pair < {MIN_VALID_DISTANCE:g}σ)", "valid fraction",
                        "Fraction of configurations with no two particles closer than "
                        f"{MIN_VALID_DISTANCE:g}σ."),
@@ -43,6 +54,15 @@ STRUCTURE_COLUMNS = {
 }
 
 
+READING_BOX = ("**Reading g(r)** — pairs at distance r relative to an ideal gas in the same box "
+               "(walls included), so 1 means no correlation. The first peak near r ≈ 1.12σ is "
+               "the nearest-neighbour shell; γ compresses the fluid and sharpens it.")
+READING_FREE = ("**Reading the pair distances** — a free cluster has no box to compare with "
+                "an ideal gas, so this is the plain density of its pair distances. The first "
+                "peak is the nearest-neighbour shell at the potential's minimum, the later ones "
+                "the cluster's outer shells.")
+
+
 @st.cache_data(max_entries=8, show_spinner="Computing g(r) and structure statistics…")
 def structure_summary(path: str, modified: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """g(r) curves and the statistics table, per (T, γ) condition."""
@@ -52,8 +72,11 @@ def structure_summary(path: str, modified: float) -> tuple[pd.DataFrame, pd.Data
     for part in structure_by_condition(ds, STRUCTURE_SAMPLES):
         label = f"{part['gamma']:g}" + (f" (T={part['temperature']:g})" if several_t else "")
         curves.append(pd.DataFrame({"r": part["rdf"].r, "g": part["rdf"].g, "condition": label}))
-        rows.append({"T": part["temperature"], "γ": part["gamma"], **part["statistics"]})
-    table = pd.DataFrame(rows).rename(
+        statistics = dict(part["statistics"])
+        if ds.system.free:  # a free cluster has no up: its "heights" are distances from the centre
+            statistics["centre_distance"] = statistics.pop("height")
+        rows.append({"T": part["temperature"], "γ": part["gamma"], **statistics})
+    table = pd.DataFrame(rows).dropna(axis="columns", how="all").rename(
         columns={key: name for key, (name, _, _) in STRUCTURE_COLUMNS.items()})
     return pd.concat(curves), table
 
@@ -78,7 +101,8 @@ def decorrelation_words(params: dict) -> tuple[str, str]:
 def condition_frame(ds) -> pd.DataFrame:
     """The per-condition sampling table with human headers and units."""
     return pd.DataFrame(ds.condition_table()).rename(columns={
-        "gamma": "γ", "tau": "τ mean (sweeps)", "tau_max": "τ max (sweeps)",
+        "gamma": "γ", "blocks": "blocks of frames (as chains)", "tau": "τ mean (sweeps)",
+        "tau_max": "τ max (sweeps)",
         "threshold_lag": "threshold lag, max (sweeps)", "stride": "stride, max (sweeps)",
         "acceptance": "acceptance, mean", "step_size": "step δ, mean (σ)"})
 
@@ -108,14 +132,18 @@ def show_parameters(ds) -> None:
     cols = st.columns(6)
     cols[0].metric("Particles N", ds.n_particles)
     cols[1].metric("Dimension", f"{ds.dim}D")
-    cols[2].metric("Box L", f"{ds.box:g} σ")
+    cols[2].metric("Box L", "none (free cluster)" if ds.box is None else f"{ds.box:g} σ")
     cols[3].metric("Samples", len(ds))
-    cols[4].metric("Chains per condition", params["n_chains"])
-    cols[5].metric("Seed", ds.seed)
+    cols[4].metric("Blocks per condition" if ds.imported else "Chains per condition",
+                   params["n_chains"])
+    cols[5].metric("Potential", ds.system.potential)
+    if ds.imported:
+        show_import(ds)
+        return
     boundaries = params["periodic"] or "none (reflecting walls)"
     cutoff = f"{params['cutoff']:g} σ" if params["cutoff"] is not None else "none (all pairs)"
     st.caption(f"Periodic axes: {boundaries} · cut-off: {cutoff} · step size tuned to an "
-               f"acceptance rate of {params['target_acceptance']:g}")
+               f"acceptance rate of {params['target_acceptance']:g} · seed {ds.seed}")
     st.dataframe(condition_frame(ds), hide_index=True, width="stretch",
                  column_config=condition_column_config(params))
     what, symbol = decorrelation_words(params)
@@ -124,6 +152,18 @@ def show_parameters(ds) -> None:
                f"{symbol} being {what}: the stride in the table is that of the slowest chain, "
                f"⌈{k:g} × {symbol} max⌉. τ mean, the acceptance rate and the step δ are means "
                "over the chains; the sampling diagnostics below show each chain's own.")
+
+
+def show_import(ds) -> None:
+    """Where an imported dataset came from, and how its frames stand in for chains."""
+    files = ", ".join(ds.params["imported_from"])
+    boundaries = ("none: a free cluster, centre of mass removed" if ds.box is None
+                  else ds.params["periodic"] or "none (reflecting walls)")
+    st.caption(f"Imported from {files} · periodic axes: {boundaries} · energies recomputed "
+               f"from the coordinates in the {ds.system.potential} potential. Each file's "
+               "frames of a state point are cut into contiguous blocks that stand for chains, "
+               "so that training holds out whole stretches of the trajectory.")
+    st.dataframe(condition_frame(ds), hide_index=True, width="stretch")
 
 
 def chain_caption(chain: dict, number: int, params: dict) -> str:
@@ -143,6 +183,10 @@ def chain_caption(chain: dict, number: int, params: dict) -> str:
 
 def show_diagnostics(ds) -> None:
     params = ds.params
+    if ds.imported:
+        st.info("Imported frames carry no sampling diagnostics: the energy traces, τ and "
+                "acceptance rates are those of runs made by this project's simulator.")
+        return
     labels = [f"T = {c['temperature']:g}, γ = {c['gamma']:g}" for c in ds.conditions]
     left, right = st.columns(2)
     cond_index = left.selectbox("Condition", range(len(labels)),
@@ -166,22 +210,23 @@ def show_structure(ds, summary: dict) -> None:
     left, right = st.columns(2)
     left.altair_chart(energy_histogram_chart(ds.energy, ds.gamma, ds.n_particles),
                       width="stretch")
-    right.altair_chart(density_profile_chart(ds.coords, ds.gamma, ds.temperature, ds.box),
-                       width="stretch")
+    system = ds.system
+    if system.free:
+        right.altair_chart(centre_distance_chart(ds.coords, system), width="stretch")
+    elif system.walls_up:
+        right.altair_chart(density_profile_chart(ds.coords, ds.gamma, ds.temperature, ds.box),
+                           width="stretch")
     curves, table = structure_summary(summary["path"], summary["modified"])
     left, right = st.columns([3, 2])
-    left.altair_chart(radial_distribution_chart(curves), width="stretch")
-    right.markdown(
-        "**Reading g(r)** — pairs at distance r relative to an ideal gas in the same box "
-        "(walls included), so 1 means no correlation. The first peak near r ≈ 1.12σ is the "
-        "nearest-neighbour shell; γ compresses the fluid and sharpens it.")
+    left.altair_chart(radial_distribution_chart(curves, system.free), width="stretch")
+    right.markdown(READING_FREE if system.free else READING_BOX)
     st.dataframe(table, hide_index=True, width="stretch", column_config=structure_column_config())
     counts = ", ".join(f"{n:,}" for n in table["configurations"].unique())
     st.caption(f"g(r) and the statistics use {counts} configurations per condition, evenly "
                f"spread over its chains (at most {STRUCTURE_SAMPLES:,}, fewer for large systems: "
-               f"about {STRUCTURE_PAIRS / 1e6:g} million pair distances are plenty). The fitted "
-               "decay of ρ(z) matches 4γ/T only in the dilute limit; attraction makes dense "
-               "layers decay differently.")
+               f"about {STRUCTURE_PAIRS / 1e6:g} million pair distances are plenty)."
+               + ("" if system.free else " The fitted decay of ρ(z) matches 4γ/T only in the "
+                  "dilute limit; attraction makes dense layers decay differently."))
 
 
 def chain_number(ds, index: int) -> int:
@@ -195,13 +240,76 @@ def show_configuration(ds) -> None:
     left, right = st.columns([1, 2])
     index = left.number_input(f"Sample (0–{len(ds) - 1})", 0, len(ds) - 1, 0,
                               key="sample_index")
-    n_chains = len(ds.conditions[ds.condition[index]]["chains"])
-    left.markdown(f"γ = {ds.gamma[index]:g}, T = {ds.temperature[index]:g}, chain "
-                  f"{chain_number(ds, index)} of {n_chains}  \n"
-                  f"U/N = {ds.energy[index] / ds.n_particles:.4f} ε")
+    n_chains = ds.conditions[ds.condition[index]].get("n_chains") or len(
+        ds.conditions[ds.condition[index]]["chains"])
+    left.markdown(f"γ = {ds.gamma[index]:g}, T = {ds.temperature[index]:g}, "
+                  f"{'block' if ds.imported else 'chain'} {chain_number(ds, index)} of "
+                  f"{n_chains}  \nU/N = {ds.energy[index] / ds.n_particles:.4f} ε")
     left.caption("Particles are coloured by height (red at the top, blue at the floor).")
     with right:
         st.iframe(configuration_html(ds.coords[index], ds.box), height=440)
+
+
+IMPORT_TYPES = ["xyz", "extxyz", "lammpstrj", "dump", "data", "lmp", "traj", "npy", "npz"]
+POTENTIAL_NAMES = {"lj-gravity": "LJ + gravity, in a box", "lj13": "LJ13 cluster (free)"}
+BOXES = {"file": "the file's cell", "given": "a box of side L", "free": "none: a free cluster"}
+# Uploads for import locally: Streamlit's own default limit; the hosted demo's is smaller.
+LOCAL_IMPORT_BYTES = 200 * 2**20
+
+
+def import_form() -> None:
+    """Trajectories made elsewhere, uploaded and made into a dataset (the import command)."""
+    with st.expander("Import a trajectory made elsewhere (LAMMPS, HOOMD, ASE, NumPy, ...)"):
+        files = st.file_uploader(
+            "Trajectory files (each one run of successive frames)", type=IMPORT_TYPES,
+            accept_multiple_files=True, key="import_files",
+            help="Extended XYZ or XYZ, LAMMPS dumps or data files, ASE .traj, or .npy/.npz "
+                 "arrays of shape (M, N, d) or (M, N·d).")
+        left, mid, right = st.columns(3)
+        potential = left.radio("Potential", POTENTIALS, format_func=POTENTIAL_NAMES.get,
+                               key="import_potential")
+        box = mid.radio("Box", list(BOXES), format_func=BOXES.get, key="import_box",
+                        index=2 if potential == "lj13" else 0)
+        length = mid.number_input("Box length L (σ)", 0.1, 1e4, 5.0, key="import_box_length",
+                                  disabled=box != "given")
+        gamma = right.text_input("γ (blank: each frame's own, else 0)", key="import_gamma",
+                                 help="One value, or one per file, separated by commas.")
+        temperature = right.text_input("T (blank: each frame's own, else 1)",
+                                       key="import_temperature")
+        name = st.text_input("Dataset name", key="import_name", placeholder="imported")
+        if st.button("Import", key="import_button", disabled=not files):
+            options = {"box": length if box == "given" else None, "free": box == "free",
+                       "potential": potential}
+            import_uploads(files, options, gamma, temperature, name.strip() or "imported")
+
+
+def import_uploads(files, options: dict, gamma: str, temperature: str, name: str) -> None:
+    """Import the uploaded files and store the dataset; one sentence if anything is wrong."""
+    limits = hosted_limits()
+    n_bytes = sum(f.size for f in files)
+    try:
+        options["gamma"] = parse_values(gamma, "γ") if gamma.strip() else None
+        options["temperature"] = (parse_values(temperature, "T") if temperature.strip()
+                                  else None)
+        if limits is not None:
+            check_import(n_bytes, limits=limits)
+        elif n_bytes > LOCAL_IMPORT_BYTES:
+            raise LimitError(f"uploads of at most {LOCAL_IMPORT_BYTES / 2**20:g} MB can be "
+                             "imported here; use the import command for larger files")
+        with st.spinner("Reading the frames and computing their energies…"):
+            ds = import_dataset([(f.name, io.BytesIO(f.getvalue())) for f in files],
+                                ImportOptions(**options))
+        if limits is not None:
+            check_import(n_bytes, ds, limits)
+        path = save_dataset(ds, safe_name(name))
+    except ImportFailure as err:  # a sentence already, naming its file
+        st.error(str(err))
+        return
+    except (ParameterError, LimitError, ValueError) as err:
+        st.error(f"{str(err)[0].upper()}{str(err)[1:].rstrip('.')}.")
+        return
+    st.session_state[SELECTED_DATASET] = path.stem
+    st.success(f"Saved dataset '{path.stem}': {describe(ds)}.")
 
 
 def show_downloads(ds, summary: dict) -> None:
@@ -220,9 +328,10 @@ def show_downloads(ds, summary: dict) -> None:
 
 
 st.title("Dataset")
+import_form()
 summary = pick_dataset()
 if summary is None:
-    st.info("No dataset yet: make one on the Simulate page.")
+    st.info("No dataset yet: make one on the Simulate page, or import one above.")
     st.page_link("app_pages/simulate.py", label="Simulate", icon=":material/casino:")
     st.stop()
 

@@ -35,7 +35,6 @@ if summary is None:
     st.stop()
 trained = cached_model(summary["path"], summary["modified"])
 chosen, ds = pick_compatible_dataset(summary, "Dataset to encode", "latent_dataset")
-periodic = ds.system.periodic
 
 
 def encode_in_steps(model, data) -> np.ndarray:
@@ -67,9 +66,8 @@ def encoded(model_path: str, model_modified: float, data_path: str, data_modifie
 def decoded_map(model_path, model_modified, data_path, data_modified, gamma, resolution):
     points, projection, _ = encoded(model_path, model_modified, data_path, data_modified)
     data = cached_dataset(data_path, data_modified)
-    return energy_map(cached_model(model_path, model_modified), projection, points, data.box,
-                      gamma, float(data.temperature[0]), data.system.periodic,
-                      resolution)
+    return energy_map(cached_model(model_path, model_modified), projection, points, gamma,
+                      float(data.temperature[0]), resolution)
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring the uploaded configurations…")
@@ -197,7 +195,7 @@ def show_uploaded(rows, table: pd.DataFrame):
     f, k, r = rows[which]
     view, legend = st.columns([1, 1])
     with view:
-        energies = particle_energies(f.coords[k], ds.box, periodic)[0]
+        energies = particle_energies(f.coords[k], ds.system)[0]
         show_configuration(f"**{f.name}**, frame {k}", f.coords[k], energies)
     legend.markdown(
         f"Score **{r['score']:.2f}** against threshold {r['threshold']:.2f}: "
@@ -274,6 +272,6 @@ with right:
     elif c is not None and emap is not None:
         show_configuration(f"**Decoded at cell {c}**: U/N = {emap.energy.ravel()[c]:.3f}",
                            emap.configurations[c],
-                           particle_energies(emap.configurations[c], ds.box, periodic)[0])
+                           particle_energies(emap.configurations[c], ds.system)[0])
     else:
         st.caption("Click a point to see its configuration.")

@@ -9,7 +9,7 @@ from ljvae_core.analysis import (
     ENERGY_PER_PARTICLE_CAP,
     energies_per_particle,
 )
-from ljvae_core.evaluation import generate_relaxed, held_out_indices
+from ljvae_core.evaluation import can_relax, generate_relaxed, held_out_indices
 from ljvae_core.geometry import match_and_align, pairwise_distances
 from ljvae_core.io import extxyz_text
 from ljvae_core.sampling import parse_values
@@ -46,21 +46,22 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
     """Samples at (gamma, T), raw and relaxed, with Monte Carlo of that state point and the
     figures of each against it."""
     raw, relaxed = generate_relaxed(trained, n, gamma, temperature, sweeps, seed, prior)
-    reference, source, second = monte_carlo_pair(trained, ds, gamma, temperature, n, seed)
+    pair = monte_carlo_pair(trained, ds, gamma, temperature, n, seed)
     sets = {"generated, raw": raw}
     if relaxed is not None:
         sets[f"generated + {sweeps} sweeps"] = relaxed
-    rows = {"Monte Carlo, independent run (floor)": second.coords} | sets
+    rows = {"Monte Carlo, independent run (floor)": pair.second} | sets
+    reference = pair.reference
     return {"model": summary["name"], "dataset": chosen["name"], "gamma": gamma,
             "temperature": temperature, "sets": sets, "reference": reference,
-            "source": source,
-            "figures": {label: figures(x, reference, ds.box, gamma, periodic, seed)
+            "source": pair.source,
+            "figures": {label: figures(x, reference, ds.system, gamma, seed)
                         for label, x in rows.items()}}
 
 
 def show_generated(result: dict) -> None:
     sets = {"Monte Carlo": result["reference"]} | result["sets"]
-    for column, chart in zip(st.columns(3), sample_comparison_charts(sets, ds.box, periodic),
+    for column, chart in zip(st.columns(3), sample_comparison_charts(sets, ds.system),
                              strict=True):
         column.altair_chart(chart, width="stretch")
     table, config = figures_table(result["figures"])
@@ -74,7 +75,8 @@ def show_generated(result: dict) -> None:
                                 key="show_generated")
     info = {"gamma": np.full(len(last), result["gamma"]),
             "temperature": np.full(len(last), result["temperature"])}
-    cols[1].download_button("Download (extended XYZ)", extxyz_text(last, ds.box, periodic, info),
+    xyz = extxyz_text(last, ds.box, ds.system.periodic, info)
+    cols[1].download_button("Download (extended XYZ)", xyz,
                             file_name=f"{summary['name']}-generated.xyz", key="download_generated")
     st.iframe(configuration_html(last[show], ds.box), height=440)
 
@@ -88,7 +90,7 @@ def judge_form() -> None:
                                   "AUC is noisier with fewer: Monte Carlo against itself "
                                   "scored 0.44–0.53 in runs of 300, 0.49–0.52 of 2000.")
     unseen = cols[1].text_input("Also at unseen γ", "", key="judge_unseen",
-                                placeholder="e.g. 0.75, 1.5",
+                                placeholder="e.g. 0.75, 1.5", disabled=ds.imported,
                                 help="γ values the model was not trained at, judged against "
                                      "a fresh seeded Monte Carlo run there.")
     try:
@@ -148,7 +150,10 @@ def reconstruction_figures(metrics: dict) -> None:
 
 
 def quench_figures(gen: dict) -> None:
-    """The training-time generation figures: pooled over state points, after a quench."""
+    """The training-time generation figures: pooled over state points, after a quench (free
+    clusters have no quench: their samples are judged raw)."""
+    if "valid_fraction_relaxed" not in gen:
+        return
     with st.expander("Generation figures from training (zero-temperature quench)"):
         st.caption("Samples pooled over every state point, before and after a short "
                    "zero-temperature quench (Metropolis moves that only go downhill). The "
@@ -182,7 +187,6 @@ except (OSError, ValueError) as err:
 
 chosen, ds = pick_compatible_dataset(summary, "Monte Carlo data to compare with",
                                      "reconstruct_dataset")
-periodic = ds.system.periodic
 held_out = held_out_indices(trained, ds)
 
 metrics = summary.get("metrics") or {}
@@ -199,7 +203,7 @@ matched = match_and_align(decoded, original)
 # Alignment may leave the box slightly; the view only needs the shape.
 shown = np.clip(matched, 0.0, ds.box)
 displacement = np.linalg.norm(matched - original, axis=1)
-energy = energies_per_particle(np.stack([original, decoded]), ds.box, ds.gamma[k], periodic)
+energy = energies_per_particle(np.stack([original, decoded]), ds.system, ds.gamma[k])
 cols = st.columns(4)
 cols[0].metric("RMSD (matched, aligned)", f"{np.sqrt(np.mean(displacement**2)):.3f} σ")
 cols[1].metric("Largest displacement", f"{displacement.max():.3f} σ")
@@ -238,9 +242,10 @@ else:
                               help="Unconditional model: its samples span the training γ "
                                    "values; the thermal sweeps run at this γ.")
 sweeps = cols[2].number_input(
-    "Thermal sweeps", 0, 200, 0, key="generate_sweeps",
+    "Thermal sweeps", 0, 200, 0, key="generate_sweeps", disabled=not can_relax(ds.system),
     help="Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
-         "a tuned step. The energy of this system decorrelates in about 40–70 sweeps.")
+         "a tuned step. The energy of this system decorrelates in about 40–70 sweeps."
+    if can_relax(ds.system) else "This system has no Monte Carlo kernel here: samples stay raw.")
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 priors = trained.available_priors()
 prior = priors[0]
@@ -274,7 +279,10 @@ st.subheader("Judged per state point")
 st.caption("Generated samples and reconstructions at every state point, raw and after 5 and "
            "20 thermal sweeps, against Monte Carlo of that state point (held out, or a fresh "
            "seeded run at a γ the dataset lacks), beside what an independent Monte Carlo run "
-           "scores: the floor.")
+           "scores: the floor." if can_relax(ds.system) else
+           "Generated samples and reconstructions, raw, against half of the held-out "
+           "configurations, beside what the other half scores against them: the floor. This "
+           "system has no Monte Carlo kernel here to relax or simulate it afresh.")
 judge_form()
 judge_panel()
 if metrics:

@@ -49,9 +49,7 @@ def reconstruction(trained, dataset, idx, rng) -> dict:
 
 
 def raw_validity(trained, dataset, samples: int, prior: str = "default") -> dict:
-    periodic = dataset.params.get("periodic", "")
-    blocks = [valid_fraction(trained.generate(BLOCK, seed=seed, prior=prior), dataset.box,
-                             periodic)
+    blocks = [valid_fraction(trained.generate(BLOCK, seed=seed, prior=prior), dataset.system)
               for seed in range(max(1, samples // BLOCK))]
     return {"valid_raw": float(np.mean(blocks)), "valid_raw_blocks": blocks}
 
@@ -68,15 +66,13 @@ def unrefined_prior_check(trained, dataset, held_out, samples: int) -> dict:
 
 
 def quenched_energy_w1(trained, dataset, idx, rng, n: int = 2000) -> float:
-    periodic = dataset.params.get("periodic", "")
     pick = rng.choice(idx, min(n, len(idx)), replace=False)
-    gamma = dataset.gamma[pick]
+    gamma, system = dataset.gamma[pick], dataset.system
     generated = quench(trained.generate(len(pick), gamma, dataset.temperature[pick], seed=7),
-                       dataset.box, gamma, periodic)
-    reference = quench(dataset.coords[pick], dataset.box, gamma, periodic, seed=1)
+                       system, gamma)
+    reference = quench(dataset.coords[pick], system, gamma, seed=1)
     # LJ energy only, as evaluate compares it: gravity shows in the heights.
-    energy = [energies_per_particle(c, dataset.box, 0.0, periodic)
-              for c in (generated, reference)]
+    energy = [energies_per_particle(c, system, 0.0) for c in (generated, reference)]
     return float(wasserstein_distance(*energy))
 
 

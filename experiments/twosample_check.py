@@ -23,11 +23,12 @@ def main() -> None:
     first = np.arange(len(data)) % 2 == 0
     mc, other = data.coords[first], data.coords[~first]
     print(json.dumps({
-        "monte_carlo_halves": classifier_auc(mc, other, data.box),
-        "generated_raw": classifier_auc(trained.generate(len(mc), seed=1), other, data.box),
-        "reconstructed": classifier_auc(trained.reconstruct(mc), other, data.box),
+        "monte_carlo_halves": classifier_auc(mc, other, data.system),
+        "generated_raw": classifier_auc(trained.generate(len(mc), seed=1), other,
+                                        data.system),
+        "reconstructed": classifier_auc(trained.reconstruct(mc), other, data.system),
         "gamma_0.5_vs_1": classifier_auc(data.coords[data.gamma == 0.5],
-                                         data.coords[data.gamma == 1.0], data.box),
+                                         data.coords[data.gamma == 1.0], data.system),
     }, indent=1))
 
 

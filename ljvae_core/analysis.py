@@ -17,13 +17,8 @@ from numba import njit
 from scipy.optimize import brentq
 from scipy.stats import wasserstein_distance
 
-from .potential import (
-    configuration_energies,
-    cutoff_squared,
-    pair_energies_per_particle,
-    periodic_mask,
-    squared_distance,
-)
+from .potential import pair_energies_per_particle, periodic_mask, squared_distance
+from .system import System
 
 
 def barometric_rate(gamma: float, temperature: float) -> float:
@@ -238,29 +233,30 @@ def _uniform_pair_probability(r_max, bins, box, dim, periodic_axes):
     return probability
 
 
-def radial_distribution(
-    coords, box: float, periodic_axes: str = "", r_max: float | None = None, bins: int = 60
-) -> RadialDistribution:
-    """g(r) of configurations (M, N, d) in the box [0, L]^d.
+def radial_distribution(coords, system: System, r_max: float | None = None,
+                        bins: int = 60) -> RadialDistribution:
+    """g(r) of configurations (M, N, d) in the system's box [0, L]^d.
 
     Pair counts are normalized by those of uniform random points in the same box
     (:func:`uniform_pair_distance_probability`), so that an ideal gas gives g = 1 at every r
     even in a closed box, where the walls deplete large distances; in a fully periodic box
-    this is the usual shell-volume normalization.
+    this is the usual shell-volume normalization. A free cluster has no box to normalize by:
+    its ``g`` is the density of its pair distances (per σ, integrating to 1 over [0, r_max];
+    r_max 4σ by default).
     """
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim == 2:
-        coords = coords[None]
+    coords = _batch(coords)
     m, n, dim = coords.shape
     if n < 2:
         raise ValueError("g(r) needs at least two particles")
-    r_max = 0.5 * box if r_max is None else float(r_max)
-    edges = np.linspace(0.0, r_max, bins + 1)
-    mask = periodic_mask(periodic_axes, dim)
-    counts = _pair_distance_histogram(np.ascontiguousarray(coords), edges, float(box), mask)
-    expected = m * 0.5 * n * (n - 1) * _uniform_pair_probability(
-        r_max, bins, float(box), dim, periodic_axes
-    )
+    if r_max is None:
+        r_max = 4.0 * system.sigma if system.free else 0.5 * system.box
+    edges = np.linspace(0.0, float(r_max), bins + 1)
+    counts = _pair_distance_histogram(coords, edges, system.kernel_box, system.mask)
+    if system.free:
+        expected = np.full(bins, m * 0.5 * n * (n - 1) * (edges[1] - edges[0]))
+    else:
+        expected = m * 0.5 * n * (n - 1) * _uniform_pair_probability(
+            float(r_max), bins, float(system.box), dim, system.periodic)
     with np.errstate(invalid="ignore", divide="ignore"):
         g = np.where(expected > 0, counts / expected, 0.0)
     return RadialDistribution(0.5 * (edges[1:] + edges[:-1]), g, edges, counts / m, m)
@@ -274,74 +270,91 @@ ENERGY_PER_PARTICLE_CAP = 1e3
 MIN_VALID_DISTANCE = 0.8
 
 
-def nearest_neighbour_distances(coords, box: float, periodic_axes: str = "") -> np.ndarray:
+def nearest_neighbour_distances(coords, system: System) -> np.ndarray:
     """Distance from every particle to its nearest neighbour, (M, N)."""
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim == 2:
-        coords = coords[None]
-    mask = periodic_mask(periodic_axes, coords.shape[-1])
-    return np.sqrt(_nearest_squared_distances(np.ascontiguousarray(coords), float(box), mask))
+    coords = _batch(coords)
+    return np.sqrt(_nearest_squared_distances(coords, system.kernel_box, system.mask))
 
 
-def valid_fraction(coords, box: float, periodic_axes: str = "",
-                   min_distance: float = MIN_VALID_DISTANCE) -> float:
-    """Fraction of configurations with no pair closer than min_distance."""
-    nearest = nearest_neighbour_distances(coords, box, periodic_axes)
-    return float(np.mean(nearest.min(axis=-1) >= min_distance))
+def valid_fraction(coords, system: System, min_distance: float = MIN_VALID_DISTANCE) -> float:
+    """Fraction of configurations with no pair closer than ``min_distance`` σ (the system's
+    σ: 2^(-1/6) for LJ13)."""
+    nearest = nearest_neighbour_distances(coords, system)
+    return float(np.mean(nearest.min(axis=-1) >= min_distance * system.sigma))
 
 
-def energies_per_particle(coords, box: float, gamma: float = 0.0, periodic_axes: str = "",
-                          cutoff: float | None = None) -> np.ndarray:
-    """Energy per particle (pair + gravity) of each configuration, capped for overlaps."""
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim == 2:
-        coords = coords[None]
-    energy = configuration_energies(coords, box, gamma, periodic_axes, cutoff) / coords.shape[1]
+def energies_per_particle(coords, system: System, gamma: float = 0.0) -> np.ndarray:
+    """Energy per particle of each configuration in the system's potential, capped for
+    overlaps."""
+    coords = _batch(coords)
+    energy = system.energies(coords, gamma) / coords.shape[1]
     return np.minimum(np.nan_to_num(energy, nan=np.inf), ENERGY_PER_PARTICLE_CAP)
 
 
-def particle_energies(coords, box: float, periodic_axes: str = "",
-                      cutoff: float | None = None) -> np.ndarray:
+def particle_energies(coords, system: System) -> np.ndarray:
     """Pair energy of each particle with all the others, e_i = sum_j u(r_ij), for (M, N, d)
     configurations (e_i sum to twice the pair energy); what a view colours particles by."""
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim == 2:
-        coords = coords[None]
-    mask, rc2 = periodic_mask(periodic_axes, coords.shape[-1]), cutoff_squared(cutoff)
-    return np.stack([pair_energies_per_particle(np.ascontiguousarray(c), float(box), mask, rc2)
-                     for c in coords])
+    # LJ13's u(r) is the standard one at r / sigma (ljvae_core.potential.LJ13_SIGMA).
+    coords = _batch(coords) / system.sigma
+    return np.stack([pair_energies_per_particle(c, system.kernel_box, system.mask,
+                                                system.cutoff_squared) for c in coords])
 
 
-def compare_distributions(
-    sample, reference, box: float, gamma: float = 0.0, periodic_axes: str = "",
-    cutoff: float | None = None, rdf_bins: int = 60,
-) -> dict:
+def _batch(coords) -> np.ndarray:
+    """Configurations as a contiguous float64 batch (M, N, d)."""
+    coords = np.ascontiguousarray(coords, dtype=np.float64)
+    return coords[None] if coords.ndim == 2 else coords
+
+
+def wasserstein(a, b, p: float = 2.0) -> float:
+    """The p-Wasserstein distance between two 1D empirical distributions (any sizes): the
+    L^p distance of their quantile functions, integrated exactly over the steps of both."""
+    a, b = np.sort(np.ravel(a)), np.sort(np.ravel(b))
+    steps = np.union1d(np.arange(1, len(a)) / len(a), np.arange(1, len(b)) / len(b))
+    edges = np.concatenate([[0.0], steps, [1.0]])
+    middle = 0.5 * (edges[:-1] + edges[1:])
+    qa = a[np.minimum((middle * len(a)).astype(np.int64), len(a) - 1)]
+    qb = b[np.minimum((middle * len(b)).astype(np.int64), len(b) - 1)]
+    return float(np.sum(np.diff(edges) * np.abs(qa - qb) ** p) ** (1.0 / p))
+
+
+def compare_distributions(sample, reference, system: System, gamma: float = 0.0,
+                          rdf_bins: int = 60) -> dict:
     """How far a sample of configurations is from a reference one (e.g. Monte Carlo).
 
     1D Wasserstein distances of the energy per particle, of nearest-neighbour distances and of
-    heights; the L1 distance between their g(r); and the fraction of valid configurations of
-    each. Both sets must have the same N and d and share the box and gamma.
+    heights (distances from the centre of mass in a free cluster); the L1 distance between
+    their g(r) (pair-distance densities in a free cluster); and the fraction of valid
+    configurations of each. Both sets must have the same N and d and share the system and γ.
     """
-    sample = np.asarray(sample, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
+    sample, reference = _batch(sample), _batch(reference)
     if sample.shape[1:] != reference.shape[1:]:
         raise ValueError(
             f"configurations differ in shape: {sample.shape[1:]} vs {reference.shape[1:]}"
         )
-    args = (box, gamma, periodic_axes, cutoff)
-    rdf = [radial_distribution(x, box, periodic_axes, bins=rdf_bins) for x in (sample, reference)]
+    rdf = [radial_distribution(x, system, bins=rdf_bins) for x in (sample, reference)]
     return {
         "w1_energy_per_particle": float(wasserstein_distance(
-            energies_per_particle(sample, *args), energies_per_particle(reference, *args))),
+            energies_per_particle(sample, system, gamma),
+            energies_per_particle(reference, system, gamma))),
         "w1_nearest_neighbour": float(wasserstein_distance(
-            nearest_neighbour_distances(sample, box, periodic_axes).ravel(),
-            nearest_neighbour_distances(reference, box, periodic_axes).ravel())),
-        "w1_height": float(wasserstein_distance(sample[..., -1].ravel(),
-                                                reference[..., -1].ravel())),
+            nearest_neighbour_distances(sample, system).ravel(),
+            nearest_neighbour_distances(reference, system).ravel())),
+        "w1_height": float(wasserstein_distance(heights(sample, system).ravel(),
+                                                heights(reference, system).ravel())),
         "rdf_l1": rdf[0].l1_distance(rdf[1]),
-        "valid_fraction": valid_fraction(sample, box, periodic_axes),
-        "reference_valid_fraction": valid_fraction(reference, box, periodic_axes),
+        "valid_fraction": valid_fraction(sample, system),
+        "reference_valid_fraction": valid_fraction(reference, system),
     }
+
+
+def heights(coords, system: System) -> np.ndarray:
+    """Each particle's height (M, N): its up coordinate in a box, its distance from the
+    centre of mass in a free cluster (which has no up)."""
+    coords = _batch(coords)
+    if system.free:
+        return np.linalg.norm(coords - coords.mean(axis=1, keepdims=True), axis=-1)
+    return coords[..., -1]
 
 
 # g(r) and the structure statistics come out smooth from a few million pair distances; beyond
@@ -377,28 +390,29 @@ def structure_by_condition(dataset, max_configurations: int | None = None) -> li
         coords = dataset.coords[members[structure_subset(members.size, dataset.n_particles,
                                                          max_configurations)]]
         out.append({"temperature": cond["temperature"], "gamma": cond["gamma"],
-                    "rdf": radial_distribution(coords, system.box, system.periodic),
-                    "statistics": structure_statistics(
-                        coords, system.box, cond["gamma"], cond["temperature"],
-                        system.periodic, system.cutoff)})
+                    "rdf": radial_distribution(coords, system),
+                    "statistics": structure_statistics(coords, system, cond["gamma"],
+                                                       cond["temperature"])})
     return out
 
 
-def structure_statistics(coords, box: float, gamma: float, temperature: float,
-                         periodic_axes: str = "", cutoff: float | None = None) -> dict:
+def structure_statistics(coords, system: System, gamma: float, temperature: float) -> dict:
     """Summary of one condition's configurations: energy per particle, nearest-neighbour
-    distance, height, validity, and the barometric decay rate fitted vs predicted."""
-    coords = np.asarray(coords, dtype=np.float64)
-    e = energies_per_particle(coords, box, gamma, periodic_axes, cutoff)
-    nearest = nearest_neighbour_distances(coords, box, periodic_axes)
-    fit = barometric_fit(coords[..., -1], box)
+    distance, height, validity, and, where there is a floor, the barometric decay rate
+    fitted vs predicted (None for free clusters and periodic up axes)."""
+    coords = _batch(coords)
+    e = energies_per_particle(coords, system, gamma)
+    nearest = nearest_neighbour_distances(coords, system)
+    floor = not system.free and system.walls_up
     return {
         "configurations": int(len(coords)),
         "energy_per_particle": float(e.mean()),
         "energy_per_particle_std": float(e.std()),
         "nearest_neighbour": float(nearest.mean()),
-        "height": float(coords[..., -1].mean()),
-        "valid_fraction": float(np.mean(nearest.min(axis=-1) >= MIN_VALID_DISTANCE)),
-        "barometric_rate_fit": fit["rate"],
-        "barometric_rate_dilute": barometric_rate(gamma, temperature),
+        "height": float(heights(coords, system).mean()),
+        "valid_fraction": float(np.mean(nearest.min(axis=-1) >= MIN_VALID_DISTANCE
+                                        * system.sigma)),
+        "barometric_rate_fit": barometric_fit(coords[..., -1], system.box)["rate"]
+        if floor else None,
+        "barometric_rate_dilute": barometric_rate(gamma, temperature) if floor else None,
     }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import energies_per_particle
+from .analysis import energies_per_particle, heights
 
 # The anomaly sets of anomaly_sets, in the order reports list them.
 ANOMALY_KINDS = ("uniform", "overlap", "gamma_out_of_range", "temperature", "perturbed")
@@ -29,12 +29,33 @@ def _push_pair_together(coords, rng, distance: float = 0.5):
 def anomaly_sets(dataset, normal, n: int, seed: int = 0) -> dict:
     """Configurations that do not belong, built from `normal` ones (M, N, d) and fresh
     simulations of the same system: uniform random particles, one pair pushed within 0.5
-    sigma, gamma well above the training range, another temperature, small perturbations."""
+    sigma, gamma well above the training range, another temperature, small perturbations.
+    A free cluster gets the sets that need no simulation, its uniform particles spread over
+    the ball its normal configurations fill."""
+    rng = np.random.default_rng(seed)
+    base = normal[rng.choice(len(normal), n, replace=len(normal) < n)]
+    if dataset.system.free:
+        return _free_cluster_sets(dataset, normal, base, n, rng)
+    return _box_sets(dataset, base, n, rng, seed)
+
+
+def _free_cluster_sets(dataset, normal, base, n, rng) -> dict:
+    gamma, temperature = dataset.gamma[0], dataset.temperature[0]
+    radius = float(heights(normal, dataset.system).max())
+    direction = rng.normal(size=(n, dataset.n_particles, dataset.dim))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    radii = radius * rng.uniform(size=(n, dataset.n_particles, 1)) ** (1.0 / dataset.dim)
+    return {
+        "uniform": (direction * radii, gamma, temperature),
+        "overlap": (_push_pair_together(base, rng), gamma, temperature),
+        "perturbed": (base + rng.normal(0, 0.1, base.shape), gamma, temperature),
+    }
+
+
+def _box_sets(dataset, base, n, rng, seed) -> dict:
     from .sampling import SimulationParams, simulate
 
-    rng = np.random.default_rng(seed)
     box, dim, n_particles = dataset.box, dataset.dim, dataset.n_particles
-    base = normal[rng.choice(len(normal), n, replace=len(normal) < n)]
     gammas = np.unique(dataset.gamma)
     temps = np.unique(dataset.temperature)
     params = dict(n_particles=n_particles, dim=dim, box=box, n_chains=2, seed=seed + 1,
@@ -60,13 +81,13 @@ def _robust(values) -> tuple[float, float]:
     return float(med), float(max(q3 - q1, 1e-12))
 
 
-def physical_statistics(coords, box: float, periodic: str = "") -> tuple[np.ndarray, np.ndarray]:
+def physical_statistics(coords, system) -> tuple[np.ndarray, np.ndarray]:
     """The two sufficient statistics of the canonical ensemble U = U_LJ + 4 gamma sum z: the
     pair (LJ) energy per particle and the mean height (along the last, up, axis)."""
     coords = np.asarray(coords, dtype=np.float64)
     if coords.ndim == 2:
         coords = coords[None]
-    return energies_per_particle(coords, box, 0.0, periodic), coords[..., -1].mean(axis=-1)
+    return energies_per_particle(coords, system, 0.0), heights(coords, system).mean(axis=-1)
 
 
 @dataclass
@@ -140,7 +161,7 @@ def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
     coords = dataset.coords[normal_idx]
     gamma, temperature = dataset.gamma[normal_idx], dataset.temperature[normal_idx]
     elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
-    pair, height = physical_statistics(coords, dataset.box, dataset.system.periodic)
+    pair, height = physical_statistics(coords, dataset.system)
     return AnomalyScorer.fit(elbo, pair, height, gamma, temperature, percentile)
 
 
@@ -153,11 +174,10 @@ def anomaly_report(trained, dataset, normal_idx, n: int = 300, seed: int = 0) ->
     idx = rng.permutation(normal_idx)
     fit_idx, test_idx = idx[: len(idx) // 2], idx[len(idx) // 2:][:n]
     scorer = fit_anomaly_scorer(trained, dataset, fit_idx, seed=seed)
-    periodic = dataset.system.periodic
 
     def scores(coords, gamma, temperature):
         elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
-        pair, height = physical_statistics(coords, dataset.box, periodic)
+        pair, height = physical_statistics(coords, dataset.system)
         return {"elbo": elbo, "energy": scorer.energy_z(pair, height),
                 "combined": scorer.score(elbo, pair, height)}
 

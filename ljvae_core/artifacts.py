@@ -205,8 +205,9 @@ def safe_name(name: str) -> str:
 def default_dataset_name(params: dict) -> str:
     gammas = "-".join(f"{g:g}" for g in params["gammas"])
     temps = "-".join(f"{t:g}" for t in params["temperatures"])
+    box = "free" if params["box"] is None else f"L{params['box']:g}"
     return safe_name(
-        f"N{params['n_particles']}_{params['dim']}d_L{params['box']:g}_T{temps}_g{gammas}"
+        f"N{params['n_particles']}_{params['dim']}d_{box}_T{temps}_g{gammas}"
         f"_M{params['n_samples']}_s{params['seed']}"
     )
 
@@ -224,6 +225,8 @@ def dataset_summary(ds: Dataset, name: str) -> dict:
         "chains": p["n_chains"],
         "periodic": p["periodic"],
         "cutoff": p["cutoff"],
+        "potential": ds.system.potential,
+        "imported": ds.imported,
         "seed": ds.seed,
         "version": ds.version,
     }
@@ -270,9 +273,9 @@ def list_datasets(root=None) -> list[dict]:
 
 
 def load_dataset(name_or_path: str | os.PathLike, root=None) -> Dataset:
-    """Load a dataset by its name in the store, or from a path that ljvae wrote."""
+    """Load a dataset from a file that ljvae wrote, or by its name in the store."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix and not path.is_file():
         path = datasets_dir(root) / f"{safe_name(str(name_or_path))}{DATASET_SUFFIX}"
     if not path.is_file():
         raise FileNotFoundError(f"no dataset at {path}")

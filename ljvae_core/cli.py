@@ -1,5 +1,5 @@
-"""Command line: ``python -m ljvae_core {simulate,energy,train,evaluate,score,generate,bench,
-demo} ...``.
+"""Command line: ``python -m ljvae_core {simulate,import,energy,train,evaluate,score,generate,
+benchmark,bench,demo} ...``.
 
 Results go to stdout (JSON where the contract says so), progress to stderr; an error prints
 one sentence to stderr and exits with status 2, never a traceback.
@@ -76,11 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_options(sub)
+    _import_options(sub)
     _energy_options(sub)
     _train_options(sub)
     _evaluate_options(sub)
     _score_options(sub)
     _generate_options(sub)
+    _benchmark_options(sub)
     bench = sub.add_parser("bench", help="speed of the Monte Carlo engine, as JSON")
     bench.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     demo = sub.add_parser("demo", help="simulate fresh data, load the pre-trained default "
@@ -118,6 +120,48 @@ def _simulate_options(sub) -> None:
                      help="run the chains on this Dask scheduler (e.g. tcp://host:8786) "
                           "instead of local threads; the same seed gives the same dataset")
     sim.add_argument("--out", required=True, help="dataset file to write (.joblib)")
+
+
+def _import_options(sub) -> None:
+    from .system import POTENTIALS
+
+    imp = sub.add_parser("import", help="make a dataset from trajectories made elsewhere "
+                                        "(any file ase.io reads, or .npy/.npz arrays)")
+    imp.add_argument("files", nargs="+", metavar="FILE",
+                     help="extended XYZ, XYZ, LAMMPS dump (.lammpstrj, .dump) or data (.data, "
+                          ".lmp), ASE .traj, or .npy/.npz arrays (M, N, d) or (M, N*d); each "
+                          "file is one run of successive frames")
+    imp.add_argument("--dim", type=int, choices=(2, 3), default=None,
+                     help="dimension (default: the file's; 3 for flat (M, N*d) arrays)")
+    box = imp.add_mutually_exclusive_group()
+    box.add_argument("--box", type=float, default=None,
+                     help="cubic box length L (default: the file's cell)")
+    box.add_argument("--no-box", dest="free", action="store_true",
+                     help="a free cluster: no box or walls, centre of mass removed (the "
+                          "default for --potential lj13 without --box)")
+    imp.add_argument("--gamma", type=float, nargs="+", default=None, metavar="G",
+                     help="gravity coupling: one value, or one per file (default: each "
+                          "frame's 'gamma' info, else 0)")
+    imp.add_argument("--temperature", type=float, nargs="+", default=None, metavar="T",
+                     help="temperature: one value, or one per file (default: each frame's "
+                          "'temperature' info, else 1)")
+    imp.add_argument("--potential", choices=POTENTIALS, default=POTENTIALS[0],
+                     help="energy the configurations are judged in: lj-gravity (4(r^-12 - "
+                          "r^-6) plus 4 gamma z, in a box) or lj13 (r^-12 - 2 r^-6 plus a "
+                          "tether to the centre of mass, a free cluster)")
+    imp.add_argument("--out", required=True, help="dataset file to write (.joblib)")
+
+
+def _benchmark_options(sub) -> None:
+    bm = sub.add_parser("benchmark", help="a standard benchmark's figures, as JSON")
+    bm.add_argument("system", choices=("lj13",), help="lj13: the 13-particle LJ cluster")
+    bm.add_argument("--data", required=True,
+                    help="generated samples: .npz with 'coords' (M, 13, 3), or .npy")
+    bm.add_argument("--model", default=None,
+                    help="with --dataset: judge against the model's held-out (validation) "
+                         "clusters of that dataset, the floor from its training clusters")
+    bm.add_argument("--dataset", default=None,
+                    help="the imported LJ13 dataset the --model was trained on")
 
 
 def _energy_options(sub) -> None:
@@ -187,7 +231,8 @@ def _generate_options(sub) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"simulate": cmd_simulate, "energy": cmd_energy, "train": cmd_train,
+    handler = {"simulate": cmd_simulate, "import": cmd_import, "benchmark": cmd_benchmark,
+               "energy": cmd_energy, "train": cmd_train,
                "evaluate": cmd_evaluate, "score": cmd_score, "bench": cmd_bench,
                "demo": cmd_demo, "generate": cmd_generate}
     try:
@@ -229,6 +274,45 @@ def cmd_simulate(args) -> int:
             file=sys.stderr,
         )
     print(f"saved {len(ds)} configurations to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .artifacts import write_dataset_file
+    from .trajectory import ImportOptions, describe, import_dataset
+
+    options = ImportOptions(dim=args.dim, box=args.box, free=args.free,
+                            gamma=None if args.gamma is None else tuple(args.gamma),
+                            temperature=None if args.temperature is None
+                            else tuple(args.temperature),
+                            potential=args.potential)
+    ds = import_dataset(args.files, options)
+    path = write_dataset_file(ds, args.out)
+    print(f"saved {describe(ds)} to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from .lj13 import benchmark, reference_clusters, split
+    from .trajectory import read_frames
+
+    if (args.model is None) != (args.dataset is None):
+        raise ValueError("give --model and --dataset together, or neither")
+    generated = read_frames(args.data, args.data).coords
+    if args.model is None:
+        reference, held = reference_clusters(), None
+    else:
+        from .artifacts import load_dataset
+        from .evaluation import held_out_indices
+        from .model_store import load_model
+
+        dataset = load_dataset(args.dataset)
+        trained = load_model(args.model)
+        if not trained.trained_on(dataset):
+            raise ValueError("the model was not trained on this dataset")
+        reference, held = dataset.coords, held_out_indices(trained, dataset)
+    held, other = split(held, len(reference))
+    print(json.dumps(benchmark(generated, reference[held], reference[other])))
     return 0
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from .analysis import compare_distributions, energies_per_particle, valid_fraction
 from .geometry import matched_rmsd
 from .mc import MetropolisSampler
+from .system import System
 
 # A quench is Metropolis at this (practically zero) temperature: only downhill moves pass.
 QUENCH_TEMPERATURE = 1e-6
@@ -52,34 +53,46 @@ def generate_relaxed(trained, n: int, gamma=None, temperature=None, sweeps: int 
     if sweeps <= 0:
         return raw, None
     system = trained.system
-    relaxed, _ = thermalize(raw, system.box, temperature, gamma, sweeps, system.periodic, seed)
+    relaxed, _ = thermalize(raw, system, temperature, gamma, sweeps, seed)
     return raw, relaxed
 
 
-def quench(coords, box: float, gamma=0.0, periodic: str = "", sweeps: int = QUENCH_SWEEPS,
+def quench(coords, system: System, gamma=0.0, sweeps: int = QUENCH_SWEEPS,
            seed: int = 0) -> np.ndarray:
     """Relax configurations by zero-temperature Metropolis sweeps (overlaps pushed apart)."""
-    return _sweep_each(coords, box, QUENCH_TEMPERATURE, gamma, periodic, QUENCH_STEP, sweeps,
-                       seed)
+    return _sweep_each(coords, system, QUENCH_TEMPERATURE, gamma, QUENCH_STEP, sweeps, seed)
 
 
-def _sweep_each(coords, box, temperature, gamma, periodic, step, sweeps, seed) -> np.ndarray:
+def can_relax(system: System) -> bool:
+    """Whether the Monte Carlo kernel can sweep this system's configurations: it runs LJ and
+    gravity in a box, not free clusters or other potentials."""
+    return not system.free and system.potential == "lj-gravity"
+
+
+def _sampler(x, system: System, temperature, gamma, step, seed) -> MetropolisSampler:
+    if not can_relax(system):
+        raise ValueError("Metropolis sweeps run only in a box with the LJ + gravity "
+                         "potential; judge this system's samples raw")
+    return MetropolisSampler(np.clip(x, 0.0, system.box), system.box, temperature, float(gamma),
+                             system.periodic, system.cutoff, step, seed=seed)
+
+
+def _sweep_each(coords, system, temperature, gamma, step, sweeps, seed) -> np.ndarray:
     """Each configuration, put into the box, after ``sweeps`` Metropolis sweeps of a sampler
     of its own (seed ``seed + m`` for the m-th) at ``temperature`` and its ``gamma`` (one
     value, or one per configuration)."""
     out = np.empty_like(coords)
     gammas = np.broadcast_to(np.asarray(gamma, dtype=float), len(coords))
     for m, (x, g) in enumerate(zip(coords, gammas, strict=True)):
-        sampler = MetropolisSampler(np.clip(x, 0.0, box), box, temperature, float(g), periodic,
-                                    None, step, seed=seed + m)
+        sampler = _sampler(x, system, temperature, g, step, seed + m)
         sampler.run(sweeps, trace=False)
         out[m] = sampler.positions
     return out
 
 
-def thermalize(coords, box: float, temperature: float, gamma: float, sweeps: int,
-               periodic: str = "", seed: int = 0, target_acceptance: float = 0.4,
-               tune_sweeps: int = 100, step: float | None = None) -> tuple[np.ndarray, float]:
+def thermalize(coords, system: System, temperature: float, gamma: float, sweeps: int,
+               seed: int = 0, target_acceptance: float = 0.4, tune_sweeps: int = 100,
+               step: float | None = None) -> tuple[np.ndarray, float]:
     """Configurations after ``sweeps`` Metropolis sweeps each at (temperature, gamma), with a
     step size tuned toward the target acceptance as the sampler tunes its chains (on the
     first configuration, then kept), or the ``step`` given; returns (coordinates, step size)."""
@@ -87,11 +100,10 @@ def thermalize(coords, box: float, temperature: float, gamma: float, sweeps: int
 
     coords = np.asarray(coords, dtype=np.float64)
     if step is None:
-        probe = MetropolisSampler(np.clip(coords[0], 0.0, box), box, temperature, gamma,
-                                  periodic, None, 0.2, seed=seed)
+        probe = _sampler(coords[0], system, temperature, gamma, 0.2, seed)
         tune_step_size(probe, target_acceptance, tune_sweeps)
         step = float(probe.step_size)
-    return _sweep_each(coords, box, temperature, gamma, periodic, step, sweeps, seed + 1), step
+    return _sweep_each(coords, system, temperature, gamma, step, sweeps, seed + 1), step
 
 
 def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,
@@ -104,11 +116,10 @@ def evaluate(trained, dataset, n_reconstruct: int = 1000, n_generate: int = 500,
     if len(idx) > n_reconstruct:
         idx = np.sort(rng.choice(idx, n_reconstruct, replace=False))
     coords = dataset.coords[idx]
-    periodic = dataset.system.periodic
     result = {
-        "reconstruction": _reconstruction(trained, dataset, idx, periodic),
-        "generation": _generation(trained, dataset, coords, idx, periodic, n_generate,
-                                  quench_sweeps, seed),
+        "reconstruction": _reconstruction(trained, dataset, idx),
+        "generation": _generation(trained, dataset, coords, idx, n_generate, quench_sweeps,
+                                  seed),
         "training": {"seconds_per_epoch": trained.meta.get("seconds_per_epoch"),
                      "epochs_run": trained.meta.get("epochs_run")},
         "held_out_samples": int(len(idx)),
@@ -139,21 +150,21 @@ def compare_regressor(trained, dataset, idx, epochs: int, seed: int = 0) -> dict
     }
 
 
-def _reconstruction(trained, dataset, idx, periodic) -> dict:
+def _reconstruction(trained, dataset, idx) -> dict:
     coords = dataset.coords[idx]
     gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
     data = trained.model_data(coords, gamma, temperature)
     out = trained.output(data)
     back = trained.representation.inverse_transform(out)
     rmsd = matched_rmsd(back, coords)
-    energy = [energies_per_particle(c, dataset.box, gamma, periodic) for c in (coords, back)]
+    energy = [energies_per_particle(c, dataset.system, gamma) for c in (coords, back)]
     rel = np.abs(energy[1] - energy[0]) / np.maximum(np.abs(energy[0]), 1e-12)
     return {
         "input_mse": float(np.mean((out - data["target"]) ** 2)),
         "rmsd_median": float(np.median(rmsd)),
         "rmsd_p90": float(np.percentile(rmsd, 90)),
         "energy_rel_error_median": float(np.median(rel)),
-        "valid_fraction": valid_fraction(back, dataset.box, periodic),
+        "valid_fraction": valid_fraction(back, dataset.system),
         "baseline_rmsd_median": _baseline_rmsd(dataset, idx),
     }
 
@@ -176,16 +187,18 @@ def _baseline_rmsd(dataset, idx, seed: int = 0) -> float | None:
     return float(np.median(matched_rmsd(dataset.coords[stand_ins], dataset.coords[idx])))
 
 
-def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> dict:
-    rng = np.random.default_rng(seed + 1)
+def _generation(trained, dataset, reference, idx, n, sweeps, seed) -> dict:
+    rng, system = np.random.default_rng(seed + 1), dataset.system
     pick = rng.choice(idx, n, replace=True)
     gamma, temperature = dataset.gamma[pick], dataset.temperature[pick]
     raw = trained.generate(n, gamma, temperature, seed)
-    relaxed = quench(raw, dataset.box, gamma, periodic, sweeps, seed)
     result = {"prior": "default" if trained.latent_prior is not None else "normal"}
+    relaxed = quench(raw, system, gamma, sweeps, seed) if can_relax(system) else None
     for label, sample in (("", raw), ("_relaxed", relaxed)):
+        if sample is None:
+            continue
         # LJ energy only: the gravity part is judged through the heights.
-        stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)
+        stats = compare_distributions(sample, reference, system, 0.0)
         result[f"valid_fraction{label}"] = stats["valid_fraction"]
         result[f"energy_w1{label}"] = stats["w1_energy_per_particle"]
         result[f"nearest_neighbour_w1{label}"] = stats["w1_nearest_neighbour"]
@@ -193,30 +206,28 @@ def _generation(trained, dataset, reference, idx, periodic, n, sweeps, seed) -> 
         result[f"rdf_l1{label}"] = stats["rdf_l1"]
     # A quench lowers the energy of Monte Carlo samples too (they are thermal, not minima):
     # quenched samples are fairly compared with quenched Monte Carlo configurations.
-    ref_pick = rng.choice(len(reference), min(n, len(reference)), replace=False)
-    ref_gamma = dataset.gamma[np.asarray(idx)[ref_pick]]
-    quenched_reference = quench(reference[ref_pick], dataset.box, ref_gamma, periodic, sweeps,
-                                seed)
-    stats = compare_distributions(relaxed, quenched_reference, dataset.box, 0.0, periodic)
-    result["energy_w1_relaxed_vs_quenched_mc"] = stats["w1_energy_per_particle"]
+    if relaxed is not None:
+        ref_pick = rng.choice(len(reference), min(n, len(reference)), replace=False)
+        ref_gamma = dataset.gamma[np.asarray(idx)[ref_pick]]
+        quenched_reference = quench(reference[ref_pick], system, ref_gamma, sweeps, seed)
+        stats = compare_distributions(relaxed, quenched_reference, system, 0.0)
+        result["energy_w1_relaxed_vs_quenched_mc"] = stats["w1_energy_per_particle"]
     if result["prior"] == "default":  # what the same decoder makes of other priors, unrelaxed
-        result["normal_prior"] = _raw_generation(trained, "normal", reference, dataset, periodic,
-                                                 n, gamma, temperature, seed)
+        result["normal_prior"] = _raw_generation(trained, "normal", reference, dataset, n,
+                                                 gamma, temperature, seed)
         if "unrefined" in trained.available_priors():
             result["prior_physics_weight"] = trained.latent_prior.physics_weight
             result["unrefined_prior"] = _raw_generation(trained, "unrefined", reference,
-                                                        dataset, periodic, n, gamma,
-                                                        temperature, seed)
+                                                        dataset, n, gamma, temperature, seed)
     result["samples"] = int(n)
     result["quench_sweeps"] = int(sweeps)
     return result
 
 
-def _raw_generation(trained, prior, reference, dataset, periodic, n, gamma, temperature,
-                    seed) -> dict:
+def _raw_generation(trained, prior, reference, dataset, n, gamma, temperature, seed) -> dict:
     """Validity and distances to the Monte Carlo data of unrelaxed samples of one prior."""
     sample = trained.generate(n, gamma, temperature, seed, prior=prior)
-    stats = compare_distributions(sample, reference, dataset.box, 0.0, periodic)
+    stats = compare_distributions(sample, reference, dataset.system, 0.0)
     return {"valid_fraction": stats["valid_fraction"],
             "energy_w1": stats["w1_energy_per_particle"], "height_w1": stats["w1_height"],
             "nearest_neighbour_w1": stats["w1_nearest_neighbour"]}

@@ -220,14 +220,25 @@ class DistanceMatrix(Representation):
     up, resting on the floor): round trips are exact up to a rigid motion and a mirror image.
     With heights it is stood upright by :func:`place_upright`: exact up to a turn about the
     up axis, a mirror and a shift across (compare with :func:`ljvae_core.geometry.kabsch`).
+
+    With ``free=True`` (a free cluster: no box, no up) ``L`` is a length that bounds the
+    cluster's diameter, there are no height channels, particles are ordered by distance from
+    the centre of mass, and the inverse is the centred MDS shape: exact up to a rotation and
+    a mirror, the symmetries of a free cluster's energy.
     """
 
     kind = "distances"
 
-    def __init__(self, L: float = 5.0, d: int = 3, heights: bool = True):
+    def __init__(self, L: float = 5.0, d: int = 3, heights: bool = True, free: bool = False):
         self.L = L
         self.d = d
         self.heights = heights
+        self.free = free
+
+    @property
+    def with_heights(self) -> bool:
+        """Whether the matrices carry height channels (a free cluster has no up)."""
+        return self.heights and not self.free
 
     @property
     def scale(self) -> float:
@@ -240,6 +251,8 @@ class DistanceMatrix(Representation):
     def sort(self, coords) -> np.ndarray:
         """The configurations with their particles in this representation's order."""
         coords = self._checked(coords)
+        if self.free:
+            coords = coords - coords.mean(axis=1, keepdims=True)
         order = np.argsort((coords**2).sum(axis=-1), axis=1, kind="stable")
         return np.take_along_axis(coords, order[..., None], axis=1)
 
@@ -251,7 +264,7 @@ class DistanceMatrix(Representation):
         order (transform sorts them first)."""
         ordered = np.asarray(ordered, dtype=np.float64)
         D = pairwise_distances(ordered) / self.scale
-        if not self.heights:
+        if not self.with_heights:
             return D[..., None]
         h = ordered[..., -1] / self.height_scale
         rows = np.broadcast_to(h[:, :, None], D.shape)
@@ -276,6 +289,8 @@ class DistanceMatrix(Representation):
 
     def inverse_transform(self, X) -> np.ndarray:
         centred = classical_mds(self.distances(X), self.d)
+        if self.free:
+            return centred
         if not self.heights:
             return place_in_box(centred, self.L)
         return place_upright(centred, self.particle_heights(X), self.L)
@@ -302,7 +317,7 @@ class ShapeFrame:
 
     def __init__(self, rep: DistanceMatrix, template=None, reorder: bool = True,
                  rounds: int = 4):
-        if not getattr(rep, "heights", False):
+        if not (getattr(rep, "heights", False) or getattr(rep, "free", False)):
             raise ValueError("the MDS front end needs distance matrices with height channels")
         self.rep = rep
         self.template = None if template is None else np.asarray(template, dtype=np.float64)
@@ -310,8 +325,11 @@ class ShapeFrame:
         self.rounds = int(rounds)
 
     def shapes(self, X) -> np.ndarray:
-        """(M, N, d) upright coordinates of model inputs X, in no particular frame across."""
+        """(M, N, d) upright coordinates of model inputs X, in no particular frame across (a
+        free cluster's: centred, in no particular orientation)."""
         centred = classical_mds(self.rep.distances(X), self.rep.d)
+        if self.rep.free:
+            return centred
         return stand_upright(centred, self.rep.particle_heights(X))
 
     def fit(self, X, iterations: int = 4, max_fit: int = 2000, seed: int = 0) -> ShapeFrame:
@@ -333,7 +351,8 @@ class ShapeFrame:
         return self._onto_template(self.shapes(X))
 
     def _onto_template(self, shapes):
-        return match_onto(shapes, self.template, self.rounds if self.reorder else 0)
+        return match_onto(shapes, self.template, self.rounds if self.reorder else 0,
+                          keep_up=not self.rep.free)
 
     def to_dict(self) -> dict:
         return {"template": self.template.tolist(), "reorder": self.reorder,
@@ -352,9 +371,12 @@ _MATCH_CHUNK = 256
 _MATCH_THREADS = 8
 
 
-def match_onto(shapes, template, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def match_onto(shapes, template, rounds: int = 4,
+               keep_up: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """What :func:`ljvae_core.geometry.match_across` returns for ``shapes`` (M, N, d) against
-    one ``template`` (N, d) with ``max_rounds=rounds``, for many sets at once.
+    one ``template`` (N, d) with ``max_rounds=rounds``, for many sets at once. With
+    ``keep_up`` False (free clusters) the sets are centred, turned and mirrored in every
+    direction, as :func:`ljvae_core.geometry.match_and_align` does.
 
     The alternations of all sets and starts run side by side: each round is one batched
     rotation of every set still improving, and its assignments are solved by compiled code
@@ -368,47 +390,51 @@ def match_onto(shapes, template, rounds: int = 4) -> tuple[np.ndarray, np.ndarra
         return np.empty(shapes.shape[:2], dtype=np.int64), shapes.copy()
     chunks = [shapes[a:a + _MATCH_CHUNK] for a in range(0, len(shapes), _MATCH_CHUNK)]
     if len(chunks) == 1:
-        return _match_chunk(shapes, template, rounds)
+        return _match_chunk(shapes, template, rounds, keep_up)
     # The compiled assignments and NumPy's batched algebra release the GIL: chunks run on
     # the machine's cores side by side.
     with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1, _MATCH_THREADS)) as pool:
-        done = list(pool.map(lambda chunk: _match_chunk(chunk, template, rounds), chunks))
+        done = list(pool.map(lambda chunk: _match_chunk(chunk, template, rounds, keep_up),
+                             chunks))
     return np.concatenate([o for o, _ in done]), np.concatenate([m for _, m in done])
 
 
-def _match_chunk(P, template, rounds):
+def _match_chunk(P, template, rounds, keep_up=True):
     """:func:`match_onto` for one chunk of sets (M, N, d)."""
     across = np.ones(P.shape[-1])
-    across[-1] = 0.0  # heights stay as they are: sets are centred across only
+    if keep_up:
+        across[-1] = 0.0  # heights stay as they are: sets are centred across only
     p_mean = P.mean(axis=-2, keepdims=True) * across
     q_mean = template.mean(axis=-2, keepdims=True) * across
     P0, q0 = P - p_mean, template - q_mean
-    start = _rotations(P0, np.broadcast_to(q0, P0.shape), True, keep_last_axis=True)
+    start = _rotations(P0, np.broadcast_to(q0, P0.shape), True, keep_last_axis=keep_up)
     if rounds <= 0:
         return np.tile(np.arange(P.shape[1]), (len(P), 1)), P0 @ start + q_mean
-    starts = np.stack([start, *_principal_turns(P0, q0)], axis=1)
-    errors, orders, moved = _alternate(P0, q0, starts, rounds)
+    starts = np.stack([start, *_principal_turns(P0, q0, keep_up)], axis=1)
+    errors, orders, moved = _alternate(P0, q0, starts, rounds, keep_up)
     best = errors.argmin(axis=1)  # the first of equals, as min() keeps it
     picked = np.arange(len(P))
     return orders[picked, best], moved[picked, best] + q_mean
 
 
-def _principal_turns(P0, q0) -> list[np.ndarray]:
-    """(M, d, d) turns about the vertical that put the principal axes across of each set on
-    those of the template, one array per sign choice (geometry's, mirrors allowed)."""
+def _principal_turns(P0, q0, keep_up=True) -> list[np.ndarray]:
+    """(M, d, d) turns about the vertical (in every direction without ``keep_up``) that put
+    the principal axes (across) of each set on those of the template, one array per sign
+    choice (geometry's, mirrors allowed)."""
     d = P0.shape[-1]
-    flat, flat_q = P0[..., :-1], q0[:, :-1]
+    k = d - 1 if keep_up else d
+    flat, flat_q = P0[..., :k], q0[:, :k]
     frame_p = np.linalg.eigh(np.swapaxes(flat, -1, -2) @ flat)[1][..., ::-1]
     frame_q = np.linalg.eigh(flat_q.T @ flat_q)[1][:, ::-1]
     turns = []
-    for signs in itertools.product((1.0, -1.0), repeat=d - 1):
+    for signs in itertools.product((1.0, -1.0), repeat=k):
         turn = np.tile(np.eye(d), (len(P0), 1, 1))
-        turn[:, :-1, :-1] = frame_p @ np.diag(signs) @ frame_q.T
+        turn[:, :k, :k] = frame_p @ np.diag(signs) @ frame_q.T
         turns.append(turn)
     return turns
 
 
-def _alternate(P0, q0, starts, rounds):
+def _alternate(P0, q0, starts, rounds, keep_up=True):
     """Assignment and alignment alternated from every start (M, S, d, d) of every set, as
     geometry's ``_assign_and_align`` does for one: (squared errors (M, S), orders (M, S, N),
     moved sets (M, S, N, d)) of the best round of each; a start stops at its first round
@@ -431,7 +457,7 @@ def _alternate(P0, q0, starts, rounds):
         order = np.argsort(site, axis=1)  # the particle put on each template site
         permuted = np.take_along_axis(P[going], order[..., None], axis=1)
         rotation = _rotations(permuted, np.broadcast_to(q0, permuted.shape), True,
-                              keep_last_axis=True)
+                              keep_last_axis=keep_up)
         aligned = permuted @ rotation
         new = ((aligned - q0) ** 2).sum(axis=(1, 2))
         with np.errstate(invalid="ignore"):  # inf - inf: every first round improves

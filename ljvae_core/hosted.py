@@ -74,6 +74,22 @@ def check_training(settings, n_samples: int, limits: Limits = HOSTED) -> None:
     _raise_first(problems)
 
 
+def check_import(n_bytes: int, dataset=None, limits: Limits = HOSTED) -> None:
+    """Uploaded trajectories: their size before they are read (``dataset`` None), then the
+    dataset they make."""
+    problems = [(n_bytes > limits.max_upload_bytes,
+                 f"uploads of at most {limits.max_upload_bytes / 2**20:g} MB in all (these are "
+                 f"{n_bytes / 2**20:.1f} MB)")]
+    if dataset is not None:
+        problems += [
+            (dataset.n_particles > limits.max_particles,
+             f"at most {limits.max_particles} particles (these hold {dataset.n_particles})"),
+            (len(dataset) > limits.max_samples,
+             f"at most {limits.max_samples} configurations (these hold {len(dataset)})"),
+        ]
+    _raise_first(problems)
+
+
 def _raise_first(problems) -> None:
     for failed, message in problems:
         if failed:

@@ -256,8 +256,10 @@ def _check_npy_header(shape: tuple, dtype: np.dtype, data_bytes: int) -> None:
                        "announces")
 
 
-def write_extxyz(target, coords, box: float, periodic: str = "", info: dict | None = None):
-    """Write frames (F, N, d) as extended XYZ; info maps keys to per-frame sequences."""
+def write_extxyz(target, coords, box: float | None, periodic: str = "",
+                 info: dict | None = None):
+    """Write frames (F, N, d) as extended XYZ; info maps keys to per-frame sequences. A free
+    cluster (``box`` None) has no cell."""
     import ase
     import ase.io
 
@@ -265,7 +267,7 @@ def write_extxyz(target, coords, box: float, periodic: str = "", info: dict | No
     if coords.ndim == 2:
         coords = coords[None]
     n_frames, n, dim = coords.shape
-    cell = np.diag([box] * dim + [0.0] * (3 - dim))
+    cell = np.diag([box or 0.0] * dim + [0.0] * (3 - dim))
     pbc = [a in periodic for a in "xyz"[:dim]] + [False] * (3 - dim)
     frames = []
     for k in range(n_frames):

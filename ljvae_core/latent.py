@@ -110,11 +110,12 @@ class EnergyMap:
     configurations: np.ndarray  # (len(ys) * len(xs), N, d), row-major over (y, x)
 
 
-def energy_map(trained, projection: Projection, points, box: float, gamma: float = 0.0,
-               temperature: float = 1.0, periodic: str = "", resolution: int = 25,
+def energy_map(trained, projection: Projection, points, gamma: float = 0.0,
+               temperature: float = 1.0, resolution: int = 25,
                margin: float = 0.1) -> EnergyMap:
     """Decode a resolution x resolution grid spanning the projected points (plus a margin)
-    and evaluate the LJ + gravity energy per particle of each decoded configuration."""
+    and evaluate the energy per particle of each decoded configuration in the model's
+    system."""
     points = np.asarray(points, dtype=np.float64)
     lo, hi = points.min(axis=0), points.max(axis=0)
     pad = margin * np.maximum(hi - lo, 1e-6)
@@ -123,7 +124,7 @@ def energy_map(trained, projection: Projection, points, box: float, gamma: float
     gx, gy = np.meshgrid(xs, ys)
     latent = projection.inverse(np.column_stack([gx.ravel(), gy.ravel()]))
     coords = trained.decode(latent, gamma, temperature)
-    energy = energies_per_particle(coords, box, gamma, periodic)
+    energy = energies_per_particle(coords, trained.system, gamma)
     return EnergyMap(xs, ys, energy.reshape(len(ys), len(xs)), coords)
 
 

@@ -56,7 +56,7 @@ def model_summary(trained: TrainedModel) -> dict:
     return {
         "representation": s.representation, "latent_dim": s.latent_dim, "beta": s.beta,
         "physics_weight": s.physics_weight, "conditional": s.conditional,
-        "heights": getattr(trained.representation, "heights", None),
+        "heights": getattr(trained.representation, "with_heights", None),
         "match_every": s.match_every, "distance_encoder": s.distance_encoder,
         "repel_steps": s.repel_steps if s.decodes_coordinates else 0,
         "repel_distance": s.repel_distance,
@@ -66,7 +66,8 @@ def model_summary(trained: TrainedModel) -> dict:
         "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),
         "val_loss": history.get("val_loss", [None])[-1],
         "particles": trained.representation.n_particles_, "dim": trained.representation.d,
-        "box": trained.representation.L, "gammas": params.get("gammas"),
+        "box": trained.system.box, "potential": trained.system.potential,
+        "gammas": params.get("gammas"),
         "dataset_fingerprint": meta.get("dataset_fingerprint"),
         "dataset": meta.get("dataset_name"),
         "metrics": meta.get("metrics", {}),

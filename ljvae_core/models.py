@@ -217,9 +217,8 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     (its input is (N, d), made by :class:`ljvae_core.features.ShapeFrame` from the matrix)."""
     channels = 1 if height_scale is None else 3
     if encoder == "mds":
-        if decode_coordinates is None or height_scale is None:
-            raise ValueError("the mds encoder needs height channels and a decoder through "
-                             "coordinates")
+        if decode_coordinates is None:
+            raise ValueError("the mds encoder needs a decoder through coordinates")
         x, c = _inputs((n_particles, decode_coordinates.dim), conditional, n_conditions)
         h = layers.Flatten(name="encoder_flatten")(x)
         h = _with_condition(h, c, "encoder_with_condition")

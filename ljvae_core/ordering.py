@@ -52,7 +52,7 @@ class OrderMatcher:
         x, c = self.inputs[part]["x"], self.inputs[part].get("condition")
         if model.has_coordinates:
             decoded = model.decoded_coordinates(x, c, batch_size)
-            if getattr(self.rep, "heights", False):
+            if getattr(self.rep, "with_heights", False):
                 return match_across(ordered, decoded, principal_starts=False)
             # Without heights the decoder's frame is arbitrary in every direction.
             orders = matching_orders(ordered, decoded)

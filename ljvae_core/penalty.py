@@ -27,7 +27,9 @@ class PhysicsPenalty:
     n_particles, dim: the configurations' shape. scale: model units to sigma.
     box: the side of the box whose walls decoded coordinates must stay within (None: no
     walls). side_walls: whether the side axes have walls too. wall_tolerance: overflow
-    (sigma) past the ceiling and the side walls that is free."""
+    (sigma) past the ceiling and the side walls that is free. sigma: the length at which the
+    pair energy crosses zero (2^(-1/6) for the LJ13 cluster, whose u(r) is the standard one
+    at r / sigma)."""
 
     weight: float
     energy_cap: float
@@ -38,6 +40,7 @@ class PhysicsPenalty:
     box: float | None = None
     side_walls: bool = True
     wall_tolerance: float = 0.0
+    sigma: float = 1.0
 
     @classmethod
     def for_dataset(cls, dataset, representation, settings, idx, weight: float):
@@ -45,9 +48,10 @@ class PhysicsPenalty:
         set the cap); None when ``weight`` is 0."""
         if weight <= 0:
             return None
-        coords = np.ascontiguousarray(dataset.coords[idx])
         system = dataset.system
-        pair = batch_pair_energies(coords, system.box, system.mask, np.inf) / dataset.n_particles
+        coords = np.ascontiguousarray(dataset.coords[idx] / system.sigma)
+        pair = batch_pair_energies(coords, system.kernel_box, system.mask,
+                                   np.inf) / dataset.n_particles
         distances = settings.representation == "distances"
         return cls(weight=float(weight), energy_cap=float(pair.max()),
                    kind="distances" if distances else "coords",
@@ -55,8 +59,8 @@ class PhysicsPenalty:
                    scale=float(representation.scale if distances else 0.5 * dataset.box),
                    # In the mds frame heights are absolute; a periodic vertical axis has no
                    # walls, and a frame turned about the vertical mixes the side axes.
-                   box=float(system.box) if system.walls_up else None,
-                   side_walls=system.walls_across)
+                      box=float(system.box) if system.walls_up and not system.free else None,
+                   side_walls=system.walls_across, sigma=system.sigma)
 
     def with_tolerance(self, tolerance: float) -> PhysicsPenalty:
         return replace(self, wall_tolerance=float(tolerance))

@@ -21,9 +21,10 @@ PHYSICS_MIN_DISTANCE = 0.6
 PHYSICS_SOFTNESS = 0.1
 
 
-def lj_energy_from_distances(distances, n_particles: int):
-    """LJ energy per particle of (B, N, N) distance matrices in sigma (upper triangle)."""
-    r = ops.maximum(distances, PHYSICS_MIN_DISTANCE)
+def lj_energy_from_distances(distances, n_particles: int, sigma: float = 1.0):
+    """LJ energy per particle of (B, N, N) distance matrices (upper triangle), u(r) crossing
+    zero at ``sigma``."""
+    r = ops.maximum(distances / sigma, PHYSICS_MIN_DISTANCE)
     inv6 = ops.power(r, -6.0)
     pair = 4.0 * (inv6 * inv6 - inv6)
     upper = ops.triu(ops.ones((n_particles, n_particles)), k=1)
@@ -65,7 +66,7 @@ def decoded_penalty(physics: PhysicsPenalty, x_hat, coordinates=None):
     else:
         coords = ops.reshape(x_hat, (-1, p.n_particles, p.dim)) * p.scale
         distances = pairwise_distances_tf(coords)
-    energy = lj_energy_from_distances(distances, p.n_particles)
+    energy = lj_energy_from_distances(distances, p.n_particles, p.sigma)
     # A sharp softplus: next to nothing under the cap (ordinary configurations are left to
     # the likelihood), the energy's excess above it.
     penalty = PHYSICS_SOFTNESS * ops.softplus((energy - p.energy_cap) / PHYSICS_SOFTNESS)

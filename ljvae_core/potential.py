@@ -1,6 +1,12 @@
-"""Lennard-Jones + gravity energies in reduced units (σ = ε = 1).
+"""Lennard-Jones + gravity energies in reduced units (σ = ε = 1), and the LJ13 cluster's.
 
     U(x) = sum_{i<j} u(r_ij) + 4 gamma sum_i z_i,    u(r) = 4 (r^-12 - r^-6)
+
+The free LJ13 cluster of the generative-model benchmarks (:func:`cluster_energies`) has its
+minimum at r = 1 instead (σ = 2^(-1/6)) and a harmonic tether to the centre of mass instead
+of gravity and walls:
+
+    U(x) = sum_{i<j} [r_ij^-12 - 2 r_ij^-6] + 1/2 sum_i |x_i - x̄|^2
 
 Boundaries are given per axis as a float mask (1.0 = periodic, minimum image; 0.0 = reflecting
 wall, plain distance). The pair term may be truncated (not shifted) at a cut-off; the standard
@@ -124,6 +130,29 @@ def configuration_energies(
     gamma4 = np.ascontiguousarray(np.broadcast_to(4.0 * np.asarray(gamma, dtype=np.float64),
                                                   coords.shape[:1]))
     return batch_total_energies(coords, float(box), mask, cutoff_squared(cutoff), gamma4)
+
+
+# u(r) = r^-12 - 2 r^-6 is the standard u at r / LJ13_SIGMA: the same kernels serve both.
+LJ13_SIGMA = 2.0 ** (-1.0 / 6.0)
+
+
+def tether_energies(coords) -> np.ndarray:
+    """1/2 sum_i |x_i - x̄|^2 of each configuration (M, N, d): the LJ13 cluster's tether."""
+    coords = np.asarray(coords, dtype=np.float64)
+    centred = coords - coords.mean(axis=-2, keepdims=True)
+    return 0.5 * np.einsum("...nd,...nd->...", centred, centred)
+
+
+def cluster_energies(coords, ordered_pairs: bool = False) -> np.ndarray:
+    """Energy of each free LJ13-convention cluster (M, N, d): LJ with its minimum at r = 1
+    plus the tether. Each pair counts once; ``ordered_pairs`` counts it twice, as the
+    published LJ13 tables do (LJ over ordered pairs plus the tether)."""
+    coords = np.ascontiguousarray(coords, dtype=np.float64)
+    if coords.ndim == 2:
+        coords = coords[None]
+    free = np.zeros(coords.shape[-1])  # no periodic axis: the box length is never read
+    pair = batch_pair_energies(np.ascontiguousarray(coords / LJ13_SIGMA), 1.0, free, NO_CUTOFF)
+    return (2.0 if ordered_pairs else 1.0) * pair + tether_energies(coords)
 
 
 def gravity_energy(pos: np.ndarray, gamma: float) -> float:

@@ -356,8 +356,15 @@ class Dataset:
         return int(self.coords.shape[2])
 
     @property
-    def box(self) -> float:
-        return float(self.params["box"])
+    def box(self) -> float | None:
+        """The box length, None for a free cluster."""
+        return self.system.box
+
+    @property
+    def imported(self) -> bool:
+        """Whether the configurations came from files (``ljvae_core.trajectory``), not from
+        this project's simulator: no sampling diagnostics then."""
+        return "imported_from" in self.params
 
     @property
     def system(self) -> System:
@@ -381,7 +388,12 @@ class Dataset:
     def condition_table(self) -> list[dict]:
         """One row of scalar diagnostics per condition (for tables): tau, acceptance and step
         size are means over the chains; tau_max, threshold_lag and stride are maxima, every
-        chain keeping one configuration every ceil(k * its own tau or lag) sweeps."""
+        chain keeping one configuration every ceil(k * its own tau or lag) sweeps. Imported
+        datasets have no chain diagnostics: their rows give the state point, its samples and
+        the blocks of frames that stand for chains."""
+        if self.imported:
+            return [{"T": c["temperature"], "gamma": c["gamma"], "samples": c["samples"],
+                     "blocks": c["n_chains"]} for c in self.conditions]
         return [
             {
                 "T": c["temperature"], "gamma": c["gamma"], "samples": c["samples"],

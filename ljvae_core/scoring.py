@@ -19,7 +19,8 @@ class UnsuitableConfigurations(ValueError):
 
 def validate_for_model(trained, coords) -> np.ndarray:
     """Configurations checked against a model: finite, right particle count and dimension,
-    inside the box. Raises :class:`UnsuitableConfigurations` with one clear clause."""
+    inside the box (free clusters are centred instead). Raises
+    :class:`UnsuitableConfigurations` with one clear clause."""
     coords = np.asarray(coords, dtype=np.float64)
     if coords.ndim == 2:
         coords = coords[None]
@@ -35,7 +36,10 @@ def validate_for_model(trained, coords) -> np.ndarray:
                                        f"expects {rep.n_particles_}")
     if not np.isfinite(coords).all():
         raise UnsuitableConfigurations("the configurations hold NaN or infinite coordinates")
-    periodic = trained.system.periodic
+    system = trained.system
+    if system.free:  # a free cluster is wherever it is: only its shape is scored
+        return coords - coords.mean(axis=1, keepdims=True)
+    periodic = system.periodic
     for axis in (a for a, letter in enumerate("xyz"[:rep.d]) if letter in periodic):
         # The project's convention: coordinates on periodic axes lie in [0, L).
         coords[..., axis] = np.mod(coords[..., axis], rep.L)
@@ -58,7 +62,7 @@ def score_configurations(trained, coords, gamma=None, temperature=None) -> list[
     g, t = np.full(m, float(gamma)), np.full(m, float(temperature))
     scorer = AnomalyScorer.from_dict(trained.meta["anomaly"])
     elbo = trained.negative_elbo(coords, g, t)
-    pair, height = physical_statistics(coords, trained.system.box, trained.system.periodic)
+    pair, height = physical_statistics(coords, trained.system)
     scores = scorer.score(elbo, pair, height)
     latent = trained.encode(coords, g, t)
     percentile = scorer.percentile_among_normal(scores)

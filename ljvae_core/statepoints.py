@@ -20,7 +20,7 @@ decorrelated samples per second of the project's Monte Carlo (one per tau sweeps
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,14 +35,13 @@ FRESH_CHAINS = 2
 COST_SWEEPS = 2000
 
 
-def figures(sample, reference, box: float, gamma: float, periodic: str = "",
-            seed: int = 0) -> dict:
+def figures(sample, reference, system, gamma: float, seed: int = 0) -> dict:
     """The classifier AUC and the distribution distances of ``sample`` to ``reference``."""
     from .analysis import compare_distributions
     from .twosample import classifier_auc
 
-    stats = compare_distributions(sample, reference, box, gamma, periodic)
-    return {"auc": classifier_auc(sample, reference, box, periodic, seed=seed),
+    stats = compare_distributions(sample, reference, system, gamma)
+    return {"auc": classifier_auc(sample, reference, system, seed=seed),
             "energy_w1": stats["w1_energy_per_particle"], "height_w1": stats["w1_height"],
             "nearest_neighbour_w1": stats["w1_nearest_neighbour"],
             "rdf_l1": stats["rdf_l1"], "valid_fraction": stats["valid_fraction"]}
@@ -82,20 +81,42 @@ def _held_out_reference(trained, dataset, gamma, temperature, n, rng):
     return dataset.coords[np.sort(rng.choice(idx, min(n, len(idx)), replace=False))]
 
 
-def monte_carlo_pair(trained, dataset, gamma, temperature, n: int, seed: int = 0):
-    """(reference, its source, second): up to n held-out Monte Carlo configurations of the
-    state point (n fresh seeded ones where the dataset has none), and an independent fresh
-    Monte Carlo dataset of n more (the floor's, and what reconstructions are made of)."""
+@dataclass
+class MonteCarloPair:
+    """What a state point's samples are judged against: ``reference`` configurations (from
+    ``source``) and ``second``, independent ones of the same state point (the floor's, and
+    what reconstructions are made of); ``fresh``: the fresh Monte Carlo run ``second`` comes
+    from (its tau prices Monte Carlo in the cost figures), None for imported data."""
+
+    reference: np.ndarray
+    source: str
+    second: np.ndarray
+    fresh: object = None
+
+
+def monte_carlo_pair(trained, dataset, gamma, temperature, n: int,
+                     seed: int = 0) -> MonteCarloPair:
+    """Up to n held-out Monte Carlo configurations of the state point (n fresh seeded ones
+    where the dataset has none) and n more of an independent fresh run. Imported data cannot
+    be simulated afresh: its held-out configurations of the state point are split in two."""
     rng = np.random.default_rng(seed)
+    if dataset.imported:
+        held = _held_out_reference(trained, dataset, gamma, temperature, 2 * n, rng)
+        if held is None:
+            raise ValueError(f"the imported dataset holds no held-out configurations at "
+                             f"gamma = {gamma:g}, T = {temperature:g} to judge against")
+        half = len(held) // 2
+        return MonteCarloPair(held[:half], "held-out imported data", held[half:])
     reference = _held_out_reference(trained, dataset, gamma, temperature, n, rng)
     source = "held-out Monte Carlo"
     if reference is None:
         reference = fresh_monte_carlo(dataset.params, gamma, temperature, n, seed).coords
         source = "fresh Monte Carlo"
-    return reference, source, fresh_monte_carlo(dataset.params, gamma, temperature, n, seed + 1)
+    fresh = fresh_monte_carlo(dataset.params, gamma, temperature, n, seed + 1)
+    return MonteCarloPair(reference, source, fresh.coords, fresh)
 
 
-def relaxed_series(coords, box, temperature, gamma, sweeps, periodic, seed):
+def relaxed_series(coords, system, temperature, gamma, sweeps, seed):
     """{K: the configurations after K sweeps} for each K of ``sweeps`` (increasing), each
     continuing the last with the step size tuned once, and {K: seconds since the start}."""
     from .evaluation import thermalize
@@ -104,7 +125,7 @@ def relaxed_series(coords, box, temperature, gamma, sweeps, periodic, seed):
     step = None
     for k in sorted(sweeps):
         if k > done:
-            current, step = thermalize(current, box, temperature, gamma, k - done, periodic,
+            current, step = thermalize(current, system, temperature, gamma, k - done,
                                        seed + done, step=step)
             done = k
         out[k] = current
@@ -115,27 +136,26 @@ def relaxed_series(coords, box, temperature, gamma, sweeps, periodic, seed):
 def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPLES,
                       sweeps=SWEEPS, seed: int = 0) -> dict:
     """Every figure of one state point (see the module's description)."""
-
-    box, periodic = dataset.box, dataset.system.periodic
-    reference, source, second = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
+    system = dataset.system
+    pair = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
     start = time.perf_counter()
     raw = trained.generate(n, gamma, temperature, seed)
     generating = time.perf_counter() - start
-    generated, seconds = relaxed_series(raw, box, temperature, gamma, sweeps, periodic, seed)
-    rebuilt = trained.reconstruct(second.coords, np.full(len(second), gamma),
-                          np.full(len(second), temperature))
-    rebuilt = relaxed_series(rebuilt, box, temperature, gamma, sweeps, periodic, seed)[0]
+    generated, seconds = relaxed_series(raw, system, temperature, gamma, sweeps, seed)
+    m = len(pair.second)
+    rebuilt = trained.reconstruct(pair.second, np.full(m, gamma), np.full(m, temperature))
+    rebuilt = relaxed_series(rebuilt, system, temperature, gamma, sweeps, seed)[0]
 
     def judged(series):
-        return {str(k): figures(x, reference, box, gamma, periodic, seed)
+        return {str(k): figures(x, pair.reference, system, gamma, seed)
                 for k, x in series.items()}
 
     return {
-        "gamma": float(gamma), "temperature": float(temperature), "reference": source,
-        "reference_samples": int(len(reference)), "samples": int(n),
-        "floor": figures(second.coords, reference, box, gamma, periodic, seed),
+        "gamma": float(gamma), "temperature": float(temperature), "reference": pair.source,
+        "reference_samples": int(len(pair.reference)), "samples": int(n),
+        "floor": figures(pair.second, pair.reference, system, gamma, seed),
         "generated": judged(generated), "reconstructed": judged(rebuilt),
-        "cost": _cost(second, n, generating, seconds),
+        "cost": None if pair.fresh is None else _cost(pair.fresh, n, generating, seconds),
     }
 
 
@@ -163,8 +183,14 @@ def evaluate_state_points(trained, dataset, unseen_gammas=(), n: int = STATE_SAM
     """:func:`judge_state_point` of every state point of :func:`state_point_list`, as one
     JSON-ready dict; ``progress(fraction, message)`` before each; setting the
     threading.Event ``cancel`` stops between state points (raises Cancelled)."""
+    from .evaluation import can_relax
     from .sampling import Cancelled
 
+    if dataset.imported and len(unseen_gammas):
+        raise ValueError("imported data cannot be simulated at unseen gamma; leave out "
+                         "--unseen-gamma")
+    if not can_relax(dataset.system):
+        sweeps = [k for k in sweeps if k == 0] or [0]  # samples of such systems are judged raw
     points = state_point_list(trained, dataset, unseen_gammas)
     results = []
     for k, (gamma, temperature, seen) in enumerate(points):

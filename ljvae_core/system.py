@@ -1,4 +1,5 @@
-"""The space configurations live in: :class:`System` (box, dimension, periodic axes, cut-off).
+"""The space configurations live in: :class:`System` (box, dimension, periodic axes, cut-off,
+potential).
 
 One object instead of loose ``(box, periodic_mask, rc2)`` triplets and ``params["periodic"]``
 lookups: a dataset's (:attr:`ljvae_core.sampling.Dataset.system`) and a trained model's
@@ -11,27 +12,63 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .potential import configuration_energies, cutoff_squared, periodic_mask
+from .potential import (
+    LJ13_SIGMA,
+    cluster_energies,
+    configuration_energies,
+    cutoff_squared,
+    periodic_mask,
+)
+
+# "lj-gravity": u(r) = 4 (r^-12 - r^-6) plus gravity 4 gamma sum z, in a box;
+# "lj13": the free cluster's r^-12 - 2 r^-6 plus a tether to the centre of mass, no box.
+POTENTIALS = ("lj-gravity", "lj13")
 
 
 @dataclass(frozen=True)
 class System:
     """A box of side ``box`` in ``dim`` dimensions (the last axis is up), periodic along the
     axes named in ``periodic`` ('', 'x', 'xy', ...; reflecting walls elsewhere), with the pair
-    term truncated at ``cutoff`` (None: no cut-off)."""
+    term truncated at ``cutoff`` (None: no cut-off); or, with ``box`` None, a free cluster.
+    ``potential`` is one of :data:`POTENTIALS`."""
 
-    box: float
+    box: float | None
     dim: int
     periodic: str = ""
     cutoff: float | None = None
+    potential: str = "lj-gravity"
+
+    def __post_init__(self):
+        if self.potential not in POTENTIALS:
+            raise ValueError(f"unknown potential {self.potential!r}; choose one of "
+                             f"{', '.join(POTENTIALS)}")
+        if self.box is None and self.periodic:
+            raise ValueError("a free cluster (no box) has no periodic axis")
 
     @classmethod
     def from_params(cls, params: dict) -> System:
         """From simulation parameters (a dataset's ``params``, a model's ``dataset_params``)."""
-        cutoff = params.get("cutoff")
-        return cls(box=float(params["box"]), dim=int(params["dim"]),
+        cutoff, box = params.get("cutoff"), params.get("box")
+        return cls(box=None if box is None else float(box), dim=int(params["dim"]),
                    periodic="".join(params.get("periodic", "") or "").lower(),
-                   cutoff=None if cutoff is None else float(cutoff))
+                   cutoff=None if cutoff is None else float(cutoff),
+                   potential=params.get("potential", "lj-gravity"))
+
+    @property
+    def free(self) -> bool:
+        """Whether this is a free cluster: no box, no walls, no gravity."""
+        return self.box is None
+
+    @property
+    def sigma(self) -> float:
+        """The distance at which the pair energy crosses zero: 1, or 2^(-1/6) for LJ13."""
+        return LJ13_SIGMA if self.potential == "lj13" else 1.0
+
+    @property
+    def kernel_box(self) -> float:
+        """The box length the distance kernels take: a free cluster has no periodic axis, so
+        they never read it there."""
+        return 1.0 if self.box is None else float(self.box)
 
     @property
     def mask(self) -> np.ndarray:
@@ -53,5 +90,9 @@ class System:
         return not self.mask[:-1].any()
 
     def energies(self, coords, gamma: float = 0.0) -> np.ndarray:
-        """Total energy (LJ + gravity at ``gamma``) of each configuration (M, N, d)."""
-        return configuration_energies(coords, self.box, gamma, self.periodic, self.cutoff)
+        """Total energy of each configuration (M, N, d) in this system's potential: LJ +
+        gravity at ``gamma``, or the LJ13 cluster's (each pair counted once; gamma unused)."""
+        if self.potential == "lj13":
+            return cluster_energies(coords)
+        return configuration_energies(coords, self.kernel_box, gamma, self.periodic,
+                                      self.cutoff)

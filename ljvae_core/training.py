@@ -11,12 +11,14 @@ command line's progress line.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 
 import keras
 import numpy as np
 
 from .features import make_representation
+from .geometry import pairwise_distances
 from .models import CoordinateDecoding, build_vae
 from .ordering import OrderMatcher
 from .penalty import PhysicsPenalty
@@ -88,8 +90,7 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     settings = settings or TrainSettings()
     settings.validate()
     train_idx, val_idx = split_by_chain(dataset, settings.validation_fraction, settings.seed)
-    rep = make_representation(settings.representation, L=dataset.box, d=dataset.dim,
-                              **settings.representation_params)
+    rep = _representation(dataset, settings)
     rep.fit(dataset.coords[train_idx])
     conditions = np.stack([dataset.gamma, dataset.temperature], axis=-1)
     std = conditions[train_idx].std(axis=0)
@@ -148,19 +149,22 @@ def _training_record(model, dataset, history, timer, train_idx, val_idx) -> dict
 
 
 def _compiled_vae(dataset, rep, settings, train_idx, states, strategy):
-    """The VAE the settings describe for this dataset's representation, compiled."""
+    """The VAE the settings describe for this dataset's representation, compiled. A free
+    cluster's decoded particles have no floor (no log-heights, no clipped heights), and its
+    contact distance is in its own sigma."""
+    system = dataset.system
     model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
                       beta=settings.beta, conditional=settings.conditional,
                       physics=PhysicsPenalty.for_dataset(dataset, rep, settings, train_idx,
                                                          settings.physics_weight),
                       seed=settings.seed,
                       decode_coordinates=_coordinate_decoding(rep, settings),
-                      height_scale=rep.height_scale if getattr(rep, "heights", False) else None,
+                      height_scale=rep.height_scale if _with_heights(rep) else None,
                       distance_encoder=settings.distance_encoder,
                       coordinate_weight=settings.coordinate_weight,
-                      repel={"distance": settings.repel_distance,
-                             "steps": settings.repel_steps, "height": dataset.box},
-                      log_heights=settings.log_heights,
+                      repel={"distance": settings.repel_distance * system.sigma,
+                             "steps": settings.repel_steps, "height": system.box},
+                      log_heights=settings.log_heights and not system.free,
                       n_states=0 if states is None else states.shape[1],
                       state_weight=settings.state_weight)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
@@ -193,9 +197,30 @@ def _state_targets(trained, dataset, varying) -> np.ndarray | None:
 def _fitted_frame(rep, coords, seed: int) -> dict:
     from .features import ShapeFrame
 
-    if not getattr(rep, "heights", False):
+    if not (_with_heights(rep) or getattr(rep, "free", False)):
         raise TrainingError("the mds encoder needs the height channels (heights=True)")
     return ShapeFrame(rep).fit(rep.transform(coords), seed=seed).to_dict()
+
+
+def _with_heights(rep) -> bool:
+    return bool(getattr(rep, "with_heights", False))
+
+
+def _representation(dataset, settings):
+    """The representation of the settings for this dataset, fitted on nothing yet. A free
+    cluster has no box: the distances' length scale is the largest diameter among its
+    configurations, rounded up, and its matrices have no height channels."""
+    system = dataset.system
+    params = dict(settings.representation_params)
+    if not system.free:
+        return make_representation(settings.representation, L=dataset.box, d=dataset.dim,
+                                   **params)
+    if settings.representation != "distances":
+        raise TrainingError("free clusters (no box) train on the distances representation, "
+                            "which sees neither where a cluster is nor how it is turned")
+    diameter = float(pairwise_distances(dataset.coords).max())
+    return make_representation("distances", L=math.ceil(diameter), d=dataset.dim,
+                               free=True, **params)
 
 
 def _fit(model, x_train, x_val, settings, callbacks, matcher=None) -> dict:

@@ -84,9 +84,20 @@ def density_profile_chart(coords, gamma, temperature, box: float, bins: int = 30
     ).properties(title="Density profile ρ(z) and the barometric law ρ ∝ exp(−4γz/T)")
 
 
-def radial_distribution_chart(curves: pd.DataFrame) -> alt.Chart:
-    """g(r) per condition from a frame with columns r, g and condition."""
-    y = alt.Y("g:Q", title="g(r)")
+def centre_distance_chart(coords, system) -> alt.Chart:
+    """Density of the particles' distances from the centre of mass (a free cluster's profile,
+    where a box has ρ(z))."""
+    frame = _height_frame(coords, system, bins=40)
+    return alt.Chart(frame).mark_line().encode(
+        x=alt.X("height:Q", title="distance from the centre of mass (σ)"),
+        y=alt.Y("ρ:Q", title="probability density (σ⁻¹)"),
+    ).properties(title="Distances from the centre of mass")
+
+
+def radial_distribution_chart(curves: pd.DataFrame, free: bool = False) -> alt.Chart:
+    """g(r) per condition from a frame with columns r, g and condition (for a free cluster,
+    the density of its pair distances)."""
+    y = alt.Y("g:Q", title="pair-distance density (per σ)" if free else "g(r)")
     line = alt.Chart(curves).mark_line().encode(
         x=alt.X("r:Q", title="r (σ)"), y=y,
         color=alt.Color("condition:N", title=GAMMA_TITLE),
@@ -136,20 +147,20 @@ def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
     ).properties(title=title, width=230, height=230)
 
 
-def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> list[alt.Chart]:
+def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
     """Energy per particle, g(r) and rho(z) of several sets of configurations ({label: coords}),
     three charts to put side by side, each filling its column (LJ energy only: gravity shows
-    in rho(z))."""
+    in rho(z)). A free cluster has no up: its third chart is the density of the particles'
+    distances from the centre of mass."""
     from ljvae_core.analysis import energies_per_particle, radial_distribution
 
     energy, rdf, rho = [], [], []
     for label, coords in sets.items():
-        e = energies_per_particle(coords, box, 0.0, periodic)
+        e = energies_per_particle(coords, system, 0.0)
         energy.append(pd.DataFrame({"U_LJ / N": np.clip(e, None, 5.0), "set": label}))
-        g = radial_distribution(coords, box, periodic)
+        g = radial_distribution(coords, system)
         rdf.append(pd.DataFrame({"r": g.r, "g": g.g, "set": label}))
-        prof = density_profile(coords, box, 30)
-        rho.append(pd.DataFrame({"height": prof.z, "ρ": prof.density, "set": label}))
+        rho.append(_height_frame(coords, system).assign(set=label))
     # A chart filling its column is fitted to its height legend included: the heights leave
     # the plots about 260 px under a legend of three rows.
     colour = alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", columns=1))
@@ -158,13 +169,31 @@ def sample_comparison_charts(sets: dict, box: float, periodic: str = "") -> list
         x=alt.X("U_LJ / N:Q", title="LJ energy per particle (ε)"),
         y=alt.Y("density:Q", title="probability density"), color=colour).properties(
         title="LJ energy per particle (clipped at 5)", height=400)
+    free = system.free
     g_chart = alt.Chart(pd.concat(rdf)).mark_line().encode(
-        x=alt.X("r:Q", title="r (σ)"), y=alt.Y("g:Q", title="g(r)"), color=colour).properties(
-        title="Radial distribution g(r)", height=400)
+        x=alt.X("r:Q", title="r (σ)"),
+        y=alt.Y("g:Q", title="pair-distance density (per σ)" if free else "g(r)"),
+        color=colour).properties(
+        title="Pair distances" if free else "Radial distribution g(r)", height=400)
     rho_chart = alt.Chart(pd.concat(rho)).mark_line().encode(
-        x=alt.X("height:Q", title="height z (σ)"), y=alt.Y("ρ:Q", title="number density ρ(z)"),
-        color=colour).properties(title="Density profile ρ(z)", height=400)
+        x=alt.X("height:Q", title="distance from the centre of mass (σ)" if free
+                else "height z (σ)"),
+        y=alt.Y("ρ:Q", title="probability density" if free else "number density ρ(z)"),
+        color=colour).properties(
+        title="Distances from the centre" if free else "Density profile ρ(z)", height=400)
     return [hist, g_chart, rho_chart]
+
+
+def _height_frame(coords, system, bins: int = 30) -> pd.DataFrame:
+    """ρ(z) of configurations in a box; the density of distances from the centre of mass in a
+    free cluster."""
+    from ljvae_core.analysis import heights
+
+    if not system.free:
+        prof = density_profile(coords, system.box, bins)
+        return pd.DataFrame({"height": prof.z, "ρ": prof.density})
+    density, edges = np.histogram(heights(coords, system), bins=bins, density=True)
+    return pd.DataFrame({"height": 0.5 * (edges[1:] + edges[:-1]), "ρ": density})
 
 
 def latent_scatter(frame: pd.DataFrame, colour: str, emap=None,

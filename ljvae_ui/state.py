@@ -18,10 +18,15 @@ def cached_dataset(path: str, modified: float):
     return load_dataset(path)
 
 
+def box_text(box) -> str:
+    """A box length as a dataset list shows it; None is a free cluster."""
+    return "free cluster" if box is None else f"L={box:g}"
+
+
 def dataset_label(summary: dict) -> str:
     gammas = ", ".join(f"{g:g}" for g in summary["gammas"])
     return (f"{summary['name']} — N={summary['particles']}, {summary['dim']}D, "
-            f"L={summary['box']:g}, γ∈{{{gammas}}}, {summary['samples']} samples")
+            f"{box_text(summary['box'])}, γ∈{{{gammas}}}, {summary['samples']} samples")
 
 
 def _remembered_choice(summaries: list[dict], label: str, remember: str, key: str, describe):
@@ -139,7 +144,7 @@ def datasets_table(datasets: list[dict]):
 
     return pd.DataFrame([{
         "dataset": d["name"], "particles N": d["particles"], "dimension": f"{d['dim']}D",
-        "box L (σ)": d["box"], "γ": numbers(d["gammas"]), "T": numbers(d["temperatures"]),
+        "box": box_text(d["box"]), "γ": numbers(d["gammas"]), "T": numbers(d["temperatures"]),
         "configurations": d["samples"], "chains per state point": d["chains"]}
         for d in datasets])
 

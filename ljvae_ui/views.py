@@ -19,12 +19,13 @@ def _colour(fraction: float) -> str:
     return "#" + "".join(f"{int(round(c)):02x}" for c in rgb)
 
 
-def configuration_html(coords, box: float, width: int = 520, height: int = 420,
+def configuration_html(coords, box: float | None, width: int = 520, height: int = 420,
                        radius: float = 0.5, values=None, value_range=None) -> str:
     """HTML page with a 3D view of one configuration, particles coloured by height, or by
     per-particle ``values`` (blue low, red high, over ``value_range`` or their own range).
 
-    2D configurations are drawn in the z = 0 plane, seen from above.
+    2D configurations are drawn in the z = 0 plane, seen from above. A free cluster (``box``
+    None) is drawn without a box, coloured over its own range of heights.
     """
     coords = np.asarray(coords, dtype=np.float64)
     dim = coords.shape[1]
@@ -32,9 +33,10 @@ def configuration_html(coords, box: float, width: int = 520, height: int = 420,
     view = py3Dmol.view(width=width, height=height, js=LOCAL_3DMOL)
     view.addModel(text, "xyz")
     up = "z" if dim == 3 else "y"
+    low, high = (0.0, box) if box is not None else (coords[:, -1].min(), coords[:, -1].max())
     if values is None:
         view.setStyle({"sphere": {"radius": radius, "colorscheme": {
-            "prop": up, "gradient": "roygb", "min": box, "max": 0.0}}})
+            "prop": up, "gradient": "roygb", "min": float(high), "max": float(low)}}})
     else:
         values = np.asarray(values, dtype=np.float64)
         lo, hi = value_range if value_range is not None else (values.min(), values.max())
@@ -42,12 +44,13 @@ def configuration_html(coords, box: float, width: int = 520, height: int = 420,
         for i, v in enumerate(values):
             view.setStyle({"index": i}, {"sphere": {"radius": radius,
                                                     "color": _colour((v - lo) / span)}})
-    depth = box if dim == 3 else 0.01
-    view.addBox({
-        "center": {"x": box / 2, "y": box / 2, "z": depth / 2},
-        "dimensions": {"w": box, "h": box, "d": depth},
-        "wireframe": True, "color": "gray",
-    })
+    if box is not None:
+        depth = box if dim == 3 else 0.01
+        view.addBox({
+            "center": {"x": box / 2, "y": box / 2, "z": depth / 2},
+            "dimensions": {"w": box, "h": box, "d": depth},
+            "wireframe": True, "color": "gray",
+        })
     view.zoomTo()
     if dim == 3:
         view.rotate(-70, "x")

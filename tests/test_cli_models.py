@@ -170,6 +170,7 @@ def test_generate_writes_samples_relaxed_at_the_state_point(tmp_path, capsys):
 
     from ljvae_core.analysis import valid_fraction
     from ljvae_core.cli import main
+    from ljvae_core.system import System
 
     out = tmp_path / "gen.npz"
     assert main(["generate", SHIPPED, "--samples", "12", "--gamma", "1", "--sweeps", "5",
@@ -178,7 +179,8 @@ def test_generate_writes_samples_relaxed_at_the_state_point(tmp_path, capsys):
         coords, gamma, temperature = data["coords"], data["gamma"], data["temperature"]
     assert coords.shape == (12, 30, 3) and (gamma == 1).all() and (temperature == 1).all()
     assert coords.min() >= 0 and coords.max() <= 5.0
-    assert valid_fraction(coords, 5.0) == 1.0  # thermal sweeps at T = 1 leave no overlap
+    # Thermal sweeps at T = 1 leave no overlap.
+    assert valid_fraction(coords, System(box=5.0, dim=3)) == 1.0
     assert "relaxed by 5 sweeps at T=1, gamma=1" in capsys.readouterr().err
     # Raw samples, as extended XYZ; the same seed gives the same samples.
     xyz = tmp_path / "gen.xyz"

@@ -21,6 +21,7 @@ from ljvae_core.analysis import (
 )
 from ljvae_core.artifacts import save_dataset
 from ljvae_core.sampling import SimulationParams, simulate
+from ljvae_core.system import System
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "dataset.py")
 SNAKE_CASE = re.compile(r"[a-z]+_[a-z]+")
@@ -64,8 +65,9 @@ def test_first_view_of_a_300_particle_dataset_is_quick(cache):
     save_dataset(_large_dataset(), "large")
     # Imports and compiled kernels are paid once per server process, not per view.
     warm = np.random.default_rng(1).uniform(0, 5, (2, 5, 3))
-    radial_distribution(warm, 5.0)
-    structure_statistics(warm, 5.0, 1.0, 1.0)
+    box = System(box=5.0, dim=3)
+    radial_distribution(warm, box)
+    structure_statistics(warm, box, 1.0, 1.0)
     start = time.perf_counter()
     at = _page()
     elapsed = time.perf_counter() - start
@@ -145,3 +147,84 @@ def test_chains_are_numbered_from_one_in_the_diagnostics_and_the_3d_view(small_d
     chain = small_dataset.conditions[0]["chains"][1]
     assert any(c.value.startswith("Chain 2:") and f"= {chain['stride']} sweeps" in c.value
                for c in at.caption)
+
+
+def _in_the_app() -> AppTest:
+    """The Dataset page inside the whole app (its links need the app's navigation)."""
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/dataset.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _npy_bytes(array) -> bytes:
+    import io
+
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+def test_an_uploaded_trajectory_becomes_a_dataset_shown_like_a_simulated_one(cache):
+    from ljvae_core.artifacts import list_datasets
+    from ljvae_core.io import extxyz_text
+
+    rng = np.random.default_rng(0)
+    at = _in_the_app()
+    assert any("import one above" in i.value for i in at.info)  # no dataset yet
+    frames = rng.uniform(0.5, 4.5, (40, 6, 3))
+    at.file_uploader(key="import_files").set_value([
+        ("run.xyz", extxyz_text(frames, 5.0, info={"gamma": np.full(40, 0.5)}).encode(),
+         "text/plain")])
+    at.text_input(key="import_name").set_value("mine")
+    at.run()
+    at.button(key="import_button").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert "Saved dataset 'mine': 40 configurations of 6 particles" in at.success[0].value
+    assert [d["name"] for d in list_datasets()] == ["mine"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Box L"] == "5 σ" and metrics["Blocks per condition"] == "8"
+    assert any("Imported from run.xyz" in c.value for c in at.caption)
+    assert any("no sampling diagnostics" in i.value for i in at.info)
+
+
+def test_a_free_cluster_upload_and_a_bad_one(cache):
+    rng = np.random.default_rng(1)
+    at = _in_the_app()
+    at.radio(key="import_potential").set_value("lj13")
+    at.radio(key="import_box").set_value("free")
+    at.file_uploader(key="import_files").set_value([
+        ("cluster.npy", _npy_bytes(rng.normal(0, 0.7, (30, 13, 3))), "x")])
+    at.run()
+    at.button(key="import_button").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Box L"] == "none (free cluster)" and metrics["Potential"] == "lj13"
+    titles = {json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")}
+    assert "Distances from the centre of mass" in titles
+    table = next(d.value for d in at.dataframe if "configurations" in d.value)
+    assert "distance from the centre (σ)" in table and "4γ/T" not in table
+    # A file that is no trajectory: one sentence, naming it, and nothing stored.
+    at.file_uploader(key="import_files").set_value([("junk.npy", b"\x93NUMPY garbage", "x")])
+    at.run()
+    at.button(key="import_button").click()
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("junk.npy: ")
+    assert at.error[0].value.count(".") <= 3 and "Traceback" not in at.error[0].value
+
+
+def test_the_hosted_demo_refuses_a_large_upload_before_reading_it(cache, monkeypatch):
+    monkeypatch.setenv("LJVAE_DEMO", "1")
+    at = _in_the_app()
+    big = np.zeros((9000, 13, 3)) + np.arange(13)[:, None]
+    at.file_uploader(key="import_files").set_value([("big.npy", _npy_bytes(big), "x")])
+    at.run()
+    at.button(key="import_button").click()
+    at.run()
+    assert not at.exception
+    assert at.error[0].value.startswith("The hosted demo allows uploads of at most 2 MB")

@@ -165,7 +165,7 @@ def test_encode_and_energy_map_shapes(trained_and_data):
     latent = trained.encode(ds.coords[:50])
     assert latent.shape == (50, 6)
     proj = Projection.fit(latent)
-    emap = energy_map(trained, proj, proj.transform(latent), ds.box, resolution=5)
+    emap = energy_map(trained, proj, proj.transform(latent), resolution=5)
     assert emap.energy.shape == (5, 5) and emap.configurations.shape == (25, 10, 2)
     assert np.isfinite(emap.energy).all()
 
@@ -176,7 +176,8 @@ def test_anomaly_scores_rank_overlaps_above_normal_configurations(trained_and_da
     overlap = normal.copy()
     overlap[:, 1] = overlap[:, 0] + 0.3  # one pair pushed within 0.3 sigma
     overlap = np.clip(overlap, 0, ds.box)
-    assert np.all(physical_statistics(overlap, ds.box)[0] > physical_statistics(normal, ds.box)[0])
+    pair = [physical_statistics(x, ds.system)[0] for x in (overlap, normal)]
+    assert np.all(pair[0] > pair[1])
     nelbo = trained.negative_elbo(normal)
     assert nelbo.shape == (60,) and np.isfinite(nelbo).all()
     uniform = np.random.default_rng(2).uniform(0, ds.box, normal.shape)

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from ljvae_core.sampling import SimulationParams, simulate
+from ljvae_core.system import System
 from ljvae_core.twosample import classifier_auc, configuration_features
 
 BOX = 5.0
+SYSTEM = System(box=BOX, dim=3)
 
 
 @pytest.fixture(scope="module")
@@ -20,19 +22,19 @@ def ensembles():
 def test_features_do_not_depend_on_the_particle_order(ensembles):
     coords = ensembles[0.0][:5]
     shuffled = coords[:, np.random.default_rng(0).permutation(coords.shape[1])]
-    assert np.allclose(configuration_features(coords, BOX),
-                       configuration_features(shuffled, BOX))
-    assert configuration_features(coords, BOX).shape == (5, 3 * coords.shape[1])
+    assert np.allclose(configuration_features(coords, SYSTEM),
+                       configuration_features(shuffled, SYSTEM))
+    assert configuration_features(coords, SYSTEM).shape == (5, 3 * coords.shape[1])
 
 
 def test_two_halves_of_one_ensemble_are_at_chance(ensembles):
     coords = ensembles[0.0]
-    auc = classifier_auc(coords[::2], coords[1::2], BOX)
+    auc = classifier_auc(coords[::2], coords[1::2], SYSTEM)
     assert 0.35 < auc < 0.65
 
 
 def test_two_state_points_are_told_apart(ensembles):
-    assert classifier_auc(ensembles[0.0], ensembles[2.0], BOX) > 0.95
+    assert classifier_auc(ensembles[0.0], ensembles[2.0], SYSTEM) > 0.95
 
 
 def test_mean_shapes_without_fluctuations_are_told_apart(ensembles):
@@ -41,9 +43,9 @@ def test_mean_shapes_without_fluctuations_are_told_apart(ensembles):
     order = np.argsort(coords[..., -1], axis=1)
     sorted_coords = np.take_along_axis(coords, order[..., None], axis=1)
     smooth = 0.5 * (sorted_coords + sorted_coords.mean(axis=0, keepdims=True))
-    assert classifier_auc(smooth[::2], coords[1::2], BOX) > 0.8
+    assert classifier_auc(smooth[::2], coords[1::2], SYSTEM) > 0.8
 
 
 def test_too_few_configurations_are_refused(ensembles):
     with pytest.raises(ValueError, match="at least 5 configurations"):
-        classifier_auc(ensembles[0.0][:3], ensembles[2.0][:3], BOX)
+        classifier_auc(ensembles[0.0][:3], ensembles[2.0][:3], SYSTEM)

@@ -1,0 +1,139 @@
+"""A free cluster made elsewhere, end to end: imported LJ13 clusters train, reconstruct,
+generate, are judged, scored and shown like the simulator's configurations."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A cache holding 600 reference LJ13 clusters and a short-trained model of them."""
+    from ljvae_core.artifacts import save_dataset
+    from ljvae_core.lj13 import REFERENCE
+    from ljvae_core.settings import TrainSettings
+    from ljvae_core.trajectory import ImportOptions, import_dataset
+    from ljvae_core.workflows import train_and_save
+
+    root = tmp_path_factory.mktemp("free-cache")
+    source = root / "lj13_part.npy"
+    np.save(source, np.load(REFERENCE)[:600])
+    save_dataset(import_dataset([source], ImportOptions(potential="lj13")), "lj13", root)
+    settings = TrainSettings(latent_dim=8, epochs=8, batch_size=16, prior_physics_weight=30.0)
+    name = train_and_save("lj13", settings, "cluster", root, n_generate=40)
+    return root, name
+
+
+def _loaded(store):
+    from ljvae_core.artifacts import load_dataset
+    from ljvae_core.model_store import load_model
+
+    root, name = store
+    return load_model(root / "models" / name), load_dataset("lj13", root)
+
+
+def test_a_cluster_model_sees_neither_place_nor_orientation(store):
+    trained, ds = _loaded(store)
+    assert trained.system.free and trained.system.potential == "lj13"
+    clusters = ds.coords[:20]
+    turned = Rotation.random(random_state=0).apply(clusters.reshape(-1, 3)).reshape(20, 13, 3)
+    moved = turned[:, np.random.default_rng(1).permutation(13)] + 4.0
+    # The distances (the model's input) are the same, so are the latent means.
+    assert np.allclose(trained.encode(clusters), trained.encode(moved), atol=1e-4)
+    rebuilt = trained.reconstruct(clusters)
+    assert rebuilt.shape == (20, 13, 3) and np.abs(rebuilt.mean(axis=1)).max() < 1e-6
+    generated = trained.generate(30, seed=2)
+    assert generated.shape == (30, 13, 3) and np.isfinite(generated).all()
+
+
+def test_evaluation_judges_clusters_raw_against_held_out_imported_data(store):
+    from ljvae_core.evaluation import evaluate
+    from ljvae_core.statepoints import evaluate_state_points
+
+    trained, ds = _loaded(store)
+    result = evaluate(trained, ds, n_reconstruct=100, n_generate=50)
+    generation = result["generation"]
+    assert "energy_w1_relaxed" not in generation  # no Monte Carlo kernel for this potential
+    assert np.isfinite(generation["energy_w1"]) and 0 <= generation["valid_fraction"] <= 1
+    # Better than another cluster picked at random, matched and aligned: the model has learnt.
+    rebuilt = result["reconstruction"]
+    assert 0 < rebuilt["rmsd_median"] < rebuilt["baseline_rmsd_median"]
+    points = evaluate_state_points(trained, ds, n=40, sweeps=(0, 5))
+    assert points["sweeps"] == [0]
+    (point,) = points["state_points"]
+    assert point["reference"] == "held-out imported data" and point["cost"] is None
+    assert set(point["generated"]) == {"0"} and 0 <= point["floor"]["auc"] <= 1
+    with pytest.raises(ValueError, match="unseen gamma"):
+        evaluate_state_points(trained, ds, unseen_gammas=(0.5,), n=40)
+
+
+def test_uploads_are_scored_wherever_the_cluster_lies(store):
+    from ljvae_core.scoring import score_configurations
+
+    trained, ds = _loaded(store)
+    clusters = ds.coords[:6] + 10.0
+    broken = clusters.copy()
+    broken[:, 1] = broken[:, 0] + 0.1  # two particles nearly on top of each other
+    rows = score_configurations(trained, np.concatenate([clusters, broken]))
+    scores = np.array([r["score"] for r in rows])
+    assert np.all(scores[6:] > scores[:6].max())
+    assert all(r["anomalous"] for r in rows[6:])
+
+
+def test_the_lj13_benchmark_of_a_model_uses_its_held_out_clusters(store, tmp_path):
+    root, name = store
+    samples = tmp_path / "gen.npz"
+    env = {"LJVAE_CACHE": str(root)}
+    run = _cli(env, "generate", root / "models" / name, "--samples", 200, "--out", samples)
+    assert run.returncode == 0, run.stderr
+    run = _cli(env, "benchmark", "lj13", "--data", samples, "--model", root / "models" / name,
+               "--dataset", root / "datasets" / "lj13.joblib")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["held_out_samples"] == 150  # the validation blocks: a quarter of 600
+    assert result["generated"]["samples"] == 200 and result["floor"]["samples"] == 200
+    assert result["generated"]["energy_w2"] > result["floor"]["energy_w2"] > 0
+
+
+def _cli(env, *args):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "ljvae_core", *map(str, args)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("page", ["app_pages/reconstruct.py", "app_pages/latent.py",
+                                  "app_pages/dataset.py", "app_pages/train.py"])
+def test_every_page_shows_the_cluster_model(store, monkeypatch, page):
+    root, _ = store
+    monkeypatch.setenv("LJVAE_CACHE", str(root))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_generating_on_the_reconstruct_page_judges_raw_samples(store, monkeypatch):
+    root, _ = store
+    monkeypatch.setenv("LJVAE_CACHE", str(root))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/reconstruct.py")
+    at.run()
+    at.number_input(key="n_generate").set_value(40)
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    table = at.dataframe[-1].value
+    assert table["set"].tolist() == ["Monte Carlo, independent run (floor)", "generated, raw"]
