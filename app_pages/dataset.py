@@ -132,7 +132,7 @@ def show_parameters(ds) -> None:
     cols = st.columns(6)
     cols[0].metric("Particles N", ds.n_particles)
     cols[1].metric("Dimension", f"{ds.dim}D")
-    cols[2].metric("Box L", "none (free cluster)" if ds.box is None else f"{ds.box:g} σ")
+    cols[2].metric("Box L", "none" if ds.box is None else f"{ds.box:g} σ")
     cols[3].metric("Samples", len(ds))
     cols[4].metric("Blocks per condition" if ds.imported else "Chains per condition",
                    params["n_chains"])
@@ -245,7 +245,8 @@ def show_configuration(ds) -> None:
     left.markdown(f"γ = {ds.gamma[index]:g}, T = {ds.temperature[index]:g}, "
                   f"{'block' if ds.imported else 'chain'} {chain_number(ds, index)} of "
                   f"{n_chains}  \nU/N = {ds.energy[index] / ds.n_particles:.4f} ε")
-    left.caption("Particles are coloured by height (red at the top, blue at the floor).")
+    left.caption("Particles are coloured by height (red at the top, blue at the "
+                 f"{'bottom' if ds.system.free else 'floor'}).")
     with right:
         st.iframe(configuration_html(ds.coords[index], ds.box), height=440)
 

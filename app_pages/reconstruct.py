@@ -50,7 +50,9 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
     sets = {"generated, raw": raw}
     if relaxed is not None:
         sets[f"generated + {sweeps} sweeps"] = relaxed
-    rows = {"Monte Carlo, independent run (floor)": pair.second} | sets
+    floor = ("the other half of the held-out data (floor)" if pair.fresh is None
+             else "Monte Carlo, independent run (floor)")
+    rows = {floor: pair.second} | sets
     reference = pair.reference
     return {"model": summary["name"], "dataset": chosen["name"], "gamma": gamma,
             "temperature": temperature, "sets": sets, "reference": reference,
@@ -185,7 +187,7 @@ except (OSError, ValueError) as err:
     st.error(f"This model could not be loaded ({err}); train it again.")
     st.stop()
 
-chosen, ds = pick_compatible_dataset(summary, "Monte Carlo data to compare with",
+chosen, ds = pick_compatible_dataset(summary, "Data to compare with",
                                      "reconstruct_dataset")
 held_out = held_out_indices(trained, ds)
 
@@ -201,7 +203,7 @@ original = ds.coords[k]
 decoded = trained.reconstruct(original[None], ds.gamma[k:k + 1], ds.temperature[k:k + 1])[0]
 matched = match_and_align(decoded, original)
 # Alignment may leave the box slightly; the view only needs the shape.
-shown = np.clip(matched, 0.0, ds.box)
+shown = matched if ds.box is None else np.clip(matched, 0.0, ds.box)
 displacement = np.linalg.norm(matched - original, axis=1)
 energy = energies_per_particle(np.stack([original, decoded]), ds.system, ds.gamma[k])
 cols = st.columns(4)
@@ -239,6 +241,7 @@ if trained.settings.conditional:
              "is too far.")
 else:
     gamma = cols[1].selectbox("relaxed at γ", gammas, key="generate_gamma_relax",
+                              disabled=not can_relax(ds.system),
                               help="Unconditional model: its samples span the training γ "
                                    "values; the thermal sweeps run at this γ.")
 sweeps = cols[2].number_input(

@@ -172,6 +172,9 @@ def _energy_options(sub) -> None:
     energy.add_argument("--cutoff", type=float, default=None)
     energy.add_argument("--tail-correction", action="store_true")
     energy.add_argument("--gamma", type=float, default=0.0)
+    energy.add_argument("--potential", choices=("lj-gravity", "lj13"), default="lj-gravity",
+                        help="lj13: the free cluster's r^-12 - 2 r^-6 plus its tether (no box; "
+                             "total counts each pair once, total_ordered_pairs twice)")
 
 
 def _train_options(sub) -> None:
@@ -321,6 +324,12 @@ def cmd_energy(args) -> int:
     from .potential import periodic_mask, total_energy
 
     conf = read_configurations(args.file)
+    if args.potential == "lj13":
+        from .potential import cluster_energy_terms
+
+        frames = [cluster_energy_terms(c) for c in conf.coords]
+        print(json.dumps(frames[0] if len(frames) == 1 else {**frames[0], "frames": frames}))
+        return 0
     box = args.box if args.box is not None else conf.box
     if box is None or not box > 0:
         raise ValueError("the file gives no box: pass --box L")

@@ -155,6 +155,17 @@ def cluster_energies(coords, ordered_pairs: bool = False) -> np.ndarray:
     return (2.0 if ordered_pairs else 1.0) * pair + tether_energies(coords)
 
 
+def cluster_energy_terms(pos: np.ndarray) -> dict:
+    """All energy terms of one LJ13-convention cluster (N, d) as a dict: ``total`` and
+    ``pair`` count each pair once, ``total_ordered_pairs`` twice (the published tables'
+    convention); ``tether`` is the harmonic term; ``gravity`` and ``tail`` are zero."""
+    pos = np.asarray(pos, dtype=np.float64)
+    total, tether = float(cluster_energies(pos)[0]), float(tether_energies(pos))
+    return {"total": total, "pair": total - tether, "tether": tether, "gravity": 0.0,
+            "tail": 0.0, "total_ordered_pairs": 2.0 * total - tether,
+            "particles": int(pos.shape[0])}
+
+
 def gravity_energy(pos: np.ndarray, gamma: float) -> float:
     """Gravity term 4 gamma sum_i z_i, z being the last ("up") axis."""
     return float(4.0 * gamma * np.sum(pos[..., -1], axis=-1))

@@ -103,8 +103,10 @@ def radial_distribution_chart(curves: pd.DataFrame, free: bool = False) -> alt.C
         color=alt.Color("condition:N", title=GAMMA_TITLE),
         tooltip=[alt.Tooltip("condition:N", title=GAMMA_TITLE),
                  alt.Tooltip("r:Q", title="r (σ)", format=".2f"),
-                 alt.Tooltip("g:Q", title="g(r)", format=".3f")],
+                 alt.Tooltip("g:Q", title="density" if free else "g(r)", format=".3f")],
     )
+    if free:  # no box, so no ideal gas to compare with
+        return line.properties(title="Pair distances")
     ideal = alt.Chart(pd.DataFrame({"g": [1.0]})).mark_rule(color="gray", strokeDash=[4, 4]) \
         .encode(y=y)
     return (line + ideal).properties(title="Radial distribution g(r) (dashed: ideal gas)")
@@ -164,11 +166,13 @@ def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
     # A chart filling its column is fitted to its height legend included: the heights leave
     # the plots about 260 px under a legend of three rows.
     colour = alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", columns=1))
+    # The gravity system's LJ part (gravity shows in ρ(z)); the LJ13 cluster's whole energy.
+    energy_name = "energy" if system.potential == "lj13" else "LJ energy"
     hist = alt.Chart(pd.concat(energy)).transform_density(
         "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(
-        x=alt.X("U_LJ / N:Q", title="LJ energy per particle (ε)"),
+        x=alt.X("U_LJ / N:Q", title=f"{energy_name} per particle (ε)"),
         y=alt.Y("density:Q", title="probability density"), color=colour).properties(
-        title="LJ energy per particle (clipped at 5)", height=400)
+        title=f"{energy_name} per particle (clipped at 5)", height=400)
     free = system.free
     g_chart = alt.Chart(pd.concat(rdf)).mark_line().encode(
         x=alt.X("r:Q", title="r (σ)"),

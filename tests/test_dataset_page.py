@@ -203,7 +203,7 @@ def test_a_free_cluster_upload_and_a_bad_one(cache):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Box L"] == "none (free cluster)" and metrics["Potential"] == "lj13"
+    assert metrics["Box L"] == "none" and metrics["Potential"] == "lj13"
     titles = {json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")}
     assert "Distances from the centre of mass" in titles
     table = next(d.value for d in at.dataframe if "configurations" in d.value)

@@ -136,4 +136,5 @@ def test_generating_on_the_reconstruct_page_judges_raw_samples(store, monkeypatc
     at.run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     table = at.dataframe[-1].value
-    assert table["set"].tolist() == ["Monte Carlo, independent run (floor)", "generated, raw"]
+    assert table["set"].tolist() == ["the other half of the held-out data (floor)",
+                                     "generated, raw"]

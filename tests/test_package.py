@@ -42,6 +42,8 @@ def test_the_wheel_holds_the_library_the_shipped_model_and_the_command(wheel):
     assert {"ljvae_core/cli.py", "ljvae_core/statepoints.py", "ljvae_ui/state.py"} <= set(names)
     assert {f"ljvae_core/data/demo-model/{f}" for f in ("model.keras", "meta.json",
                                                          "meta.npz")} <= set(names)
+    # The LJ13 benchmark's reference clusters travel with the package.
+    assert "ljvae_core/data/lj13/lj13_val_10000.npy" in names
     assert "ljvae = ljvae_core.cli:main" in entry_points
 
 

@@ -1,5 +1,6 @@
 """Datasets from other tools' trajectories, the LJ13 cluster's energy and its benchmark."""
 
+import io
 import json
 import subprocess
 import sys
@@ -190,3 +191,50 @@ def test_lj13_benchmark_tells_a_distorted_sample_from_monte_carlo(tmp_path):
     assert wide["energy_w2_squared"] == pytest.approx(wide["energy_w2"] ** 2)
     bad = _run("benchmark", "lj13", "--data", tmp_path / "missing.npz")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+_SUFFIXES = [".xyz", ".extxyz", ".lammpstrj", ".data", ".traj", ".npy", ".npz", ".bin"]
+
+
+def _hostile_files():
+    from hypothesis import strategies as st
+
+    text = st.text(max_size=300).map(str.encode)
+    header = st.sampled_from([b"ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n", b"3\n\n",
+                              b"\x93NUMPY\x01\x00", b"PK\x03\x04", b""])
+    body = st.one_of(st.binary(max_size=400), text)
+    return st.tuples(st.sampled_from(_SUFFIXES), st.builds(lambda h, b: h + b, header, body))
+
+
+def test_hostile_files_get_one_sentence_and_never_crash(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(_hostile_files())
+    def check(case):
+        suffix, content = case
+        try:
+            ds = import_dataset([(f"f{suffix}", io.BytesIO(content))],
+                                ImportOptions(box=5.0))
+        except ImportFailure as err:
+            message = str(err)
+            assert message.endswith(".") and "\n" not in message and "Traceback" not in message
+            return
+        assert np.isfinite(ds.coords).all() and len(ds) > 0  # it happened to be a trajectory
+
+    check()
+
+
+def test_the_energy_command_prints_both_pair_conventions_for_lj13(tmp_path):
+    from ljvae_core.io import write_extxyz
+
+    pair = np.array([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    write_extxyz(tmp_path / "pair.xyz", pair, None)
+    done = _run("energy", tmp_path / "pair.xyz", "--potential", "lj13")
+    assert done.returncode == 0, done.stderr
+    terms = json.loads(done.stdout)
+    assert terms["pair"] == pytest.approx(-1.0) and terms["tether"] == pytest.approx(0.25)
+    assert terms["total"] == pytest.approx(-0.75)
+    assert terms["total_ordered_pairs"] == pytest.approx(-1.75)
+    assert terms["gravity"] == 0.0 and terms["particles"] == 2
