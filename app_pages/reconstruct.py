@@ -38,7 +38,7 @@ def energy_text(value: float) -> str:
 
 
 PRIOR_NAMES = {"default": "the fitted prior", "pooled": "one mixture over every state point",
-               "unrefined": "the fitted prior, without the physics loss", "normal": "N(0, I)"}
+               "unrefined": "the plain mixture, as fitted", "normal": "N(0, I)"}
 JUDGED = "state_point_job"
 
 

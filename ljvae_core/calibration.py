@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import MIN_VALID_DISTANCE
+from .analysis import MIN_VALID_DISTANCE, energies_per_particle
 from .penalty import PhysicsPenalty
 from .trained import TrainedModel
 
@@ -15,8 +15,10 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
     """Fit the generation prior (a Gaussian mixture over the posterior means of at most
     ``max_samples`` training configurations, :class:`ljvae_core.priors.LatentPrior`), then,
     with a prior physics weight, refine it with the joint physics loss of its decoded
-    samples. Kept in the meta: the prior generation uses, and the plain fit beside it
-    (``latent_prior_plain``) when the two differ."""
+    samples; an unconditional model's prior is then narrowed to decode energies like the
+    training configurations' (:func:`calibrated_scale`). Kept in the meta: the prior
+    generation uses, and the plain fit beside it (``latent_prior_plain``) when the two
+    differ."""
     from .priors import LatentPrior
 
     idx = np.asarray(trained.meta["train_indices"])
@@ -24,19 +26,48 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
     if len(idx) > max_samples:
         idx = np.sort(rng.choice(idx, max_samples, replace=False))
     latent = trained.encode(dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
-    prior = LatentPrior.fit(latent, components, trained.settings.seed)
+    plain = prior = LatentPrior.fit(latent, components, trained.settings.seed)
     trained.meta.pop("latent_prior_plain", None)
     penalty = _prior_penalty(trained, dataset, idx)
     conditional = trained.settings.conditional
     # A conditional model refines its pooled mixture, then one per state point.
     first, rest = _split_progress(progress) if conditional else (progress, None)
     if penalty is not None:
-        trained.meta["latent_prior_plain"] = prior.to_dict()
         prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
                              seed=trained.settings.seed, progress=first)
+    scale = 1.0
+    if not conditional:
+        scale = calibrated_scale(trained, prior, dataset.coords[idx], seed=trained.settings.seed)
+        prior = prior.scaled(scale)
+    trained.meta["latent_prior_scale"] = scale
+    if penalty is not None or scale != 1.0:
+        trained.meta["latent_prior_plain"] = plain.to_dict()
     trained.meta["latent_prior"] = prior.to_dict()
     if conditional:
         attach_conditional_prior(trained, dataset, components, max_samples, rest)
+
+
+# The spreads tried for a generation prior, as factors of the fitted mixture's.
+PRIOR_SCALES = tuple(float(s) for s in np.round(np.arange(0.5, 1.0001, 0.05), 2))
+
+
+def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0) -> float:
+    """The factor in :data:`PRIOR_SCALES` by which to scale the spread of ``prior``
+    (:meth:`ljvae_core.priors.LatentPrior.scaled`) so that the energy per particle of its
+    decoded samples is closest (1D W1) to that of ``reference``, the training configurations
+    the prior was fitted on. A mixture of latent means decodes too loose a configuration
+    between and around the data's, too high in energy; a narrower one is closer. Held-out
+    data play no part. The gravity system's LJ part only (gravity shows in the heights)."""
+    from scipy.stats import wasserstein_distance
+
+    system = trained.system
+    target = energies_per_particle(reference, system, 0.0)
+
+    def distance(scale):
+        z = prior.scaled(scale).sample(n, np.random.default_rng(seed))
+        return wasserstein_distance(energies_per_particle(trained.decode(z), system, 0.0),
+                                    target)
+    return min(PRIOR_SCALES, key=distance)
 
 
 def _split_progress(progress):

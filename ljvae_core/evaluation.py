@@ -15,7 +15,8 @@ evaluate`` prints:
   project's own Monte Carlo kernel; the quenched samples' energies are also compared with
   those of equally quenched Monte Carlo samples (a quench lowers those too). Unrelaxed
   samples of N(0, I) (``normal_prior``) and, for a prior refined by the joint physics loss,
-  of the mixture before that refinement (``unrefined_prior``) are scored beside them.
+  of the mixture before that refinement (and before an unconditional prior's narrowing,
+  ``prior_scale``) (``unrefined_prior``) are scored beside them.
 - ``training``: seconds per epoch, epochs run.
 """
 
@@ -217,6 +218,7 @@ def _generation(trained, dataset, reference, idx, n, sweeps, seed) -> dict:
                                                  gamma, temperature, seed)
         if "unrefined" in trained.available_priors():
             result["prior_physics_weight"] = trained.latent_prior.physics_weight
+            result["prior_scale"] = trained.meta.get("latent_prior_scale", 1.0)
             result["unrefined_prior"] = _raw_generation(trained, "unrefined", reference,
                                                         dataset, n, gamma, temperature, seed)
     result["samples"] = int(n)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,6 +60,12 @@ class LatentPrior:
         which = rng.choice(len(self.weights), n, p=self.weights / self.weights.sum())
         eps = rng.normal(size=(n, self.means.shape[1]))
         return self.means[which] + np.einsum("nij,nj->ni", self.factors[which], eps)
+
+    def scaled(self, scale: float) -> LatentPrior:
+        """The mixture with every component's spread times ``scale`` (covariances times its
+        square): the mixture sampled at a lower temperature, as flows and VAEs often are. The
+        same generator state draws the same components and directions at any scale."""
+        return replace(self, covariances=self.covariances * float(scale) ** 2)
 
     def log_likelihood(self, latent) -> np.ndarray:
         """Log density of each latent vector (M, D) under the mixture (the density

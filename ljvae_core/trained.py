@@ -191,8 +191,9 @@ class TrainedModel:
         the mixture of the state point (gamma, T), carried between trained state points
         (:class:`ljvae_core.priors.ConditionalPrior`); otherwise the mixture fitted over every
         training configuration (:class:`ljvae_core.priors.LatentPrior`, refined by the joint
-        physics loss where the model's was), which prior="pooled" also names.
-        prior="unrefined": that mixture's maximum-likelihood fit, before the refinement.
+        physics loss where the model's was, and for an unconditional model narrowed by its
+        calibrated scale), which prior="pooled" also names.
+        prior="unrefined": that mixture's maximum-likelihood fit, before either.
         prior="normal": N(0, I)."""
         if prior not in PRIORS:
             raise ValueError(f"unknown prior {prior!r}; choose from {PRIORS}")

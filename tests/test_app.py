@@ -177,9 +177,10 @@ def _generate_on_the_reconstruct_page(at):
     assert table["classifier AUC"].between(0, 1).all()
     assert not any("_" in c for c in table.columns)
     assert at.get("download_button")
-    # The plain mixture, before the physics loss refined the prior, is one choice away.
+    # The plain mixture, before the physics loss refined and the calibration narrowed the
+    # prior, is one choice away.
     assert at.radio(key="generate_prior").options == [
-        "the fitted prior", "the fitted prior, without the physics loss", "N(0, I)"]
+        "the fitted prior", "the plain mixture, as fitted", "N(0, I)"]
     at.radio(key="generate_prior").set_value("unrefined")
     at.button(key="generate").click()
     at.run()

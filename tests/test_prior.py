@@ -2,8 +2,10 @@
 Cholesky failure, whatever the latent directions the encoder leaves unused."""
 
 import numpy as np
+import pytest
 
 from ljvae_core.priors import COVARIANCE_FLOOR, LatentPrior, positive_definite
+from ljvae_core.system import System
 
 
 def _least_eigenvalue(prior):
@@ -45,3 +47,36 @@ def test_refining_keeps_unused_latent_directions_above_the_floor():
     # The used directions keep their spread, the unused ones stay where the data is.
     assert np.allclose(z[:, :3].std(axis=0), 1.0, atol=0.1)
     assert np.allclose(z[:, 3:].mean(axis=0), 0.3, atol=0.05)
+
+
+class _PairDecoder:
+    """A stand-in model decoding latent z (M, 1) into a pair of particles 1.3 + z apart."""
+
+    system = System(box=None, dim=3)
+
+    def decode(self, z):
+        r = 1.3 + np.asarray(z)[:, 0]
+        pair = np.zeros((len(r), 2, 3))
+        pair[:, 1, 0] = r
+        return pair
+
+
+def test_the_calibrated_scale_makes_decoded_energies_those_of_the_data():
+    from ljvae_core.calibration import PRIOR_SCALES, calibrated_scale
+    from ljvae_core.priors import LatentPrior
+
+    # The data's pair distances spread 0.7 times as much as the prior's latent.
+    rng = np.random.default_rng(0)
+    r = 1.3 + 0.7 * 0.1 * rng.normal(size=4000)
+    data = np.zeros((4000, 2, 3))
+    data[:, 1, 0] = r
+    prior = LatentPrior(np.ones(1), np.zeros((1, 1)), np.full((1, 1, 1), 0.1**2))
+    scale = calibrated_scale(_PairDecoder(), prior, data, n=4000)
+    assert scale == pytest.approx(0.7, abs=0.051) and scale in PRIOR_SCALES
+    # A prior as spread as the data keeps its spread.
+    assert calibrated_scale(_PairDecoder(), prior.scaled(0.7), data, n=4000) == 1.0
+    # Scaling keeps the components and narrows each of them.
+    narrow = prior.scaled(0.5)
+    assert np.allclose(narrow.covariances, 0.25 * prior.covariances)
+    assert np.allclose(narrow.sample(5, np.random.default_rng(1)),
+                       0.5 * prior.sample(5, np.random.default_rng(1)))
