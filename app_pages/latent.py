@@ -127,8 +127,10 @@ def upload_controls():
         "is anomalous when its score exceeds the model's "
         f"{trained.meta.get('anomaly', {}).get('percentile', 99):g}th percentile of held-out "
         "normal data. The score is the larger of two robust z-scores: the negative ELBO, and how "
-        "far the configuration's pair energy and mean height (the two terms of "
-        "U = U_LJ + 4γΣz) lie from the training ensemble they are closest to.")
+        + ("far the cluster's energy per particle and mean distance from its centre lie from "
+           "the training ensemble's." if trained.system.free else
+           "far the configuration's pair energy and mean height (the two terms of "
+           "U = U_LJ + 4γΣz) lie from the training ensemble they are closest to."))
     uploads = st.file_uploader("Configurations", type=["xyz", "extxyz", "csv", "npy"],
                                accept_multiple_files=True, key="uploads")
     if not uploads:

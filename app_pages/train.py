@@ -147,6 +147,15 @@ try:
 except TrainingError as err:
     st.error(f"Please fix the settings: {err}.")
     settings = None
+if settings is not None and summary["box"] is None:
+    if settings.representation != "distances":
+        st.error("Please fix the settings: a free cluster (no box) trains on distance "
+                 "matrices, which see neither where it is nor how it is turned.")
+        settings = None
+    else:
+        st.caption("A free cluster: its distance matrices carry no height channels and its "
+                   "decoder no log-heights (there is no up); the hard core works in its "
+                   "potential's σ.")
 
 limits = hosted_limits()
 if settings is not None and limits is not None:

@@ -138,3 +138,17 @@ def test_generating_on_the_reconstruct_page_judges_raw_samples(store, monkeypatc
     table = at.dataframe[-1].value
     assert table["set"].tolist() == ["the other half of the held-out data (floor)",
                                      "generated, raw"]
+
+
+def test_the_train_page_offers_a_free_cluster_distances_only(store, monkeypatch):
+    root, _ = store
+    monkeypatch.setenv("LJVAE_CACHE", str(root))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert any("A free cluster" in c.value for c in at.caption)
+    at.selectbox(key="representation").set_value("coords")
+    at.run()
+    assert not at.exception and "trains on distance matrices" in at.error[0].value
+    assert at.button(key="train").disabled
