@@ -111,26 +111,26 @@ def _cli(env, *args):
                           env={**os.environ, **env})
 
 
-@pytest.mark.parametrize("page", ["app_pages/reconstruct.py", "app_pages/latent.py",
-                                  "app_pages/dataset.py", "app_pages/train.py"])
-def test_every_page_shows_the_cluster_model(store, monkeypatch, page):
-    root, _ = store
-    monkeypatch.setenv("LJVAE_CACHE", str(root))
+def _opened(store, monkeypatch, page) -> AppTest:
+    """The app on the store's cache, at ``page``."""
+    monkeypatch.setenv("LJVAE_CACHE", str(store[0]))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     at.switch_page(page)
     at.run()
+    return at
+
+
+@pytest.mark.parametrize("page", ["app_pages/reconstruct.py", "app_pages/latent.py",
+                                  "app_pages/dataset.py", "app_pages/train.py"])
+def test_every_page_shows_the_cluster_model(store, monkeypatch, page):
+    at = _opened(store, monkeypatch, page)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
 
 
 def test_generating_on_the_reconstruct_page_judges_raw_samples(store, monkeypatch):
-    root, _ = store
-    monkeypatch.setenv("LJVAE_CACHE", str(root))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/reconstruct.py")
-    at.run()
+    at = _opened(store, monkeypatch, "app_pages/reconstruct.py")
     at.number_input(key="n_generate").set_value(40)
     at.button(key="generate").click()
     at.run()
@@ -141,12 +141,7 @@ def test_generating_on_the_reconstruct_page_judges_raw_samples(store, monkeypatc
 
 
 def test_the_train_page_offers_a_free_cluster_distances_only(store, monkeypatch):
-    root, _ = store
-    monkeypatch.setenv("LJVAE_CACHE", str(root))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/train.py")
-    at.run()
+    at = _opened(store, monkeypatch, "app_pages/train.py")
     assert any("A free cluster" in c.value for c in at.caption)
     at.selectbox(key="representation").set_value("coords")
     at.run()
