@@ -16,7 +16,8 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
     ``max_samples`` training configurations, :class:`ljvae_core.priors.LatentPrior`), then,
     with a prior physics weight, refine it with the joint physics loss of its decoded
     samples; an unconditional model's prior is then narrowed to decode energies like the
-    training configurations' (:func:`calibrated_scale`). Kept in the meta: the prior
+    training configurations' (:func:`calibrated_scale`; not for voxel grids, whose decoding
+    is slow). Kept in the meta: the prior
     generation uses, and the plain fit beside it (``latent_prior_plain``) when the two
     differ."""
     from .priors import LatentPrior
@@ -36,7 +37,8 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
         prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
                              seed=trained.settings.seed, progress=first)
     scale = 1.0
-    if not conditional:
+    # Voxel grids decode by peak picking, seconds per thousand: they keep the fitted spread.
+    if not conditional and trained.settings.representation != "voxels":
         scale = calibrated_scale(trained, prior, dataset.coords[idx], seed=trained.settings.seed)
         prior = prior.scaled(scale)
     trained.meta["latent_prior_scale"] = scale

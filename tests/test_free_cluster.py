@@ -2,8 +2,6 @@
 generate, are judged, scored and shown like the simulator's configurations."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,27 +86,19 @@ def test_uploads_are_scored_wherever_the_cluster_lies(store):
     assert all(r["anomalous"] for r in rows[6:])
 
 
-def test_the_lj13_benchmark_of_a_model_uses_its_held_out_clusters(store, tmp_path):
+def test_the_lj13_benchmark_of_a_model_uses_its_held_out_clusters(store, tmp_path, capsys):
+    from ljvae_core.cli import main
+
     root, name = store
-    samples = tmp_path / "gen.npz"
-    env = {"LJVAE_CACHE": str(root)}
-    run = _cli(env, "generate", root / "models" / name, "--samples", 200, "--out", samples)
-    assert run.returncode == 0, run.stderr
-    run = _cli(env, "benchmark", "lj13", "--data", samples, "--model", root / "models" / name,
-               "--dataset", root / "datasets" / "lj13.joblib")
-    assert run.returncode == 0, run.stderr
-    result = json.loads(run.stdout)
+    samples, model = tmp_path / "gen.npz", str(root / "models" / name)
+    assert main(["generate", model, "--samples", "200", "--out", str(samples)]) == 0
+    capsys.readouterr()
+    assert main(["benchmark", "lj13", "--data", str(samples), "--model", model,
+                 "--dataset", str(root / "datasets" / "lj13.joblib")]) == 0
+    result = json.loads(capsys.readouterr().out)
     assert result["held_out_samples"] == 150  # the validation blocks: a quarter of 600
     assert result["generated"]["samples"] == 200 and result["floor"]["samples"] == 200
     assert result["generated"]["energy_w2"] > result["floor"]["energy_w2"] > 0
-
-
-def _cli(env, *args):
-    import os
-
-    return subprocess.run([sys.executable, "-m", "ljvae_core", *map(str, args)],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})
 
 
 def _opened(store, monkeypatch, page) -> AppTest:

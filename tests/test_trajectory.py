@@ -2,8 +2,7 @@
 
 import io
 import json
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,9 +13,16 @@ from ljvae_core.system import System
 from ljvae_core.trajectory import BLOCKS_PER_RUN, ImportFailure, ImportOptions, import_dataset
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, "-m", "ljvae_core", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def run(capsys):
+    """The command line, in this process: (exit status, stdout, stderr) of ``main(args)``."""
+    from ljvae_core.cli import main
+
+    def call(*args):
+        status = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err)
+    return call
 
 
 def _gas(rng, frames=40, n=6, dim=3, box=5.0):
@@ -154,22 +160,22 @@ def test_files_of_different_systems_are_refused_together(tmp_path):
         import_dataset([tmp_path / "a.npy", tmp_path / "b.npy"], ImportOptions(box=5.0))
 
 
-def test_import_command_writes_a_dataset_or_nothing(tmp_path):
+def test_import_command_writes_a_dataset_or_nothing(tmp_path, run):
     rng = np.random.default_rng(5)
     np.save(tmp_path / "c.npy", rng.normal(0, 0.6, (40, 13, 3)).reshape(40, 39))
     out = tmp_path / "D"
-    done = _run("import", tmp_path / "c.npy", "--potential", "lj13", "--no-box", "--out", out)
+    done = run("import", tmp_path / "c.npy", "--potential", "lj13", "--no-box", "--out", out)
     assert done.returncode == 0, done.stderr
     assert "40 configurations of 13 particles in 3D, a free cluster" in done.stderr
     from ljvae_core.artifacts import load_dataset
 
     assert load_dataset(out).system.free  # a path without a suffix is a path
-    bad = _run("import", tmp_path / "c.npy", "--out", tmp_path / "E")
+    bad = run("import", tmp_path / "c.npy", "--out", tmp_path / "E")
     assert bad.returncode == 2 and "gives no box" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "E").exists()
 
 
-def test_lj13_benchmark_tells_a_distorted_sample_from_monte_carlo(tmp_path):
+def test_lj13_benchmark_tells_a_distorted_sample_from_monte_carlo(tmp_path, run):
     from ljvae_core.lj13 import reference_clusters
 
     clusters = reference_clusters()
@@ -177,7 +183,7 @@ def test_lj13_benchmark_tells_a_distorted_sample_from_monte_carlo(tmp_path):
     np.savez(tmp_path / "wide.npz", coords=1.05 * clusters[::2][:2000])
     figures = {}
     for name in ("same", "wide"):
-        done = _run("benchmark", "lj13", "--data", tmp_path / f"{name}.npz")
+        done = run("benchmark", "lj13", "--data", tmp_path / f"{name}.npz")
         assert done.returncode == 0, done.stderr
         figures[name] = json.loads(done.stdout)
     floor = figures["same"]["floor"]
@@ -189,7 +195,7 @@ def test_lj13_benchmark_tells_a_distorted_sample_from_monte_carlo(tmp_path):
     assert wide["energy_w2"] > 10 * floor["energy_w2"]
     assert wide["distance_w1"] > 0.05 > 10 * floor["distance_w1"]
     assert wide["energy_w2_squared"] == pytest.approx(wide["energy_w2"] ** 2)
-    bad = _run("benchmark", "lj13", "--data", tmp_path / "missing.npz")
+    bad = run("benchmark", "lj13", "--data", tmp_path / "missing.npz")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
@@ -226,12 +232,12 @@ def test_hostile_files_get_one_sentence_and_never_crash(tmp_path):
     check()
 
 
-def test_the_energy_command_prints_both_pair_conventions_for_lj13(tmp_path):
+def test_the_energy_command_prints_both_pair_conventions_for_lj13(tmp_path, run):
     from ljvae_core.io import write_extxyz
 
     pair = np.array([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
     write_extxyz(tmp_path / "pair.xyz", pair, None)
-    done = _run("energy", tmp_path / "pair.xyz", "--potential", "lj13")
+    done = run("energy", tmp_path / "pair.xyz", "--potential", "lj13")
     assert done.returncode == 0, done.stderr
     terms = json.loads(done.stdout)
     assert terms["pair"] == pytest.approx(-1.0) and terms["tether"] == pytest.approx(0.25)
