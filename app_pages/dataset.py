@@ -9,7 +9,7 @@ import streamlit as st
 from ljvae_core.analysis import MIN_VALID_DISTANCE, STRUCTURE_PAIRS, structure_by_condition
 from ljvae_core.artifacts import safe_name, save_dataset
 from ljvae_core.hosted import LimitError, check_import
-from ljvae_core.io import extxyz_text, npz_bytes
+from ljvae_core.io import MAX_UPLOAD_BYTES, extxyz_text, npz_bytes
 from ljvae_core.sampling import ParameterError, parse_values
 from ljvae_core.system import POTENTIALS
 from ljvae_core.trajectory import ImportFailure, ImportOptions, describe, import_dataset
@@ -254,8 +254,6 @@ def show_configuration(ds) -> None:
 IMPORT_TYPES = ["xyz", "extxyz", "lammpstrj", "dump", "data", "lmp", "traj", "npy", "npz"]
 POTENTIAL_NAMES = {"lj-gravity": "LJ + gravity, in a box", "lj13": "LJ13 cluster (free)"}
 BOXES = {"file": "the file's cell", "given": "a box of side L", "free": "none: a free cluster"}
-# Uploads for import locally: Streamlit's own default limit; the hosted demo's is smaller.
-LOCAL_IMPORT_BYTES = 200 * 2**20
 
 
 def import_form() -> None:
@@ -294,8 +292,8 @@ def import_uploads(files, options: dict, gamma: str, temperature: str, name: str
                                   else None)
         if limits is not None:
             check_import(n_bytes, limits=limits)
-        elif n_bytes > LOCAL_IMPORT_BYTES:
-            raise LimitError(f"uploads of at most {LOCAL_IMPORT_BYTES / 2**20:g} MB can be "
+        elif n_bytes > MAX_UPLOAD_BYTES:
+            raise LimitError(f"uploads of at most {MAX_UPLOAD_BYTES / 2**20:g} MB can be "
                              "imported here; use the import command for larger files")
         with st.spinner("Reading the frames and computing their energies…"):
             ds = import_dataset([(f.name, io.BytesIO(f.getvalue())) for f in files],
