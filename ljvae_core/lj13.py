@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from .analysis import MIN_VALID_DISTANCE, wasserstein
-from .potential import LJ13_SIGMA, cluster_energies
+from .analysis import valid_fraction, wasserstein
+from .geometry import pairwise_distances
+from .potential import cluster_energies
+from .system import System
 
 REFERENCE = Path(__file__).parent / "data" / "lj13" / "lj13_val_10000.npy"
 N_PARTICLES, DIM = 13, 3
-# A pair closer than this (0.8 of the cluster's σ, as for the gravity system) is an overlap.
-MIN_DISTANCE = MIN_VALID_DISTANCE * LJ13_SIGMA
+CLUSTER = System(box=None, dim=DIM, potential="lj13")
 
 
 def reference_clusters() -> np.ndarray:
@@ -34,7 +35,7 @@ def interatomic_distances(coords) -> np.ndarray:
     """The N(N-1)/2 pair distances of each cluster (M, N, d), (M, pairs)."""
     coords = np.asarray(coords, dtype=np.float64)
     i, j = np.triu_indices(coords.shape[1], k=1)
-    return np.linalg.norm(coords[:, i] - coords[:, j], axis=-1)
+    return pairwise_distances(coords)[:, i, j]
 
 
 def figures(sample, reference) -> dict:
@@ -53,7 +54,8 @@ def figures(sample, reference) -> dict:
         "mean_energy": float(np.mean(energy[finite])) if finite.any() else float("nan"),
         "mean_energy_pairs_once": float(np.mean(cluster_energies(sample)[finite]))
         if finite.any() else float("nan"),
-        "valid_fraction": float(np.mean(distances.min(axis=1) >= MIN_DISTANCE)),
+        # No pair under 0.8 of the cluster's sigma, as for the gravity system.
+        "valid_fraction": valid_fraction(sample, CLUSTER),
     }
 
 

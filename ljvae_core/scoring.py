@@ -36,14 +36,9 @@ def validate_for_model(trained, coords) -> np.ndarray:
                                        f"expects {rep.n_particles_}")
     if not np.isfinite(coords).all():
         raise UnsuitableConfigurations("the configurations hold NaN or infinite coordinates")
-    system = trained.system
-    if system.free:  # a free cluster is wherever it is: only its shape is scored
-        return coords - coords.mean(axis=1, keepdims=True)
-    periodic = system.periodic
-    for axis in (a for a, letter in enumerate("xyz"[:rep.d]) if letter in periodic):
-        # The project's convention: coordinates on periodic axes lie in [0, L).
-        coords[..., axis] = np.mod(coords[..., axis], rep.L)
-    if coords.min() < 0 or coords.max() > rep.L:
+    system = trained.system  # a free cluster is wherever it is: only its shape is scored
+    coords = system.placed(coords)
+    if system.outside_walls(coords) is not None:
         raise UnsuitableConfigurations(f"particles lie outside the model's box "
                                        f"[0, {rep.L:g}]")
     return coords

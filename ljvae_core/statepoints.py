@@ -190,7 +190,7 @@ def evaluate_state_points(trained, dataset, unseen_gammas=(), n: int = STATE_SAM
         raise ValueError("imported data cannot be simulated at unseen gamma; leave out "
                          "--unseen-gamma")
     if not can_relax(dataset.system):
-        sweeps = [k for k in sweeps if k == 0] or [0]  # samples of such systems are judged raw
+        sweeps = [0]  # samples of such systems are judged raw
     points = state_point_list(trained, dataset, unseen_gammas)
     results = []
     for k, (gamma, temperature, seen) in enumerate(points):

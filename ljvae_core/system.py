@@ -89,6 +89,30 @@ class System:
         """Whether every side axis has walls (none of them periodic)."""
         return not self.mask[:-1].any()
 
+    def placed(self, coords) -> np.ndarray:
+        """Configurations (M, N, d) as this system keeps them: a free cluster centred on its
+        centre of mass, coordinates on periodic axes wrapped into [0, L) (the project's
+        convention); axes with walls are left as they are (:meth:`outside_walls`)."""
+        coords = np.array(coords, dtype=np.float64)
+        if self.free:
+            return coords - coords.mean(axis=-2, keepdims=True)
+        for axis, letter in enumerate("xyz"[:self.dim]):
+            if letter in self.periodic:
+                coords[..., axis] %= self.box
+        return coords
+
+    def outside_walls(self, coords, tolerance: float = 0.0) -> str | None:
+        """The first axis with walls along which a particle of ``coords`` lies outside
+        [0, L] by more than ``tolerance``, or None (always None for a free cluster)."""
+        if self.free:
+            return None
+        for axis, letter in enumerate("xyz"[:self.dim]):
+            values = coords[..., axis]
+            if letter not in self.periodic and (values.min() < -tolerance
+                                                or values.max() > self.box + tolerance):
+                return letter
+        return None
+
     def energies(self, coords, gamma: float = 0.0) -> np.ndarray:
         """Total energy of each configuration (M, N, d) in this system's potential: LJ +
         gravity at ``gamma``, or the LJ13 cluster's (each pair counted once; gamma unused)."""

@@ -218,7 +218,9 @@ def _representation(dataset, settings):
     if settings.representation != "distances":
         raise TrainingError("free clusters (no box) train on the distances representation, "
                             "which sees neither where a cluster is nor how it is turned")
-    diameter = float(pairwise_distances(dataset.coords).max())
+    # In chunks: all the matrices at once would hold M N^2 distances.
+    diameter = max(float(pairwise_distances(chunk).max())
+                   for chunk in np.array_split(dataset.coords, max(1, len(dataset) // 2000)))
     return make_representation("distances", L=math.ceil(diameter), d=dataset.dim,
                                free=True, **params)
 

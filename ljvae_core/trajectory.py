@@ -267,15 +267,13 @@ def _labels(from_file, from_options, k: int, n: int, default: float) -> np.ndarr
 def _placed(coords: np.ndarray, system: System, name: str) -> np.ndarray:
     """Free clusters centred on their centre of mass; periodic axes wrapped into the box;
     coordinates outside walls refused."""
+    x = system.placed(coords)
     if system.free:
-        return coords - coords.mean(axis=1, keepdims=True)
-    x = coords.copy()
-    for axis in range(system.dim):
-        if "xyz"[axis] in system.periodic:
-            x[..., axis] %= system.box
-        elif x[..., axis].min() < -BOX_TOLERANCE or x[..., axis].max() > system.box + BOX_TOLERANCE:
-            raise ImportFailure(f"{name}: some particles lie outside the box [0, {system.box:g}] "
-                                f"along {'xyz'[axis]}; give the right --box.")
+        return x
+    axis = system.outside_walls(x, BOX_TOLERANCE)
+    if axis is not None:
+        raise ImportFailure(f"{name}: some particles lie outside the box [0, {system.box:g}] "
+                            f"along {axis}; give the right --box.")
     return np.clip(x, 0.0, system.box)
 
 
