@@ -18,7 +18,8 @@ if limits is not None:
     st.sidebar.caption(
         f"Hosted demo: up to {limits.max_particles} particles, {limits.max_samples} samples, "
         f"{limits.max_epochs} epochs, uploads of {limits.max_upload_bytes // 2**20} MB; one "
-        "job at a time. Your datasets and models are private to this link.")
+        f"job at a time per visitor, and {limits.job_slots} on the whole server (the others "
+        "wait their turn). Your datasets and models are private to this link.")
 
 pages = {
     "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],

@@ -10,6 +10,7 @@ from ljvae_ui.state import (
     datasets_table,
     job_blocked,
     models_table,
+    queue_notice,
     redraw_when_finished,
     start_job,
 )
@@ -78,6 +79,8 @@ def demo_panel():
     job = st.session_state.get(DEMO_JOB)
     if job is None:
         return
+    if queue_notice(job, "leave_demo_queue"):
+        return
     if job.running:
         st.progress(job.fraction, text=f"{job.message} ({job.elapsed:.0f} s)")
         return
@@ -89,6 +92,8 @@ def demo_panel():
         demo_summary(job.result)
     elif job.status == "failed":
         st.error(f"The demo failed: {job.error}.")
+    else:
+        st.caption("The demo was cancelled before it started.")
 
 
 g = ", ".join(f"{x:g}" for x in DEMO_PARAMS.gammas)

@@ -85,7 +85,7 @@ def show_generated(result: dict) -> None:
 
 def judge_form() -> None:
     job = st.session_state.get(JUDGED)
-    running = job is not None and job.running
+    running = job is not None and job.active
     cols = st.columns(3)
     n = cols[0].number_input("Configurations per state point", 50, 2000, 300, key="judge_n",
                              help="Each set is this many configurations; the classifier's "

@@ -21,6 +21,7 @@ from ljvae_ui.state import (
     job_blocked,
     models_table,
     pick_dataset,
+    queue_notice,
     redraw_when_finished,
     start_job,
 )
@@ -119,7 +120,7 @@ def representation_widgets(settings: TrainSettings) -> dict:
 def job_panel():
     job = st.session_state.get(JOB)
     log = st.session_state.get(LOG) or []
-    if job is None:
+    if job is None or queue_notice(job, "leave_train_queue"):
         return
     if job.running:
         st.progress(job.fraction, text=f"{job.message} ({job.elapsed:.0f} s)")
@@ -138,6 +139,8 @@ def job_panel():
                    "chains, below).")
         st.page_link("app_pages/reconstruct.py", label="Reconstruct and generate with it",
                      icon=":material/compare:")
+    elif job.status == "cancelled":
+        st.caption("Training was cancelled before it started.")
     else:
         st.error(f"Training failed: {job.error}")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _CACHE_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("ljvae_cache_root",
@@ -35,6 +35,20 @@ class Limits:
     max_epochs: int = 60
     max_training_samples: int = 20_000
     max_upload_bytes: int = 2 * 2**20
+    # Heavy jobs of all visitors together that run at once; the others queue.
+    job_slots: int = field(default_factory=lambda: default_job_slots())
+
+
+def default_job_slots() -> int:
+    """$LJVAE_JOB_SLOTS, else the cores this process may use: more jobs than cores at once
+    only makes every visitor wait longer."""
+    value = os.environ.get("LJVAE_JOB_SLOTS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"LJVAE_JOB_SLOTS must be a whole number of at least 1, not "
+                             f"{value!r}")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 HOSTED = Limits()

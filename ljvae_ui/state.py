@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from ljvae_core.artifacts import list_datasets, list_models, load_dataset
-from ljvae_core.jobs import BackgroundJob
+from ljvae_core.jobs import BackgroundJob, JobQueue
 from ljvae_ui.hosting import hosted_limits
+
+# A queued visitor whose page has been disconnected this long has left (s): a reload or a
+# brief network drop reconnects sooner.
+PRESENCE_GRACE_SECONDS = 10.0
 
 SELECTED_DATASET = "dataset"
 SELECTED_MODEL = "model"
@@ -169,7 +175,37 @@ def pick_compatible_dataset(model_summary: dict, label: str, key: str):
 
 def _running_jobs() -> dict:
     return {k: v for k, v in st.session_state.items()
-            if isinstance(v, BackgroundJob) and v.running}
+            if isinstance(v, BackgroundJob) and v.active}
+
+
+@st.cache_resource
+def server_queue(slots: int) -> JobQueue:
+    """The one queue every visitor's heavy jobs pass through on a hosted server."""
+    return JobQueue(slots)
+
+
+class _Presence:
+    """Whether this visitor's page is still connected, callable from any thread (Streamlit's
+    runtime answers that thread-safely), with :data:`PRESENCE_GRACE_SECONDS` of grace."""
+
+    def __init__(self, runtime, session_id: str):
+        self.runtime, self.session_id = runtime, session_id
+        self.seen = time.time()
+
+    def __call__(self) -> bool:
+        if self.runtime.is_active_session(self.session_id):
+            self.seen = time.time()
+        return time.time() - self.seen < PRESENCE_GRACE_SECONDS
+
+
+def _presence() -> _Presence | None:
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    return _Presence(runtime.get_instance(), ctx.session_id)
 
 
 def job_blocked(key: str) -> str | None:
@@ -190,7 +226,11 @@ def start_job(key: str, target, *args, label: str, **kwargs) -> bool:
     if reason:
         st.error(f"Not started: {reason}.")
         return False
-    st.session_state[key] = BackgroundJob(target, *args, label=label, **kwargs)
+    limits = hosted_limits()
+    queue = None if limits is None else server_queue(limits.job_slots)
+    st.session_state[key] = BackgroundJob(target, *args, label=label, queue=queue,
+                                          alive=None if queue is None else _presence(),
+                                          **kwargs)
     return True
 
 
@@ -199,7 +239,7 @@ def redraw_when_finished(key: str) -> None:
     what was drawn outside the fragment while it ran (its start button, disabled; the lists
     of datasets and models) is drawn again for its end."""
     job = st.session_state.get(key)
-    if job is None or job.running:
+    if job is None or job.active:
         return
     seen = f"{key}_seen_finished"
     if st.session_state.get(seen) is not job:
@@ -207,9 +247,34 @@ def redraw_when_finished(key: str) -> None:
         st.rerun(scope="app")
 
 
+def queue_notice(job, leave_key: str) -> bool:
+    """While ``job`` waits for the server: its place in the queue, the expected wait and a
+    button to leave the queue; returns whether it is waiting."""
+    if not job.queued:
+        return False
+    place, wait = job.place, job.expected_wait
+    ahead = "next in line" if place == 1 else f"number {place} in line"
+    guess = (" (no estimate of the wait yet)" if wait is None
+             else f", starting in about {_duration(wait)}")
+    st.info(f"The server is busy with other visitors' work: yours is {ahead}{guess}. "
+            "It starts by itself; you can look around meanwhile.", icon=":material/schedule:")
+    if st.button("Leave the queue", key=leave_key):
+        job.cancel()
+    return True
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(5, 5 * round(seconds / 5)):.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
 def job_progress(job, cancel_key: str | None = None) -> bool:
-    """While ``job`` runs: its progress bar (share, message, seconds so far) and, with a
-    ``cancel_key``, a Cancel button; returns whether it is running."""
+    """While ``job`` waits or runs: its place in the queue, or its progress bar (share,
+    message, seconds so far) and, with a ``cancel_key``, a Cancel button; returns whether it
+    has not ended."""
+    if queue_notice(job, f"leave_{cancel_key or job.label}"):
+        return True
     if not job.running:
         return False
     st.progress(job.fraction, text=f"{job.fraction:.0%} — {job.message} "
