@@ -586,14 +586,15 @@ def place_upright(centred, heights, L: float, turns: int = 90) -> np.ndarray:
     """
     X, h, u, usable = _up_directions(centred, heights)
     out = np.empty_like(X)
-    for k in range(len(X)):
-        if not usable[k]:
-            out[k] = place_in_box(X[k][None], L)[0]
-            continue
-        up = X[k] @ u[k]
-        across = X[k] @ _complement(u[k])
-        out[k, :, :-1] = _turned_to_fit(across, L, turns)
-        out[k, :, -1] = _inside_rigidly(up + h[k].mean(), L)
+    for k in np.flatnonzero(~usable):
+        out[k] = place_in_box(X[k][None], L)[0]
+    # In chunks: trying every turn of a chunk holds (rows, turns, N, d - 1) values.
+    rows = np.flatnonzero(usable)
+    for chunk in np.array_split(rows, max(1, -(-len(rows) // 512))):
+        up = np.einsum("mnd,md->mn", X[chunk], u[chunk])
+        across = X[chunk] @ _complements(u[chunk])
+        out[chunk, :, :-1] = _turned_to_fit(across, L, turns)
+        out[chunk, :, -1] = _inside_rigidly(up + h[chunk].mean(axis=1, keepdims=True), L)
     return np.clip(out, 0.0, L)
 
 
@@ -629,19 +630,10 @@ def stand_upright(centred, heights) -> np.ndarray:
 
 
 def _inside_rigidly(z, L: float) -> np.ndarray:
-    """Heights shifted as a whole (not clipped one by one, which would squash a layer onto
-    the floor) to lie in [0, L] where their extent allows."""
-    low, high = z.min(), z.max()
-    if low < 0.0:
-        return z - low
-    if high > L:
-        return z - min(high - L, low)
-    return z
-
-
-def _complement(u) -> np.ndarray:
-    """(d, d-1) orthonormal basis of the plane perpendicular to the unit vector u."""
-    return _complements(np.asarray(u)[None])[0]
+    """Each set's heights (M, N) shifted as a whole (not clipped one by one, which would
+    squash a layer onto the floor) to lie in [0, L] where their extent allows."""
+    low, high = z.min(axis=1, keepdims=True), z.max(axis=1, keepdims=True)
+    return z - np.where(low < 0.0, low, np.where(high > L, np.minimum(high - L, low), 0.0))
 
 
 def _complements(u) -> np.ndarray:
@@ -653,15 +645,18 @@ def _complements(u) -> np.ndarray:
 
 
 def _turned_to_fit(across, L: float, turns: int) -> np.ndarray:
-    """In-plane points (N, d-1), turned (3D) to overflow the box's floor least, centred."""
-    if across.shape[1] == 2:
+    """In-plane points of each set (M, N, d-1), turned (3D) to overflow the box's floor
+    least, centred."""
+    if across.shape[-1] == 2:
         angles = np.linspace(0.0, 0.5 * np.pi, turns, endpoint=False)
         c, s = np.cos(angles), np.sin(angles)
         rotations = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)  # (K, 2, 2)
-        tried = across @ rotations
-        overflow = np.clip(np.ptp(tried, axis=1) - L, 0.0, None).sum(axis=-1)
-        across = tried[np.argmin(overflow)]
-    low, high = across.min(axis=0), across.max(axis=0)
+        # (M, K, 2, N): the extents are reductions over the last, contiguous axis.
+        tried = np.einsum("mnd,kde->mken", across, rotations, optimize=True)
+        extent = tried.max(axis=-1) - tried.min(axis=-1)
+        overflow = np.clip(extent - L, 0.0, None).sum(axis=-1)
+        across = tried[np.arange(len(tried)), np.argmin(overflow, axis=1)].transpose(0, 2, 1)
+    low, high = across.min(axis=1, keepdims=True), across.max(axis=1, keepdims=True)
     return across + 0.5 * L - 0.5 * (low + high)
 
 
