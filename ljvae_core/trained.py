@@ -15,12 +15,14 @@ import numpy as np
 
 from .settings import TrainSettings
 
-# Inference runs the encoder and the decoder as XLA-compiled functions over chunks of one
-# size (the last one padded), so that each compiles once, on its first call (about 1.5 s):
-# on a 2-core CPU the study model decodes 4000 latents in 0.07 s instead of the 0.7-1.4 s of
-# Keras' predict, whose per-batch overhead dominates models this small.
+# Inference runs the encoder and the decoder as compiled functions over chunks of one size
+# (the last one padded), so that each traces once. Calls of many rows use XLA, which takes
+# about 1.5 s to compile and then decodes 4000 latents of the study model in 0.07 s on a
+# 2-core CPU, where Keras' predict, dominated by its per-batch overhead, takes 0.7-1.4 s.
+# Voxel grids never do: XLA's CPU convolutions were far slower to compile.
 CHUNK_VALUES = 2**22  # values of the largest input or output per chunk (16 MB as float32)
 MAX_CHUNK = 1024
+XLA_MIN_ROWS = 1000
 # The generation priors :meth:`TrainedModel.generate` knows.
 PRIORS = ("default", "pooled", "unrefined", "normal")
 
@@ -160,7 +162,8 @@ class TrainedModel:
         if part not in parts:
             model = getattr(self.model, part)
             values = max(int(np.prod(t.shape[1:])) for t in [*model.inputs, *model.outputs])
-            parts[part] = CompiledPart(model, chunk_size(values))
+            parts[part] = CompiledPart(model, chunk_size(values),
+                                       xla=self.settings.representation != "voxels")
         return parts[part]
 
     # -- what users call
@@ -262,28 +265,31 @@ def chunk_size(values: int) -> int:
 
 
 class CompiledPart:
-    """A Keras model (an encoder or a decoder) called as one XLA-compiled function over
-    chunks of ``size`` rows, the last one padded with zeros; returns numpy arrays (a tuple of
-    them for several outputs). Safe to call from several threads."""
+    """A Keras model (an encoder or a decoder) called as one compiled function over chunks
+    of ``size`` rows, the last one padded with zeros; with ``xla``, calls of at least
+    :data:`XLA_MIN_ROWS` rows run XLA-compiled. Returns numpy arrays (a tuple of them for
+    several outputs). Safe to call from several threads."""
 
-    def __init__(self, model, size: int):
+    def __init__(self, model, size: int, xla: bool = True):
         import tensorflow as tf
 
-        self.size = int(size)
+        self.size, self.xla = int(size), bool(xla)
 
         def run(*inputs):
             return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
-        self._fn = tf.function(run, jit_compile=True)
+        self._graph = tf.function(run)
+        self._compiled = tf.function(run, jit_compile=True) if self.xla else self._graph
 
     def __call__(self, *arrays):
         arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
         n, parts = len(arrays[0]), []
+        fn = self._compiled if n >= XLA_MIN_ROWS else self._graph
         for start in range(0, max(n, 1), self.size):
             chunk = [a[start:start + self.size] for a in arrays]
             rows = len(chunk[0])
             chunk = [np.concatenate([c, np.zeros((self.size - rows, *c.shape[1:]), c.dtype)])
                      if rows < self.size else c for c in chunk]
-            out = self._fn(*chunk)
+            out = fn(*chunk)
             outs = out if isinstance(out, (list, tuple)) else (out,)
             parts.append([np.asarray(o)[:rows] for o in outs])
         joined = [np.concatenate(column) for column in zip(*parts, strict=True)]
