@@ -19,15 +19,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .sampling import SimulationParams
+from .sampling import STUDY_PARAMS
 from .settings import TrainSettings
 
 DEMO_DATASET = "demo"
 DEMO_MODEL = "demo-distances"
 SHIPPED_MODEL = Path(__file__).resolve().parent / "data" / "demo-model"
-# The study system the shipped model is trained on (docs/what-we-tried.md).
-STUDY_PARAMS = SimulationParams(n_particles=30, dim=3, box=5.0, gammas=(0.0, 0.5, 1.0, 2.0),
-                                n_samples=4000, n_chains=4, seed=0)
 # Fresh data for the demo: the same state points, another seed, so no configuration of it
 # was seen in training. Two chains per state point keep it trainable on the Train page.
 DEMO_PARAMS = replace(STUDY_PARAMS, n_samples=300, n_chains=2, seed=2026)

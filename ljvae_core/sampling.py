@@ -570,3 +570,9 @@ def _tail_or_zero(params) -> float:
     if params.cutoff is None or not periodic_mask(params.periodic, params.dim).all():
         return 0.0
     return tail_correction(params.n_particles, params.box**params.dim, params.dim, params.cutoff)
+
+
+# The study system: the shipped model is trained on this dataset (docs/what-we-tried.md), and
+# the training benchmark times the defaults on it (16 000 configurations).
+STUDY_PARAMS = SimulationParams(n_particles=30, dim=3, box=5.0, gammas=(0.0, 0.5, 1.0, 2.0),
+                                n_samples=4000, n_chains=4, seed=0)
