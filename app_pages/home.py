@@ -93,7 +93,7 @@ def demo_panel():
     elif job.status == "failed":
         st.error(f"The demo failed: {job.error}.")
     else:
-        st.caption("The demo was cancelled before it started.")
+        st.caption("You left the queue: the demo did not start.")
 
 
 g = ", ".join(f"{x:g}" for x in DEMO_PARAMS.gammas)

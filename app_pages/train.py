@@ -140,7 +140,7 @@ def job_panel():
         st.page_link("app_pages/reconstruct.py", label="Reconstruct and generate with it",
                      icon=":material/compare:")
     elif job.status == "cancelled":
-        st.caption("Training was cancelled before it started.")
+        st.caption("You left the queue: training did not start.")
     else:
         st.error(f"Training failed: {job.error}")
 

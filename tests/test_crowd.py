@@ -71,7 +71,7 @@ def test_visitors_queue_for_the_one_slot_and_can_leave(server, tmp_path):
         assert max(_health_ms(server) for _ in range(5)) < 2000
 
         third.get_by_role("button", name="Leave the queue").click()
-        third.get_by_text("cancelled before it started").wait_for(timeout=20_000)
+        third.get_by_text("You left the queue: the demo did not start.").wait_for(timeout=20_000)
         assert first.get_by_role("progressbar").count() == 1, "the running job was disturbed"
         first.get_by_role("button", name="Cancel").click()
         first.get_by_text("cancelled").first.wait_for(timeout=60_000)
