@@ -26,19 +26,6 @@ class LimitError(ValueError):
     """Work that the hosted demo does not allow (one clear sentence)."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_particles: int = 100
-    max_samples: int = 20_000  # in all conditions and chains together
-    max_conditions: int = 6
-    max_chains: int = 8
-    max_epochs: int = 60
-    max_training_samples: int = 20_000
-    max_upload_bytes: int = 2 * 2**20
-    # Heavy jobs of all visitors together that run at once; the others queue.
-    job_slots: int = field(default_factory=lambda: default_job_slots())
-
-
 def default_job_slots() -> int:
     """$LJVAE_JOB_SLOTS, else the cores this process may use: more jobs than cores at once
     only makes every visitor wait longer."""
@@ -49,6 +36,19 @@ def default_job_slots() -> int:
                              f"{value!r}")
         return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_particles: int = 100
+    max_samples: int = 20_000  # in all conditions and chains together
+    max_conditions: int = 6
+    max_chains: int = 8
+    max_epochs: int = 60
+    max_training_samples: int = 20_000
+    max_upload_bytes: int = 2 * 2**20
+    # Heavy jobs of all visitors together that run at once; the others queue.
+    job_slots: int = field(default_factory=default_job_slots)
 
 
 HOSTED = Limits()

@@ -45,7 +45,7 @@ class BackgroundJob:
         self.details: str | None = None
         self.queue = queue
         self.alive = alive
-        self.submitted = self.started = time.time()
+        self.started = time.time()
         self.finished: float | None = None
         self.cancel_event = threading.Event()
         # The worker sees the starter's context (e.g. a hosted visitor's own cache folder).

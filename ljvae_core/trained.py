@@ -273,12 +273,12 @@ class CompiledPart:
     def __init__(self, model, size: int, xla: bool = True):
         import tensorflow as tf
 
-        self.size, self.xla = int(size), bool(xla)
+        self.size = int(size)
 
         def run(*inputs):
             return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
         self._graph = tf.function(run)
-        self._compiled = tf.function(run, jit_compile=True) if self.xla else self._graph
+        self._compiled = tf.function(run, jit_compile=True) if xla else self._graph
 
     def __call__(self, *arrays):
         arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
