@@ -25,12 +25,8 @@ import numpy as np
 import psutil
 from playwright import sync_api
 
-from experiments.serving import streamlit_server
+from experiments.serving import CHROMIUM, CHROMIUM_ARGS, IDLE, streamlit_server
 
-CHROMIUM = os.environ.get("LJVAE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 DONE = "fresh Monte Carlo configurations"
 QUEUED = "in line"
 
@@ -73,7 +69,7 @@ def _visit(browser, url: str):
 
 def crowd(url: str, visitors: int, timeout: float) -> dict:
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pages = [_visit(browser, url) for _ in range(visitors)]
         started = time.perf_counter()
         for page in pages:

@@ -1,5 +1,5 @@
-"""`streamlit run app.py` on a free loopback port, for the browser tests and the crowd
-benchmark."""
+"""`streamlit run app.py` on a free loopback port, and the headless Chromium that visits it,
+for the browser tests and the crowd benchmark."""
 
 import contextlib
 import os
@@ -11,6 +11,14 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("LJVAE_CHROMIUM", "/usr/bin/chromium")
+# Headless Chromium on a closed network, as root, with WebGL in software for 3Dmol.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--use-gl=angle", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+# A page whose script has finished its run.
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 def free_port() -> int:

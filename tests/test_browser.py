@@ -16,15 +16,10 @@ import pytest
 from conftest import streamlit_server
 from playwright import sync_api as playwright_api
 
+from experiments.serving import CHROMIUM, CHROMIUM_ARGS, IDLE
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("LJVAE_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("LJVAE_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))
-# Headless Chromium on a closed network, as root, with WebGL in software for 3Dmol.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--use-gl=angle", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("LJVAE_REQUIRE_BROWSER"):

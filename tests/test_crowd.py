@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 from conftest import streamlit_server
 from playwright import sync_api as playwright_api
-from test_browser import CHROMIUM_ARGS, IDLE
 
-CHROMIUM = __import__("test_browser").CHROMIUM
+# Through test_browser, which skips its importers where there is no Chromium.
+from test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE
 
 
 @pytest.fixture(scope="module")
