@@ -96,8 +96,6 @@ def uniform_array(state, n):
 # Kernels store positions transposed, xt[c, j], so the loops over partners j are contiguous and
 # vectorize; reassociation is allowed for those sums only (no assumptions about inf or NaN).
 FASTMATH = {"reassoc", "contract", "nsz"}
-# Stand-in squared distance of a particle to its own old position: contributes nothing.
-_SELF_R2 = 1e30
 
 
 @njit(inline="always", cache=True)
@@ -133,22 +131,81 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
 
 
 # --------------------------------------------------------------------------- pair-matrix kernel
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(inline="always", cache=True)
+def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u):
+    """Pair energies of a particle at (t0, t1, t2) with every other one, into new_u (the
+    i-th entry 0); returns their sum. One fused pass per partner: the squared distance
+    never goes through memory, and the loop vectorizes across partners."""
+    n = x3.shape[1]
+    e_new = 0.0
+    if wrap:
+        p0, p1, p2 = pbox[0], pbox[1], pbox[2]
+        for j in range(n):
+            d0 = x3[0, j] - t0
+            d1 = x3[1, j] - t1
+            d2 = x3[2, j] - t2
+            d0 -= p0 * np.rint(d0 * inv_box)
+            d1 -= p1 * np.rint(d1 * inv_box)
+            d2 -= p2 * np.rint(d2 * inv_box)
+            r2 = d0 * d0 + d1 * d1 + d2 * d2
+            inv6 = 1.0 / (r2 * r2 * r2)
+            # Branch-free selects (the cut-off, the particle itself) so that the loop vectorizes.
+            val = 4.0 * inv6 * (inv6 - 1.0)
+            val = val if (r2 < rc2) & (j != i) else 0.0
+            new_u[j] = val
+            e_new += val
+    else:
+        for j in range(n):
+            d0 = x3[0, j] - t0
+            d1 = x3[1, j] - t1
+            d2 = x3[2, j] - t2
+            r2 = d0 * d0 + d1 * d1 + d2 * d2
+            inv6 = 1.0 / (r2 * r2 * r2)
+            val = 4.0 * inv6 * (inv6 - 1.0)
+            val = val if (r2 < rc2) & (j != i) else 0.0
+            new_u[j] = val
+            e_new += val
+    return e_new
+
+
 def sweeps_pair_matrix(
     xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
     energy, state, trace, snapshots,
 ):
-    """Run n_sweeps sweeps in place on positions xt (d, N); returns (energy, accepted moves).
+    """Run n_sweeps sweeps in place on positions xt (d, N), d <= 3; returns (energy, accepted
+    moves).
 
     trace[s] gets the energy after sweep s (if trace is long enough); every record_every
-    sweeps the configuration is copied, as (N, d), into the next row of snapshots. The move
-    is written out here (no helpers taking arrays) to keep reference counting out of it.
+    sweeps the configuration is copied, as (N, d), into the next row of snapshots. Boxes
+    with and without periodic axes run kernels compiled apart: one kernel holding both
+    partner loops behind a run-time flag takes 1.3x as long per move.
+    """
+    kernel = _sweeps_wrapped if np.any(pmask != 0.0) else _sweeps_open
+    return kernel(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
+                  record_every, energy, state, trace, snapshots)
+
+
+@njit(inline="always", cache=True)
+def _pair_matrix_sweeps(
+    xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
+    energy, state, trace, snapshots, wrap,
+):
+    """:func:`sweeps_pair_matrix` for a constant ``wrap`` (whether any axis is periodic).
+
+    The move is written out here (no helpers taking arrays but inlined ones) to keep
+    reference counting out of it. The pair terms read a three-row copy of the positions
+    (rows past d are zeros and add exactly nothing), so one fused loop serves 2D and 3D.
     """
     d, n = xt.shape
     up = d - 1
-    r2 = np.empty(n)
+    x3 = np.zeros((3, n))
+    x3[:d] = xt
+    pbox = np.zeros(3)
+    for c in range(d):
+        if pmask[c] != 0.0:
+            pbox[c] = box
     new_u = np.empty(n)
-    trial = np.empty(d)
+    trial = np.zeros(3)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     inv_box = 1.0 / box
     accepted = 0
@@ -156,8 +213,6 @@ def sweeps_pair_matrix(
         for _ in range(n):
             u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
             i = int(u * n)
-            for j in range(n):
-                r2[j] = 0.0
             for c in range(d):
                 u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
                 v = xt[c, i] + delta * (2.0 * u - 1.0)
@@ -165,30 +220,13 @@ def sweeps_pair_matrix(
                     v -= box * math.floor(v / box)
                     if v >= box:  # rounding of a tiny negative v
                         v = 0.0
-                    for j in range(n):
-                        dx = xt[c, j] - v
-                        dx -= box * np.rint(dx * inv_box)
-                        r2[j] += dx * dx
-                else:
-                    if v < 0.0:
-                        v = -v
-                    elif v > box:
-                        v = 2.0 * box - v
-                    for j in range(n):
-                        dx = xt[c, j] - v
-                        r2[j] += dx * dx
+                elif v < 0.0:
+                    v = -v
+                elif v > box:
+                    v = 2.0 * box - v
                 trial[c] = v
-            r2[i] = _SELF_R2
-            e_new = 0.0
-            for j in range(n):
-                # Branch-free (a select on the cut-off) so that the loop vectorizes.
-                inv6 = 1.0 / (r2[j] * r2[j] * r2[j])
-                val = 4.0 * inv6 * (inv6 - 1.0)
-                val = val if r2[j] < rc2 else 0.0
-                new_u[j] = val
-                e_new += val
-            e_new -= new_u[i]
-            new_u[i] = 0.0
+            e_new = _partner_energies(x3, trial[0], trial[1], trial[2], i, wrap, pbox,
+                                      inv_box, rc2, new_u)
             du = e_new - part_u[i] + gamma4 * (trial[up] - xt[up, i])
             accept = du <= 0.0
             if not accept:
@@ -198,15 +236,31 @@ def sweeps_pair_matrix(
                 for j in range(n):
                     part_u[j] += new_u[j] - pair_u[i, j]
                     pair_u[i, j] = new_u[j]
+                for j in range(n):
                     pair_u[j, i] = new_u[j]
                 part_u[i] = e_new
                 for c in range(d):
                     xt[c, i] = trial[c]
+                    x3[c, i] = trial[c]
                 energy += du
                 accepted += 1
         _record(sweep, record_every, xt, energy, trace, snapshots)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return energy, accepted
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _sweeps_open(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
+                 record_every, energy, state, trace, snapshots):
+    return _pair_matrix_sweeps(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta,
+                               n_sweeps, record_every, energy, state, trace, snapshots, False)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _sweeps_wrapped(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
+                    record_every, energy, state, trace, snapshots):
+    return _pair_matrix_sweeps(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta,
+                               n_sweeps, record_every, energy, state, trace, snapshots, True)
 
 
 # --------------------------------------------------------------------------- cell-list kernel
@@ -486,6 +540,8 @@ class MetropolisSampler:
     ):
         positions = np.asarray(positions, dtype=np.float64)
         self.n, self.dim = positions.shape
+        if not 1 <= self.dim <= 3:
+            raise ValueError(f"positions must have 1 to 3 coordinates, not {self.dim}")
         self._xt = np.ascontiguousarray(positions.T)
         self.box = float(box)
         self.temperature = float(temperature)
