@@ -132,39 +132,29 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
 
 # --------------------------------------------------------------------------- pair-matrix kernel
 @njit(inline="always", cache=True)
+def _pair_term(r2, rc2, j, i):
+    # Branch-free selects (the cut-off, the particle itself) so that the loop vectorizes.
+    inv6 = 1.0 / (r2 * r2 * r2)
+    val = 4.0 * inv6 * (inv6 - 1.0)
+    return val if (r2 < rc2) & (j != i) else 0.0
+
+
+@njit(inline="always", cache=True)
 def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u):
     """Pair energies of a particle at (t0, t1, t2) with every other one, into new_u (the
     i-th entry 0); returns their sum. One fused pass per partner: the squared distance
     never goes through memory, and the loop vectorizes across partners."""
-    n = x3.shape[1]
     e_new = 0.0
-    if wrap:
-        p0, p1, p2 = pbox[0], pbox[1], pbox[2]
-        for j in range(n):
-            d0 = x3[0, j] - t0
-            d1 = x3[1, j] - t1
-            d2 = x3[2, j] - t2
-            d0 -= p0 * np.rint(d0 * inv_box)
-            d1 -= p1 * np.rint(d1 * inv_box)
-            d2 -= p2 * np.rint(d2 * inv_box)
-            r2 = d0 * d0 + d1 * d1 + d2 * d2
-            inv6 = 1.0 / (r2 * r2 * r2)
-            # Branch-free selects (the cut-off, the particle itself) so that the loop vectorizes.
-            val = 4.0 * inv6 * (inv6 - 1.0)
-            val = val if (r2 < rc2) & (j != i) else 0.0
-            new_u[j] = val
-            e_new += val
-    else:
-        for j in range(n):
-            d0 = x3[0, j] - t0
-            d1 = x3[1, j] - t1
-            d2 = x3[2, j] - t2
-            r2 = d0 * d0 + d1 * d1 + d2 * d2
-            inv6 = 1.0 / (r2 * r2 * r2)
-            val = 4.0 * inv6 * (inv6 - 1.0)
-            val = val if (r2 < rc2) & (j != i) else 0.0
-            new_u[j] = val
-            e_new += val
+    for j in range(x3.shape[1]):
+        d0 = x3[0, j] - t0
+        d1 = x3[1, j] - t1
+        d2 = x3[2, j] - t2
+        if wrap:  # a constant in each compiled kernel: no branch is left in the loop
+            d0 -= pbox[0] * np.rint(d0 * inv_box)
+            d1 -= pbox[1] * np.rint(d1 * inv_box)
+            d2 -= pbox[2] * np.rint(d2 * inv_box)
+        new_u[j] = _pair_term(d0 * d0 + d1 * d1 + d2 * d2, rc2, j, i)
+        e_new += new_u[j]
     return e_new
 
 
