@@ -13,6 +13,7 @@ from ljvae_ui.state import (
     queue_notice,
     redraw_when_finished,
     start_job,
+    unmeasured_note,
 )
 
 DEMO_JOB = "demo_job"
@@ -125,6 +126,8 @@ models = list_models()
 if models:
     table, columns = models_table(models)
     st.dataframe(table, hide_index=True, width="stretch", column_config=columns)
+    if note := unmeasured_note(models):
+        st.caption(note)
 else:
     st.caption("No model yet: train one on the **Train** page.")
 st.caption(f"Artifacts are stored under `{cache_dir().resolve()}`.")

@@ -24,6 +24,7 @@ from ljvae_ui.state import (
     queue_notice,
     redraw_when_finished,
     start_job,
+    unmeasured_note,
 )
 
 JOB = "training_job"
@@ -183,6 +184,8 @@ models = list_models()
 if models:
     table, columns = models_table(models)
     st.dataframe(table, hide_index=True, width="stretch", column_config=columns)
+    if note := unmeasured_note(models):
+        st.caption(note)
     with st.expander("Loss weights and relaxed validity of each model"):
         table, columns = models_table(models, expert=True)
         st.dataframe(table, hide_index=True, width="stretch", column_config=columns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -382,6 +383,7 @@ def cmd_train(args) -> int:
                       f"epoch {p['epoch']}: loss {p['loss']:.4g}, val {p['val_loss']:.4g}")
 
     trained = train(dataset, settings, progress)
+    trained.meta["dataset_name"] = Path(args.dataset).stem
     sys.stderr.write("\n")
     attach_after_training(trained, dataset, lambda f: _progress_bar(f, "refining the prior"))
     sys.stderr.write("\n")
@@ -475,7 +477,6 @@ def _generation_state(trained, args) -> tuple[float | None, float | None]:
 
 
 def cmd_generate(args) -> int:
-    from pathlib import Path
 
     from .evaluation import generate_relaxed
     from .model_store import import_model, load_model

@@ -115,6 +115,18 @@ def models_table(models: list[dict], expert: bool = False):
     return table, config
 
 
+def unmeasured_note(models: list[dict]) -> str | None:
+    """A sentence for the models table when some of its models carry no figures (trained with
+    ``python -m ljvae_core train``, which leaves the evaluation to ``evaluate``)."""
+    names = [m["name"] for m in models
+             if not (m.get("metrics") or {}).get("reconstruction")]
+    if not names:
+        return None
+    shown = ", ".join(f"`{n}`" for n in names[:3]) + (" and others" if len(names) > 3 else "")
+    return (f"No figures (None) for {shown}: trained on the command line, which does not "
+            "evaluate; `python -m ljvae_core evaluate MODEL DATASET` prints them.")
+
+
 def _model_row(m: dict) -> dict:
     metrics = m.get("metrics") or {}
     rec, gen = metrics.get("reconstruction", {}), metrics.get("generation", {})

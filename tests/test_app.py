@@ -355,3 +355,15 @@ def test_icons_are_material_symbols_that_ship_with_streamlit():
     icons = [m for path in sources
              for m in re.findall(r"icon=\"([^\"]*)\"", path.read_text())]
     assert icons and all(re.fullmatch(r":material/[a-z_]+:", icon) for icon in icons), icons
+
+
+def test_models_without_figures_are_named_in_one_sentence_under_the_table():
+    from ljvae_ui.state import unmeasured_note
+
+    measured = {"name": "page_model", "metrics": {"reconstruction": {"rmsd_median": 0.2}}}
+    cli = [{"name": f"cli_{k}", "metrics": {}} for k in range(5)]
+    assert unmeasured_note([measured]) is None
+    note = unmeasured_note([measured, cli[0]])
+    assert "`cli_0`" in note and "page_model" not in note and "evaluate" in note
+    assert "\n" not in note
+    assert unmeasured_note(cli).count("`cli_") == 3 and "and others" in unmeasured_note(cli)

@@ -36,6 +36,7 @@ def test_train_prints_its_figures_and_keeps_the_options(trained):
     summary = json.loads((model / "summary.json").read_text())
     assert summary["match_every"] == 1 and summary["heights"] is True
     assert summary["prior_physics_weight"] == 50
+    assert summary["dataset"] == "tiny"  # the model list says what it was trained on
 
 
 def _check_state_points(points):
