@@ -167,7 +167,6 @@ def run_benchmark(quick: bool = False) -> dict:
     }
     if not quick:
         result["default_training"] = default_training_seconds()
-    if not quick:
         _add_reference(result)
     return result
 

@@ -99,6 +99,15 @@ FASTMATH = {"reassoc", "contract", "nsz"}
 
 
 @njit(inline="always", cache=True)
+def _lj_masked(r2, rc2):
+    """LJ pair energy at squared distance r2, zero beyond the cut-off."""
+    inv6 = 1.0 / (r2 * r2 * r2)
+    val = 4.0 * inv6 * (inv6 - 1.0)
+    # A select (a mask), not a product with the flag: no int-to-float conversion per pair.
+    return val if r2 < rc2 else 0.0
+
+
+@njit(inline="always", cache=True)
 def _propose(xt, i, delta, box, pmask, state, trial):
     for c in range(xt.shape[0]):
         v = xt[c, i] + delta * (2.0 * uniform01(state) - 1.0)
@@ -132,14 +141,6 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
 
 # --------------------------------------------------------------------------- pair-matrix kernel
 @njit(inline="always", cache=True)
-def _pair_term(r2, rc2, j, i):
-    # Branch-free selects (the cut-off, the particle itself) so that the loop vectorizes.
-    inv6 = 1.0 / (r2 * r2 * r2)
-    val = 4.0 * inv6 * (inv6 - 1.0)
-    return val if (r2 < rc2) & (j != i) else 0.0
-
-
-@njit(inline="always", cache=True)
 def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u):
     """Pair energies of a particle at (t0, t1, t2) with every other one, into new_u (the
     i-th entry 0); returns their sum. One fused pass per partner: the squared distance
@@ -153,7 +154,9 @@ def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u):
             d0 -= pbox[0] * np.rint(d0 * inv_box)
             d1 -= pbox[1] * np.rint(d1 * inv_box)
             d2 -= pbox[2] * np.rint(d2 * inv_box)
-        new_u[j] = _pair_term(d0 * d0 + d1 * d1 + d2 * d2, rc2, j, i)
+        # Selects, not branches (the cut-off, the particle itself): the loop vectorizes.
+        val = _lj_masked(d0 * d0 + d1 * d1 + d2 * d2, rc2)
+        new_u[j] = val if j != i else 0.0
         e_new += new_u[j]
     return e_new
 
@@ -362,15 +365,6 @@ def _slab_gap2(off, w, tp, tq):
     else:
         gap = 0.0
     return gap * gap if gap > 0.0 else 0.0
-
-
-@njit(inline="always", cache=True)
-def _lj_masked(r2, rc2):
-    """LJ pair energy at squared distance r2, zero beyond the cut-off."""
-    inv6 = 1.0 / (r2 * r2 * r2)
-    val = 4.0 * inv6 * (inv6 - 1.0)
-    # A select (a mask), not a product with the flag: no int-to-float conversion per pair.
-    return val if r2 < rc2 else 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
