@@ -23,7 +23,7 @@ from ljvae_core.geometry import matched_rmsd
 from ljvae_core.sampling import SimulationParams, simulate
 
 CASES = [
-    ("coords", "sorted by x", lambda L: SortedCoordinates(L, 3)),
+    ("coords", "sorted by x", lambda L: SortedCoordinates(L, 3, "x")),
     ("distances", "classical MDS", lambda L: DistanceMatrix(L, 3, heights=False)),
     ("distances", "MDS + height channels", lambda L: DistanceMatrix(L, 3)),
     *[("voxels", f"n = {n}, h = {5 / n:.3g}, w = {w:g}",

@@ -38,7 +38,7 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
                              seed=trained.settings.seed, progress=first)
     scale = 1.0
     # Voxel grids decode by peak picking, seconds per thousand: they keep the fitted spread.
-    if not conditional and trained.settings.representation != "voxels":
+    if not conditional and not trained.settings.decodes_grid:
         scale = calibrated_scale(trained, prior, dataset.coords[idx], seed=trained.settings.seed)
         prior = prior.scaled(scale)
     trained.meta["latent_prior_scale"] = scale
@@ -115,7 +115,7 @@ def _prior_penalty(trained: TrainedModel, dataset, idx):
     settings = trained.settings
     physics = PhysicsPenalty.for_dataset(dataset, trained.representation, settings, idx,
                                          settings.prior_physics_weight)
-    if physics is None or settings.representation == "voxels":
+    if physics is None or settings.decodes_grid:
         return None
     # Shapes with contacts at the hard core's distance can overflow the box by that much less
     # 0.8 sigma and still be put into it without a pair coming closer than 0.8 sigma.

@@ -156,12 +156,12 @@ def _reconstruction(trained, dataset, idx) -> dict:
     gamma, temperature = dataset.gamma[idx], dataset.temperature[idx]
     data = trained.model_data(coords, gamma, temperature)
     out = trained.output(data)
-    back = trained.representation.inverse_transform(out)
+    back = trained.output_representation.inverse_transform(out)
     rmsd = matched_rmsd(back, coords)
     energy = [energies_per_particle(c, dataset.system, gamma) for c in (coords, back)]
     rel = np.abs(energy[1] - energy[0]) / np.maximum(np.abs(energy[0]), 1e-12)
     return {
-        "input_mse": float(np.mean((out - data["target"]) ** 2)),
+        "input_mse": float(np.mean((out - trained.in_output_order(data["target"], out)) ** 2)),
         "rmsd_median": float(np.median(rmsd)),
         "rmsd_p90": float(np.percentile(rmsd, 90)),
         "energy_rel_error_median": float(np.median(rel)),

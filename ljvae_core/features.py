@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .geometry import _rotations, classical_mds, pairwise_distances
+from .geometry import _rotations, assignment_orders, classical_mds, pairwise_distances
 
 
 def _as_batch(coords, d: int | None = None) -> np.ndarray:
@@ -68,30 +68,63 @@ class Representation(TransformerMixin, BaseEstimator):
 
 # --------------------------------------------------------------------------- coords
 class SortedCoordinates(Representation):
-    """Particles sorted along ``sort_axis`` ('x', or the up axis),
-    coordinates mapped from [0, L] to [-1, 1] and flattened to N*d values."""
+    """Particles sorted along ``sort_axis`` ('x', 'y', 'z', or 'up', the last axis) or, with
+    ``sort_axis="template"``, put on the sites of a template by optimal assignment;
+    coordinates mapped from [0, L] to [-1, 1] and flattened to N*d values.
+
+    The template (``template_``, learned by :meth:`fit`) is the mean of the training
+    configurations each assigned onto the previous template, a few times over, starting from
+    their order along x. A sort along an axis jumps whenever two particles swap ranks, which
+    happens between any two configurations; assignment to fixed sites moves a particle to
+    another site only when it wanders there."""
 
     kind = "coords"
 
-    def __init__(self, L: float = 5.0, d: int = 3, sort_axis: str = "x"):
+    def __init__(self, L: float = 5.0, d: int = 3, sort_axis: str = "template"):
         self.L = L
         self.d = d
         self.sort_axis = sort_axis
 
     def _axis(self) -> int:
         letters = "xyz"[: self.d]
+        if self.sort_axis == "up":
+            return self.d - 1
         if self.sort_axis not in letters:
-            raise ValueError(f"sort_axis must be one of {tuple(letters)}, got {self.sort_axis!r}")
+            raise ValueError(f"sort_axis must be 'template', 'up' or one of {tuple(letters)}, "
+                             f"got {self.sort_axis!r}")
         return letters.index(self.sort_axis)
+
+    def fit(self, coords, y=None, iterations: int = 4, max_fit: int = 2000):
+        super().fit(coords)
+        if self.sort_axis != "template":
+            return self
+        coords = _as_batch(coords, self.d)
+        pick = np.random.default_rng(0).choice(len(coords), min(len(coords), max_fit),
+                                               replace=False)
+        sample = coords[np.sort(pick)]
+        order = np.argsort(sample[..., 0], axis=1, kind="stable")
+        self.template_ = np.take_along_axis(sample, order[..., None], axis=1).mean(axis=0)
+        for _ in range(iterations):
+            self.template_ = self.sort(sample).mean(axis=0)
+        return self
 
     def sort(self, coords) -> np.ndarray:
         """The configurations with their particles in this representation's order."""
         coords = self._checked(coords)
-        order = np.argsort(coords[..., self._axis()], axis=1, kind="stable")
+        if self.sort_axis == "template":
+            template = np.broadcast_to(self.template_, coords.shape)
+            order = assignment_orders(coords, template).reshape(coords.shape[:2])
+        else:
+            order = np.argsort(coords[..., self._axis()], axis=1, kind="stable")
         return np.take_along_axis(coords, order[..., None], axis=1)
 
     def transform(self, coords) -> np.ndarray:
-        ordered = self.sort(coords)
+        return self.values(self.sort(coords))
+
+    def values(self, ordered) -> np.ndarray:
+        """The model inputs of configurations whose particles are already in the wanted
+        order (transform sorts them first)."""
+        ordered = np.asarray(ordered, dtype=np.float64)
         return (2.0 * ordered / self.L - 1.0).reshape(len(ordered), -1)
 
     def inverse_transform(self, X) -> np.ndarray:
@@ -257,9 +290,9 @@ class DistanceMatrix(Representation):
         return np.take_along_axis(coords, order[..., None], axis=1)
 
     def transform(self, coords) -> np.ndarray:
-        return self.matrices(self.sort(coords))
+        return self.values(self.sort(coords))
 
-    def matrices(self, ordered) -> np.ndarray:
+    def values(self, ordered) -> np.ndarray:
         """The model inputs of configurations whose particles are already in the wanted
         order (transform sorts them first)."""
         ordered = np.asarray(ordered, dtype=np.float64)
@@ -749,7 +782,10 @@ def make_representation(kind: str, L: float, d: int, **params) -> Representation
 
 def representation_to_dict(rep: Representation) -> dict:
     """Plain-data description of a fitted representation (for model metadata)."""
-    return {"kind": rep.kind, "params": rep.get_params(), "n_particles": rep.n_particles_}
+    data = {"kind": rep.kind, "params": rep.get_params(), "n_particles": rep.n_particles_}
+    if getattr(rep, "template_", None) is not None:
+        data["template"] = np.asarray(rep.template_).tolist()
+    return data
 
 
 def representation_from_dict(data: dict) -> Representation:
@@ -758,4 +794,6 @@ def representation_from_dict(data: dict) -> Representation:
         params.setdefault("heights", False)  # models saved before the height channels
     rep = make_representation(data["kind"], **params)
     rep.n_particles_ = int(data["n_particles"])
+    if data.get("template") is not None:
+        rep.template_ = np.asarray(data["template"], dtype=np.float64)
     return rep

@@ -242,6 +242,21 @@ def _principal_turns(p0, q0, allow_reflection) -> list:
     return turns
 
 
+def assignment_orders(P, Q) -> np.ndarray:
+    """(M, N) particle orders such that P[m][order[m]] lies closest to Q[m] particle for
+    particle (least summed squared distance), with no motion: for sets in one fixed frame,
+    such as configurations in a box with walls and a decoder's output for them."""
+    Pb, single = _batched(P, 2)
+    Qb, _ = _batched(Q, 2)
+    if Pb.shape != Qb.shape:
+        raise ValueError(f"P and Q must have the same shape, got {Pb.shape} and {Qb.shape}")
+    orders = np.empty(Pb.shape[:2], dtype=np.int64)
+    for m, (p, q) in enumerate(zip(Pb, Qb, strict=True)):
+        rows, cols = linear_sum_assignment(((p[:, None, :] - q[None, :, :]) ** 2).sum(-1))
+        orders[m, cols] = rows
+    return orders[0] if single else orders
+
+
 def match_and_align(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np.ndarray:
     """P's particles reordered to match Q's and rigidly moved onto them (see
     :func:`matched_rmsd`); row i of the result corresponds to particle i of Q."""

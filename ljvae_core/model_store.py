@@ -94,9 +94,20 @@ def _trained_from_meta(model, meta: dict) -> TrainedModel:
     # physics loss existed have none.
     settings = TrainSettings(**{"repel_steps": 0, "log_heights": False, "state_weight": 0.0,
                                 "prior_physics_weight": 0.0,
-                                **meta.pop("settings")})
+                                **_current_names(meta.pop("settings"))})
     rep = representation_from_dict(meta.pop("representation"))
     return TrainedModel(model, rep, settings, meta)
+
+
+def _current_names(saved: dict) -> dict:
+    """Saved settings under today's names: ``distance_decoder`` became ``decoder``, which
+    then chose only a distances model's decoder (the others decoded their values directly)."""
+    saved = dict(saved)
+    if "distance_decoder" in saved:
+        old = saved.pop("distance_decoder")
+        distances = saved.get("representation", "distances") == "distances"
+        saved["decoder"] = old if distances else "direct"
+    return saved
 
 
 def export_model(trained: TrainedModel, directory) -> Path:

@@ -39,11 +39,15 @@ from .vae import PACKAGE, VAE
 # --------------------------------------------------------------------------- layers
 @dataclass(frozen=True)
 class CoordinateDecoding:
-    """A distances decoder that emits coordinates first, ``dim`` per particle, and their
-    distance matrix divided by ``scale`` (sigma per unit of the matrices) as its output."""
+    """A decoder that emits coordinates first, ``dim`` per particle: a distances decoder
+    outputs their distance matrix divided by ``scale`` (sigma per unit of the matrices);
+    one of sorted coordinates or voxel grids outputs them as sorted-coordinate values of a
+    box of side ``box`` (``n_particles`` of them)."""
 
     dim: int
-    scale: float
+    scale: float = 1.0
+    box: float | None = None
+    n_particles: int | None = None
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -138,6 +142,24 @@ class ExpHeights(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_particles": self.n_particles, "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ScaledCoordinates(layers.Layer):
+    """(N * d) coordinates in sigma -> the same mapped from [0, box] to [-1, 1], as
+    :class:`ljvae_core.features.SortedCoordinates` lays out its values (in the decoder's own
+    particle order)."""
+
+    def __init__(self, n_particles, dim, box, **kwargs):
+        super().__init__(**kwargs)
+        self.n_particles, self.dim, self.box = int(n_particles), int(dim), float(box)
+
+    def call(self, inputs):
+        return 2.0 * inputs / self.box - 1.0
+
+    def get_config(self):
+        return {**super().get_config(), "n_particles": self.n_particles, "dim": self.dim,
+                "box": self.box}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -269,6 +291,18 @@ def _coordinate_decoder(n_particles, latent_dim, hidden, conditional, n_conditio
     "height"} ends the coordinates with a :class:`Repel` layer; log_heights puts an
     :class:`ExpHeights` layer before it."""
     dim, scale = decode_coordinates.dim, decode_coordinates.scale
+    return coordinate_decoder(
+        n_particles, dim, latent_dim, hidden, conditional, n_conditions,
+        DistancesFromCoordinates(n_particles, dim, scale, height_scale, name="distances"),
+        repel, log_heights)
+
+
+def coordinate_decoder(n_particles, dim, latent_dim, hidden, conditional, n_conditions,
+                       render, repel=None, log_heights=False):
+    """Decoder (z[, c]) -> coordinates in sigma (layer ``decoder_coordinates``) -> what the
+    layer ``render`` makes of them (the decoder's output). repel={"distance", "steps",
+    "height"} ends the coordinates with a :class:`Repel` layer; log_heights puts an
+    :class:`ExpHeights` layer before it."""
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
     h = _with_condition(z, cd, "decoder_with_condition")
     h = layers.Dense(hidden, activation="relu", name="decoder_dense_0")(h)
@@ -282,8 +316,30 @@ def _coordinate_decoder(n_particles, latent_dim, hidden, conditional, n_conditio
     for k, stage in enumerate(stages):
         last = k == len(stages) - 1
         h = stage(h, "decoder_coordinates" if last else f"decoder_raw_coordinates_{k}")
-    out = DistancesFromCoordinates(n_particles, dim, scale, height_scale, name="distances")(h)
-    return _functional((z, cd), out, "decoder")
+    return _functional((z, cd), render(h), "decoder")
+
+
+def coordinates_vae_parts(input_shape, n_particles, dim, box, latent_dim, hidden, conditional,
+                          n_conditions, repel=None, log_heights=False, filters=()):
+    """An encoder of the representation's values -- dense for sorted coordinates (input
+    (N d,)), strided convolutions (``filters``) then dense for a voxel grid -- and a decoder
+    through coordinates whose output is those coordinates as :class:`SortedCoordinates`
+    values (:class:`ScaledCoordinates`), in the decoder's own particle order."""
+    x, c = _inputs(tuple(input_shape), conditional, n_conditions)
+    h = x
+    if len(input_shape) > 1:
+        conv = layers.Conv3D if len(input_shape) == 4 else layers.Conv2D
+        for k, f in enumerate(filters):
+            h = conv(f, 3, strides=2, padding="same", activation="relu",
+                     name=f"encoder_conv_{k}")(h)
+        h = layers.Flatten(name="encoder_flatten")(h)
+    h = _with_condition(h, c, "encoder_with_condition")
+    h = layers.Dense(2 * hidden, activation="relu", name="encoder_dense_wide")(h)
+    h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
+    encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
+    render = ScaledCoordinates(n_particles, dim, box, name="coords")
+    return encoder, coordinate_decoder(n_particles, dim, latent_dim, hidden, conditional,
+                                       n_conditions, render, repel, log_heights)
 
 
 def voxel_vae_parts(grid_shape, latent_dim, filters, hidden, conditional, n_conditions):
@@ -325,29 +381,40 @@ def build_vae(representation: str, input_shape, latent_dim: int, beta: float = 1
               widths=None, filters=(32, 64, 64), hidden: int = 256,
               decode_coordinates=None, height_scale=None, distance_encoder="conv",
               coordinate_weight=0.0, repel=None, log_heights=False, n_states=0,
-              state_weight=0.0) -> VAE:
+              state_weight=0.0, voxel_filters=(16, 32)) -> VAE:
     """The default VAE for a representation ('coords', 'distances' or 'voxels');
     decode_coordinates=CoordinateDecoding(d, scale) makes a distances decoder emit coordinates
-    (trained also on them with coordinate_weight > 0, see :class:`ljvae_core.vae.VAE`), a
+    (trained also on them with coordinate_weight > 0, see :class:`ljvae_core.vae.VAE`), and
+    one of sorted coordinates or voxel grids emit coordinates as their output (weighed by
+    coordinate_weight, a reconstruction of coordinates like the distances model's term); a
     height_scale adds the height channels to distance matrices, and n_states > 0 with
     state_weight > 0 a state head."""
     keras.utils.set_random_seed(0 if seed is None else int(seed))
-    if representation == "coords":
-        n_values = int(input_shape[0])
-        widths = list(widths) if widths else default_dense_widths(n_values)
-        parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
-    elif representation == "distances":
+    through, distances = decode_coordinates, representation == "distances"
+    if representation not in ("coords", "distances", "voxels"):
+        raise ValueError(f"unknown representation {representation!r}")
+    if representation == "distances":
         parts = distance_vae_parts(int(input_shape[0]), latent_dim, list(filters), hidden,
                                    conditional, n_conditions, decode_coordinates, height_scale,
                                    distance_encoder, repel, log_heights)
-    elif representation == "voxels":
+    elif through is not None:
+        parts = coordinates_vae_parts(tuple(input_shape), through.n_particles, through.dim,
+                                      through.box, latent_dim, hidden, conditional,
+                                      n_conditions, repel, log_heights,
+                                      filters=voxel_filters)
+    elif representation == "coords":
+        n_values = int(input_shape[0])
+        widths = list(widths) if widths else default_dense_widths(n_values)
+        parts = dense_vae_parts(n_values, latent_dim, widths, conditional, n_conditions)
+    else:
         parts = voxel_vae_parts(tuple(input_shape), latent_dim, list(filters), hidden,
                                 conditional, n_conditions)
-    else:
-        raise ValueError(f"unknown representation {representation!r}")
-    if physics and representation == "voxels":
+    if physics and representation == "voxels" and through is None:
         raise ValueError("the physics loss needs decoded distances or coordinates, not voxels")
     return VAE(*parts, beta=beta, physics=physics, conditional=conditional, seed=seed,
                height_channels=representation == "distances" and height_scale is not None,
-               coordinate_weight=coordinate_weight if decode_coordinates else 0.0,
+               # Decoding sorted coordinates or a grid through coordinates, the output is
+               # the coordinates: the weight goes to the reconstruction, not to a second term.
+               coordinate_weight=coordinate_weight if through and distances else 0.0,
+               reconstruction_weight=coordinate_weight if through and not distances else 1.0,
                n_states=0 if conditional else n_states, state_weight=state_weight)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import classical_mds, kabsch, match_across, matching_orders
+from .geometry import assignment_orders, classical_mds, kabsch, match_across, matching_orders
 
 
 class OrderMatcher:
     """Decoder targets whose particle order follows the decoder's own.
 
-    A distance matrix lists particles in an arbitrary order (distance from the origin) that
-    jumps whenever two particles swap ranks; a decoder made to reproduce it must learn those
-    jumps. Between stretches of training, :meth:`match` decodes every configuration, matches
-    its particles to the decoded ones and rebuilds its target matrix in that order; the
-    encoder's inputs keep the representation's order.
+    A distance matrix lists particles in an arbitrary order (distance from the origin), sorted
+    coordinates in another (along x); either jumps whenever two particles swap ranks, and a
+    decoder made to reproduce it must learn those jumps. Between stretches of training,
+    :meth:`match` decodes every configuration, matches its particles to the decoded ones and
+    rebuilds its target (``rep``'s values) in that order; the encoder's inputs keep the
+    representation's order.
 
-    Decoders that go through coordinates are matched on those, in their own frame, by the
+    Decoders that go through coordinates are matched on those: for sorted coordinates in the
+    box's frame, which is the decoder's (:func:`ljvae_core.geometry.assignment_orders`); for
+    distances in the decoder's own frame, by the
     motions that keep heights (:func:`ljvae_core.geometry.match_across`); with ``coordinates``
     the moved configurations become targets too (the VAE's coordinate term). Other decoders
     are matched on the MDS of their output (:func:`ljvae_core.geometry.matching_orders`)."""
@@ -27,7 +30,7 @@ class OrderMatcher:
         self.rep = rep
         self.inputs = inputs
         self.ordered = {part: rep.sort(c) for part, c in coords.items()}
-        self.targets = {part: x["x"] for part, x in self.inputs.items()}
+        self.targets = {part: x.get("target", x["x"]) for part, x in self.inputs.items()}
         self.coordinates = {} if coordinates else None
 
     def data(self, part: str) -> dict:
@@ -41,7 +44,7 @@ class OrderMatcher:
         moved = []
         for part, ordered in self.ordered.items():
             orders, aligned = self._orders(model, part, ordered, batch_size)
-            self.targets[part] = self.rep.matrices(
+            self.targets[part] = self.rep.values(
                 np.take_along_axis(ordered, orders[..., None], axis=1)).astype("float32")
             if self.coordinates is not None:
                 self.coordinates[part] = aligned.astype("float32")
@@ -52,6 +55,8 @@ class OrderMatcher:
         x, c = self.inputs[part]["x"], self.inputs[part].get("condition")
         if model.has_coordinates:
             decoded = model.decoded_coordinates(x, c, batch_size)
+            if self.rep.kind == "coords":  # the box's frame is the decoder's
+                return assignment_orders(ordered, decoded), None
             if getattr(self.rep, "with_heights", False):
                 return match_across(ordered, decoded, principal_starts=False)
             # Without heights the decoder's frame is arbitrary in every direction.

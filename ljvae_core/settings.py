@@ -26,11 +26,20 @@ def _option(default, label: str, help: str = "", low=None, high=None, step=None,
 
 
 def _decodes_coordinates(s) -> bool:
-    return s.representation == "distances" and s.distance_decoder == "coordinates"
+    return s.decoder == "coordinates"
 
 
-def _not_voxels(s) -> bool:
-    return s.representation != "voxels"
+def _not_grids(s) -> bool:
+    return not s.decodes_grid
+
+
+def _matches_orders(s) -> bool:
+    # The mds frame and the template order (of sorted coordinates, and of the targets of
+    # voxel grids) put the particles in a steady order themselves.
+    if s.representation == "distances":
+        return s.distance_encoder != "mds"
+    sort = s.representation_params.get("sort_axis", "template")
+    return s.decoder == "coordinates" and s.representation == "coords" and sort != "template"
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class TrainSettings:
                                       "epochs.")
     physics_weight: float = _option(
         0.0, "Physics loss weight λ (training)", low=0.0, high=1000.0, step=1.0,
-        applies=_not_voxels,
+        applies=_not_grids,
         help="Penalizes, during training, the LJ energy of decoded configurations above the "
              "highest energy seen in training and their overflow out of the box.")
     conditional: bool = _option(False, "Conditional on (γ, T)",
@@ -68,23 +77,26 @@ class TrainSettings:
     seed: int = _option(0, "Seed", low=0, high=2**31 - 1)
     # Per representation: "heights" (distances), "n_cells" and "smearing" (voxels).
     representation_params: dict = field(default_factory=dict)
-    # "coordinates" (the decoder outputs coordinates and their distances, a Euclidean matrix
-    # by construction; measured far better) or "direct" (the matrix itself).
-    distance_decoder: str = _option(
-        "coordinates", "Distance decoder", choices=("coordinates", "direct"),
-        applies=lambda s: s.representation == "distances",
-        help="coordinates: the decoder outputs coordinates and their distances, always a valid "
-             "Euclidean matrix; direct: it outputs the matrix (made symmetric).")
-    # Rows or conv encoder: between stretches of this many epochs, each target's particles are
-    # put in the order that best matches the decoder's output, so that the decoder need not
-    # learn the input order's jumps (distance from the origin). The mds frame orders them.
+    # "coordinates" (the decoder outputs coordinates, and the representation is made of
+    # them; measured far better for every representation) or "direct" (the
+    # representation's values themselves, as the original study decoded them).
+    decoder: str = _option(
+        "coordinates", "Decoder", choices=("coordinates", "direct"),
+        help="coordinates: the decoder outputs particle coordinates -- for distance matrices "
+             "their distances, always a valid Euclidean matrix; for sorted coordinates and "
+             "voxel grids the coordinates themselves, in the decoder's own particle order. "
+             "direct: it outputs the representation itself (the matrix made symmetric, the "
+             "sorted coordinates, the grid).")
+    # Between stretches of this many epochs, each target's particles are put in the order
+    # that best matches the decoder's output, so that the decoder need not learn the input
+    # order's jumps. The mds frame orders them itself.
     match_every: int = _option(
         2, "Match particle orders every K epochs (0: never)", low=0, high=100,
-        applies=lambda s: s.representation == "distances" and s.distance_encoder != "mds",
+        applies=_matches_orders,
         help="Between stretches of K epochs, each target's particles are put in the order that "
              "best matches the decoder's output, so the decoder need not learn the input "
-             "order's jumps (two particles swapping distance from the origin). The mds "
-             "encoder's frame orders them itself.")
+             "order's jumps (two particles swapping places in a sort). The mds encoder's "
+             "frame and the template order of sorted coordinates order them themselves.")
     distance_encoder: str = _option(
         "mds", "Distance encoder", choices=("mds", "rows", "conv"),
         applies=lambda s: s.representation == "distances",
@@ -93,13 +105,20 @@ class TrainSettings:
              "network (needs the height channels and the coordinates decoder); rows: kernels "
              "spanning whole rows, so that each particle is first described by all its "
              "distances; conv: 3x3 convolutions.")
+    voxel_encoder: str = _option(
+        "peaks", "Voxel encoder", choices=("peaks", "conv"),
+        applies=lambda s: s.representation == "voxels" and s.decoder == "coordinates",
+        help="peaks: the encoder's first stage is fixed -- greedy peak picking turns each grid "
+             "back into particles, put in the template order of sorted coordinates -- then a "
+             "dense network; conv: strided 3D convolutions learn from the grid itself.")
     # Targets: the shapes in the mds frame, or, with the other encoders, each configuration
     # matched and moved into the decoder's frame (needs match_every > 0).
     coordinate_weight: float = _option(
         30.0, "Coordinate loss weight", low=0.0, high=1000.0, applies=_decodes_coordinates,
-        help="Weight of a loss on the decoded coordinates themselves, next to their distances: "
-             "scored through distances alone, decoded shapes settle into folded or mirrored "
-             "ones.")
+        help="Weight of a loss on the decoded coordinates themselves (against the KL term's "
+             "1): for distance matrices next to their distances -- scored through distances "
+             "alone, decoded shapes settle into folded or mirrored ones; for sorted "
+             "coordinates and voxel grids it is the reconstruction's weight.")
     # A hard core the decoder learns through (ljvae_core.models.Repel).
     repel_steps: int = _option(
         4, "Hard-core steps (0: off)", low=0, high=20, applies=_decodes_coordinates,
@@ -126,7 +145,7 @@ class TrainSettings:
              "probe). Unconditional models only; 0: the latent organizes itself.")
     prior_physics_weight: float = _option(
         300.0, "Physics weight of the generation prior", low=0.0, high=10000.0, step=10.0,
-        applies=_not_voxels,
+        applies=_not_grids,
         help="After training, the generation prior (a Gaussian mixture over the latent means) "
              "is fitted with the same physics penalty on its decoded samples, so generation "
              "avoids latent regions that decode to overlapping or too wide configurations. "
@@ -144,30 +163,42 @@ class TrainSettings:
             yield "beta and the physics weights cannot be negative"
         if not 0 < self.validation_fraction < 1:
             yield "the validation fraction must lie strictly between 0 and 1"
-        if self.physics_weight > 0 and self.representation == "voxels":
-            yield "the physics loss needs the coords or distances representation"
-        if self.distance_decoder not in ("direct", "coordinates"):
-            yield f"unknown distance decoder {self.distance_decoder!r}"
+        if self.physics_weight > 0 and self.decodes_grid:
+            yield "the physics loss needs decoded coordinates or distances, not voxel grids"
+        if self.decoder not in ("direct", "coordinates"):
+            yield f"unknown decoder {self.decoder!r}"
+        if self.voxel_encoder not in ("peaks", "conv"):
+            yield f"unknown voxel encoder {self.voxel_encoder!r}"
         if self.distance_encoder not in ("conv", "rows", "mds"):
             yield f"unknown distance encoder {self.distance_encoder!r}"
         if self.match_every < 0:
             yield "match_every cannot be negative"
         if self.coordinate_weight < 0 or self.state_weight < 0:
             yield "the coordinate and state weights cannot be negative"
+        if (self.coordinate_weight == 0 and self.decoder == "coordinates"
+                and self.representation != "distances"):
+            yield ("the coordinate loss weight must be positive: it weighs the reconstruction "
+                   "of sorted coordinates and voxel grids decoded through coordinates")
         if self.repel_steps < 0 or self.repel_distance <= 0:
             yield "repel steps cannot be negative and the repel distance must be positive"
         if self.representation == "distances" and self.distance_encoder == "mds":
             if not self.representation_params.get("heights", True):
                 yield ("the mds encoder needs the height channels; without them choose the "
                        "rows or conv encoder")
-            if self.distance_decoder != "coordinates":
+            if self.decoder != "coordinates":
                 yield "the mds encoder needs the decoder through coordinates"
 
     @property
     def decodes_coordinates(self) -> bool:
-        """Whether the decoder emits coordinates (distances through coordinates): the ones
-        the hard core and log-heights apply to."""
+        """Whether the decoder emits coordinates (and the representation is made of them):
+        the ones the hard core and log-heights apply to."""
         return _decodes_coordinates(self)
+
+    @property
+    def decodes_grid(self) -> bool:
+        """Whether the decoder emits voxel grids, which only peak picking turns back into
+        configurations."""
+        return self.representation == "voxels" and self.decoder == "direct"
 
     def validate(self):
         problems = list(self.errors())
@@ -195,7 +226,7 @@ class TrainSettings:
 # those that decide whether it applies, as :func:`settings_from_form` reads them.
 FORM_LAYOUT = {
     "basic": (("representation",), ("latent_dim", "epochs"), ("seed", "conditional")),
-    "advanced": (("distance_decoder", "distance_encoder", "representation_params",
+    "advanced": (("decoder", "distance_encoder", "voxel_encoder", "representation_params",
                   "match_every"),
                  ("coordinate_weight", "repel_steps", "repel_distance", "log_heights"),
                  ("beta", "warmup_epochs", "physics_weight", "prior_physics_weight",
@@ -208,6 +239,12 @@ FORM_FIELDS = tuple(name for section in FORM_LAYOUT.values() for column in secti
 # Each representation's own parameters (TrainSettings.representation_params), with what the
 # command line and the Train page offer; the defaults are the representations' own (tested).
 REPRESENTATION_PARAMS = {
+    "coords": {"sort_axis": {
+        "default": "template", "label": "Particle order", "flag": "--particle-order",
+        "choices": ("template", "x", "up"),
+        "help": "template: each particle is put on the nearest free site of the training "
+                "set's mean configuration (optimal assignment); x, up: particles sorted along "
+                "x (as the original study did) or by height."}},
     "distances": {"heights": {
         "default": True, "label": "Height channels", "flag": "--no-heights",
         "help": "Adds each particle's height to the matrix (two more channels): a distance "

@@ -110,6 +110,34 @@ class TrainedModel:
 
         return LatentPrior.from_dict(self.meta["latent_prior_plain"])
 
+    @property
+    def output_representation(self):
+        """The representation whose values the decoder outputs: the model's own, or, for a
+        voxel grid decoded through coordinates, sorted coordinates in the same box (in the
+        template order fitted in training)."""
+        if self.meta.get("output_representation") is None:
+            return self.representation
+        if "_output_representation" not in self.__dict__:
+            from .features import representation_from_dict
+
+            self._output_representation = representation_from_dict(
+                self.meta["output_representation"])
+        return self._output_representation
+
+    def in_output_order(self, target, output) -> np.ndarray:
+        """Targets (M, ...) with their particles put in the order of the decoder's outputs,
+        for decoders of sorted coordinates or voxel grids through coordinates, whose
+        particles come in their own order; other targets as they are."""
+        if self.settings.representation == "distances" or not self.settings.decodes_coordinates:
+            return target
+        from .geometry import assignment_orders
+
+        rep = self.output_representation
+        shape = (len(target), rep.n_particles_, rep.d)
+        truth = np.reshape(target, shape)
+        orders = assignment_orders(truth, np.reshape(output, shape))
+        return np.take_along_axis(truth, orders[..., None], axis=1).reshape(np.shape(target))
+
     def model_data(self, coords, gamma=None, temperature=None, targets: bool = True) -> dict:
         """What the model makes of configurations: its input ``x`` (with ``condition`` for
         conditional models) and its reconstruction ``target``. With the ``mds`` encoder the
@@ -119,15 +147,25 @@ class TrainedModel:
         if self.frame is None:
             data = {"x": matrices.astype("float32")}
             data["target"] = data["x"]
+            if self.output_representation is not self.representation:
+                data["target"] = self.output_representation.transform(coords).astype("float32")
+            if self.settings.applies("voxel_encoder") and self.settings.voxel_encoder == "peaks":
+                data["x"] = self._peaks(matrices)
         else:
             _, shapes = self.frame.transform(matrices)
             data = {"x": (shapes / self.representation.L).astype("float32"),
                     "coordinates": shapes.astype("float32")}
             if targets:  # the shapes' own matrices: seconds for thousands, unused as input
-                data["target"] = self.representation.matrices(shapes).astype("float32")
+                data["target"] = self.representation.values(shapes).astype("float32")
         if self.settings.conditional:
             data["condition"] = self.condition_features(gamma, temperature)
         return data
+
+    def _peaks(self, grids) -> np.ndarray:
+        """The ``peaks`` voxel encoder's fixed first stage: the particles that greedy peak
+        picking finds in each grid, in the template order of the decoder's targets."""
+        found = self.representation.inverse_transform(grids)
+        return self.output_representation.transform(found).astype("float32")
 
     def model_inputs(self, coords, gamma=None, temperature=None):
         """The model's input: x, or (x, condition) for conditional models."""
@@ -177,12 +215,12 @@ class TrainedModel:
         if self.settings.conditional:
             n = len(latent)
             c = self.condition_features(np.broadcast_to(gamma, n), np.broadcast_to(temperature, n))
-        return self.representation.inverse_transform(self.decoder_output(latent, c))
+        return self.output_representation.inverse_transform(self.decoder_output(latent, c))
 
     def reconstruct(self, coords, gamma=None, temperature=None) -> np.ndarray:
         """Encode (posterior mean) and decode configurations; coordinates (M, N, d)."""
         out = self.output(self.model_data(coords, gamma, temperature, targets=False))
-        return self.representation.inverse_transform(out)
+        return self.output_representation.inverse_transform(out)
 
     def available_priors(self) -> list[str]:
         """The priors :meth:`generate` can sample, its default first: the fitted one (per state
@@ -245,7 +283,7 @@ class TrainedModel:
         for _ in range(draws):
             z = mean + np.exp(0.5 * log_var) * rng.normal(size=mean.shape)
             out = self.decoder_output(z, c).astype(np.float64)
-            parts = reconstruction_parts(truth, out, heights)
+            parts = reconstruction_parts(self.in_output_order(truth, out), out, heights)
             for (target, guess), v in zip(parts, log_vars, strict=True):
                 sq = np.sum((target - guess) ** 2, axis=tuple(range(1, target.ndim)))
                 dims = float(np.prod(target.shape[1:]))

@@ -59,13 +59,18 @@ def _jit_compile(settings, n_train: int, strategy) -> bool | str:
     """Keras' ``jit_compile`` argument: True (XLA) for long runs of the coordinates decoder,
     where it was measured to pay, else "auto" (Keras decides)."""
     long_run = settings.epochs * n_train >= XLA_MIN_SAMPLE_EPOCHS
-    return True if settings.decodes_coordinates and long_run and strategy is None else "auto"
+    # Not for convolutions of voxel grids: XLA's CPU convolutions are slow to compile.
+    convolved = settings.applies("voxel_encoder") and settings.voxel_encoder == "conv"
+    through = settings.decodes_coordinates and not convolved
+    return True if through and long_run and strategy is None else "auto"
 
 
 def _coordinate_decoding(rep, settings) -> CoordinateDecoding | None:
-    if settings.decodes_coordinates:
+    if not settings.decodes_coordinates:
+        return None
+    if settings.representation == "distances":
         return CoordinateDecoding(rep.d, rep.scale)
-    return None
+    return CoordinateDecoding(rep.d, box=rep.L, n_particles=rep.n_particles_)
 
 
 def _tf_dataset(x, batch_size, shuffle, seed):
@@ -99,6 +104,8 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     mds = settings.representation == "distances" and settings.distance_encoder == "mds"
     if mds:
         trained.meta["frame"] = _fitted_frame(rep, dataset.coords[train_idx], settings.seed)
+    if settings.representation == "voxels" and settings.decodes_coordinates:
+        trained.meta["output_representation"] = _template_targets(rep, dataset.coords[train_idx])
     states = _state_targets(trained, dataset, std > 0)
     trained.meta["state_columns"] = [] if states is None else np.flatnonzero(std > 0).tolist()
 
@@ -113,12 +120,14 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
 
     x_train, x_val = inputs(train_idx), inputs(val_idx)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = _compiled_vae(dataset, rep, settings, train_idx, states, strategy)
+        model = _compiled_vae(dataset, rep, settings, train_idx, states, strategy,
+                              x_train["x"].shape[1:])
     timer, early = EpochTimer(), _EarlyStopping(settings.patience)
     callbacks = [timer, early, *_schedules(settings), _Progress(settings.epochs, progress, stop)]
     matcher = None
-    if settings.match_every > 0 and settings.representation == "distances" and not mds:
-        matcher = OrderMatcher(rep, {"train": x_train, "validation": x_val},
+    if settings.match_every > 0 and settings.applies("match_every"):
+        matcher = OrderMatcher(trained.output_representation,
+                               {"train": x_train, "validation": x_val},
                                {"train": dataset.coords[train_idx],
                                 "validation": dataset.coords[val_idx]},
                                coordinates=model.coordinate_weight > 0)
@@ -148,12 +157,12 @@ def _training_record(model, dataset, history, timer, train_idx, val_idx) -> dict
     }
 
 
-def _compiled_vae(dataset, rep, settings, train_idx, states, strategy):
+def _compiled_vae(dataset, rep, settings, train_idx, states, strategy, input_shape):
     """The VAE the settings describe for this dataset's representation, compiled. A free
     cluster's decoded particles have no floor (no log-heights, no clipped heights), and its
     contact distance is in its own sigma."""
     system = dataset.system
-    model = build_vae(settings.representation, rep.input_shape(), settings.latent_dim,
+    model = build_vae(settings.representation, input_shape, settings.latent_dim,
                       beta=settings.beta, conditional=settings.conditional,
                       physics=PhysicsPenalty.for_dataset(dataset, rep, settings, train_idx,
                                                          settings.physics_weight),
@@ -200,6 +209,15 @@ def _fitted_frame(rep, coords, seed: int) -> dict:
     if not (_with_heights(rep) or getattr(rep, "free", False)):
         raise TrainingError("the mds encoder needs the height channels (heights=True)")
     return ShapeFrame(rep).fit(rep.transform(coords), seed=seed).to_dict()
+
+
+def _template_targets(rep, coords) -> dict:
+    """A voxel grid decoded through coordinates is trained against the configurations in
+    the template order of sorted coordinates (fitted on ``coords``): the same particle
+    order from one configuration to the next, which the decoder can learn."""
+    from .features import SortedCoordinates, representation_to_dict
+
+    return representation_to_dict(SortedCoordinates(rep.L, rep.d, "template").fit(coords))
 
 
 def _with_heights(rep) -> bool:

@@ -131,11 +131,12 @@ class VAE(keras.Model):
     ``coordinates`` targets: scored through its distances alone, a decoded shape settles
     into folded and mirrored minima. n_states, state_weight: a linear head z -> the batch's
     ``state`` (the standardized (gamma, T) that vary), so that the latent carries the state
-    point where a linear map reads it."""
+    point where a linear map reads it. reconstruction_weight: the reconstruction term's weight
+    (a decoder whose output is coordinates weighs them as another's coordinate term)."""
 
     def __init__(self, encoder, decoder, beta=1.0, physics=None, conditional=False, seed=None,
                  height_channels=False, coordinate_weight=0.0, n_states=0, state_weight=0.0,
-                 **kwargs):
+                 reconstruction_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder = encoder, decoder
         self.beta = float(beta)
@@ -155,6 +156,7 @@ class VAE(keras.Model):
             self.height_log_var = keras.Variable(0.0, trainable=False, name="height_log_var",
                                                  aggregation="mean")
         self.coordinate_weight = float(coordinate_weight)
+        self.reconstruction_weight = float(reconstruction_weight)
         self._coordinate_view = _Untracked(_coordinate_view(decoder))
         self.n_states, self.state_weight = int(n_states), float(state_weight)
         self.state_head = None
@@ -166,7 +168,7 @@ class VAE(keras.Model):
                          for name in ["loss", *(t.name for t in self.terms)]}
 
     def _loss_terms(self) -> list[LossTerm]:
-        terms = [LossTerm("reconstruction", 1.0, self._reconstruction),
+        terms = [LossTerm("reconstruction", self.reconstruction_weight, self._reconstruction),
                  LossTerm("kl", lambda: self.beta * self.beta_scale,
                           lambda batch, f: kl_divergence(f.mean, f.log_var))]
         if self.physics is not None and self.physics.weight > 0.0:
@@ -216,7 +218,7 @@ class VAE(keras.Model):
             mean, _ = self.encode(ops.convert_to_tensor(x[start:start + batch_size]), cb)
             parts.append(ops.convert_to_numpy(self.decode_with_coordinates(mean, cb)[0]))
         flat = np.concatenate(parts).astype(np.float64)
-        dim = self.decoder.get_layer("distances").dim
+        dim = self.decoder.layers[-1].dim  # the layer that renders the coordinates
         return flat.reshape(len(flat), -1, dim)
 
     def latent_penalty(self, physics: PhysicsPenalty):
@@ -320,6 +322,7 @@ class VAE(keras.Model):
             "physics": None if self.physics is None else self.physics.to_dict(),
             "seed": self.seed, "height_channels": self.height_channels,
             "coordinate_weight": self.coordinate_weight,
+            "reconstruction_weight": self.reconstruction_weight,
             "n_states": self.n_states, "state_weight": self.state_weight,
         }
 

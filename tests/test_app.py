@@ -251,13 +251,29 @@ def _score_uploads_on_the_latent_page(at, dataset_name):
     assert "#a50026" in str(at.get("iframe")[0].proto)
 
 
+def test_train_page_compares_every_representation_with_its_figures(stored_dataset):
+    at = _app()
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert not at.exception
+    (expander,) = [e for e in at.expander if e.label == "Compare the representations"]
+    text = " ".join(m.value for m in expander.markdown)
+    for name in ("Distance matrices", "Sorted coordinates", "Voxel density grids"):
+        assert f"**{name}**" in text
+    assert text.count("median RMSD") == 3
+    # Sorted coordinates offer their particle order; the template is the default.
+    at.selectbox(key="representation").set_value("coords")
+    at.run()
+    assert at.radio(key="sort_axis").value == "template"
+
+
 def test_train_page_refuses_bad_settings(stored_dataset):
     at = _app()
     at.switch_page("app_pages/train.py")
     at.run()
     # The hard core acts on decoded coordinates: off for a decoder of matrices.
     assert not at.number_input(key="repel_steps").disabled
-    at.radio(key="distance_decoder").set_value("direct")
+    at.radio(key="decoder").set_value("direct")
     at.run()
     assert at.number_input(key="repel_steps").disabled
     # A conditional model is given gamma and T: no state head to read them back.
@@ -269,7 +285,8 @@ def test_train_page_refuses_bad_settings(stored_dataset):
     at.run()
     assert not at.exception
     assert at.number_input(key="physics_weight").disabled
-    # Voxel grids decode no distances for the physics loss to judge, in training or prior.
+    # Voxel grids decoded as grids give the physics loss nothing to judge, in training or
+    # prior.
     assert at.number_input(key="prior_physics_weight").disabled
 
 

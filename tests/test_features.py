@@ -21,16 +21,32 @@ def configs():
     return np.random.default_rng(0).uniform(0.2, 4.8, (40, 30, 3))
 
 
-@pytest.mark.parametrize("axis", ["x", "z"])
+@pytest.mark.parametrize("axis", ["x", "z", "up"])
 def test_sorted_coordinates_round_trip_is_exact(configs, axis):
     rep = SortedCoordinates(L=5.0, d=3, sort_axis=axis).fit(configs)
     X = rep.transform(configs)
     assert X.shape == (40, 90) and X.min() >= -1 and X.max() <= 1
-    column = "xyz".index(axis)
+    column = 2 if axis == "up" else "xyz".index(axis)
     assert np.all(np.diff(X.reshape(40, 30, 3)[..., column], axis=1) >= 0)
     assert np.allclose(rep.inverse_transform(X), rep.sort(configs), atol=1e-12)
     # Sorting only permutes the particles.
     assert matched_rmsd(rep.inverse_transform(X[:3]), configs[:3]).max() < 1e-8
+
+
+def test_template_order_is_blind_to_the_input_order_and_follows_wandering_particles():
+    rng = np.random.default_rng(4)
+    sites = rng.uniform(0.5, 4.5, (30, 3))
+    configs = sites + rng.normal(0, 0.05, (200, 30, 3))
+    rep = SortedCoordinates(L=5.0, d=3).fit(configs)
+    assert rep.sort_axis == "template" and rep.template_.shape == (30, 3)
+    X = rep.transform(configs)
+    shuffled = np.stack([c[rng.permutation(30)] for c in configs])
+    assert np.array_equal(rep.transform(shuffled), X)
+    # Each template site keeps one particle: the values of every configuration lie near
+    # the template's, where a sort along x reorders particles of nearly equal x.
+    ordered = rep.inverse_transform(X)
+    assert np.abs(ordered - rep.template_).max() < 0.3
+    assert matched_rmsd(ordered[:3], configs[:3]).max() < 1e-8
 
 
 def test_sorted_coordinates_rejects_bad_input(configs):
@@ -289,7 +305,8 @@ def test_voxel_cell_size_sets_the_grid():
 def test_representations_persist_as_plain_data(configs, kind):
     rep = make_representation(kind, L=5.0, d=3).fit(configs)
     data = representation_to_dict(rep)
-    assert set(data) == {"kind", "params", "n_particles"}
+    learned = {"template"} if kind == "coords" else set()  # the template order's sites
+    assert set(data) == {"kind", "params", "n_particles"} | learned
     again = representation_from_dict(data)
     assert np.array_equal(again.transform(configs[:4]), rep.transform(configs[:4]))
     assert again.input_shape() == rep.transform(configs[:1]).shape[1:]

@@ -120,6 +120,18 @@ def test_match_and_align_returns_the_matched_particles():
     assert np.allclose(matched, Q, atol=1e-8)
 
 
+def test_assignment_orders_undo_a_shuffle():
+    from ljvae_core.geometry import assignment_orders
+
+    rng = np.random.default_rng(5)
+    Q = rng.uniform(0, 5, (6, 20, 3))
+    perms = np.stack([rng.permutation(20) for _ in range(6)])
+    P = np.take_along_axis(Q, perms[..., None], axis=1) + rng.normal(0, 0.01, Q.shape)
+    orders = assignment_orders(P, Q)
+    assert np.allclose(np.take_along_axis(P, orders[..., None], axis=1), Q, atol=0.05)
+    assert np.array_equal(assignment_orders(P[0], Q[0]), orders[0])
+
+
 def test_matching_orders_undo_local_swaps_under_any_rigid_motion():
     from scipy.spatial.transform import Rotation
 

@@ -82,6 +82,33 @@ def test_row_encoder_describes_each_particle_by_its_whole_row(conditional):
     assert vae(inputs).shape == (2, 12, 12, 3)
 
 
+@pytest.mark.parametrize("shape", [(30,), (8, 8, 8, 1), (8, 8, 1)])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_sorted_coordinates_and_grids_decode_coordinates_in_the_box(shape, conditional,
+                                                                    tmp_path):
+    dim = 3 if len(shape) != 3 else 2
+    n = 10 if dim == 3 else 15
+    decoding = CoordinateDecoding(dim, box=5.0, n_particles=n)
+    kind = "coords" if len(shape) == 1 else "voxels"
+    vae = build_vae(kind, shape if kind == "voxels" else (n * dim,), 4,
+                    conditional=conditional, decode_coordinates=decoding,
+                    coordinate_weight=30.0, repel={"distance": 0.9, "steps": 2, "height": 5.0},
+                    log_heights=True)
+    assert vae.has_coordinates and vae.reconstruction_weight == 30.0
+    assert vae.coordinate_weight == 0.0  # the output is the coordinates: no second term
+    z = np.random.default_rng(6).normal(size=(3, 4)).astype("float32")
+    c = np.zeros((3, 2), "float32") if conditional else None
+    coordinates, out = vae.decode_with_coordinates(z, c)
+    # The output is the decoded coordinates as sorted-coordinate values of the box.
+    assert np.allclose(np.asarray(out), 2.0 * np.asarray(coordinates) / 5.0 - 1.0, atol=1e-6)
+    assert out.shape == (3, n * dim)
+    heights = np.asarray(coordinates).reshape(3, n, dim)[..., -1]
+    assert heights.min() >= 0.0 and heights.max() <= 5.0
+    vae.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert np.allclose(np.asarray(again.decode(z, c)), np.asarray(out), atol=1e-6)
+
+
 def test_bad_architectures_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="multiple of 8"):
         build_vae("voxels", (12, 12, 12, 1), 4)

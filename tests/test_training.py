@@ -129,7 +129,10 @@ def test_physics_loss_lowers_decoded_energies(small_dataset):
 
 def test_bad_settings_are_refused(small_dataset):
     with pytest.raises(TrainingError, match="physics loss needs"):
-        train(small_dataset, TrainSettings(representation="voxels", physics_weight=1.0))
+        train(small_dataset, TrainSettings(representation="voxels", decoder="direct",
+                                           physics_weight=1.0))
+    with pytest.raises(TrainingError, match="must be positive"):
+        TrainSettings(representation="coords", coordinate_weight=0.0).validate()
     with pytest.raises(TrainingError, match="validation fraction"):
         TrainSettings(validation_fraction=1.5).validate()
 
@@ -173,10 +176,19 @@ def test_matched_targets_follow_the_decoders_particle_order(small_dataset):
     assert np.mean((out - target) ** 2) <= np.mean((out - x) ** 2) + 1e-9
     with pytest.raises(TrainingError, match="cannot be negative"):
         TrainSettings(match_every=-1).validate()
-    # Other representations have no particle order to match: they train without stretches.
-    coords = train(small_dataset, TrainSettings(representation="coords", latent_dim=2,
-                                                epochs=3, match_every=1))
-    assert "reordered" not in coords.history
+    # Sorted coordinates in the template order are in a steady order already; sorted
+    # along x they are matched to the decoder's order like distance matrices.
+    template = train(small_dataset, TrainSettings(representation="coords", latent_dim=2,
+                                                  epochs=3, match_every=1))
+    assert "reordered" not in template.history
+    by_x = TrainSettings(representation="coords", latent_dim=2, epochs=3, match_every=1,
+                         representation_params={"sort_axis": "x"})
+    sorted_x = train(small_dataset, by_x)
+    assert len(sorted_x.history["reordered"]) == 2
+    data = sorted_x.model_data(small_dataset.coords[:16])
+    out = sorted_x.output(data)
+    matched = sorted_x.in_output_order(data["target"], out)
+    assert np.mean((out - matched) ** 2) <= np.mean((out - data["target"]) ** 2) + 1e-9
 
 
 def test_a_conditional_model_matches_particle_orders_on_its_decoded_coordinates(small_dataset):
@@ -214,7 +226,7 @@ def test_mds_encoder_trains_on_shapes_in_one_frame(small_dataset):
     # The input is the configuration itself, in the frame; the target its matrix.
     assert data["x"].shape == (12, 10, 2)
     assert matched_rmsd(data["coordinates"].astype(float), coords).max() < 1e-4
-    assert np.allclose(data["target"], trained.representation.matrices(data["coordinates"]))
+    assert np.allclose(data["target"], trained.representation.values(data["coordinates"]))
     decoded = trained.model.decoded_coordinates(data["x"])
     assert decoded.shape == (12, 10, 2)
     # The distances the decoder outputs are those of its coordinates.
@@ -234,8 +246,10 @@ def test_xla_only_for_long_runs_of_the_coordinate_decoder():
     # Compiling takes seconds: short runs (the tests, the demo) and other models keep Keras'
     # choice, and so does a distribution strategy.
     assert _jit_compile(TrainSettings(epochs=3), 300, None) == "auto"
-    assert _jit_compile(TrainSettings(epochs=100, representation="coords"), 12000,
-                            None) == "auto"
+    assert _jit_compile(TrainSettings(epochs=100, representation="voxels",
+                                      voxel_encoder="conv"), 12000, None) == "auto"
+    assert _jit_compile(TrainSettings(epochs=100, representation="coords",
+                                      decoder="direct"), 12000, None) == "auto"
     assert _jit_compile(long_run, 12000, object()) == "auto"
 
 
@@ -349,3 +363,42 @@ def test_representation_parameters_have_one_source():
                                     "--voxel-cells", "8", "--smearing", "0.3"]))
     assert representation_params("distances", given) == {"heights": False}
     assert representation_params("voxels", given) == {"n_cells": 8, "smearing": 0.3}
+
+
+@pytest.mark.parametrize("encoder", ["peaks", "conv"])
+def test_a_voxel_model_decodes_coordinates_and_scores_them_in_its_own_order(small_dataset,
+                                                                           tmp_path, encoder):
+    settings = TrainSettings(representation="voxels", latent_dim=3, epochs=3,
+                             voxel_encoder=encoder, representation_params={"n_cells": 8})
+    trained = train(small_dataset, settings)
+    # Its targets are in the template order of sorted coordinates: nothing to re-order.
+    assert "reordered" not in trained.history
+    assert trained.output_representation.sort_axis == "template"
+    coords = small_dataset.coords[:6]
+    data = trained.model_data(coords)
+    # The peaks encoder's fixed first stage: the particles peak picking finds, as sorted
+    # coordinates in the targets' template order.
+    inputs = {"peaks": (6, 20), "conv": (6, 8, 8, 1)}[encoder]
+    assert data["x"].shape == inputs and data["target"].shape == (6, 20)
+    if encoder == "peaks":
+        found = trained.representation.inverse_transform(trained.representation.transform(coords))
+        assert np.allclose(data["x"], trained.output_representation.transform(found), atol=1e-6)
+    back = trained.reconstruct(coords)
+    assert back.shape == coords.shape and np.isfinite(back).all()
+    again = load_model(save_model(trained, models_dir(tmp_path) / "voxels"))
+    assert np.allclose(again.reconstruct(coords), back, atol=1e-5)
+    # Targets are scored in the decoder's particle order (the ELBO, the evaluation).
+    out = again.output(data)
+    matched = again.in_output_order(data["target"], out)
+    assert np.mean((out - matched) ** 2) <= np.mean((out - data["target"]) ** 2) + 1e-9
+    assert np.isfinite(again.negative_elbo(coords)).all()
+
+
+def test_models_saved_before_the_decoder_setting_keep_their_decoders():
+    from ljvae_core.model_store import _current_names
+
+    old = {"representation": "coords", "distance_decoder": "coordinates", "latent_dim": 2}
+    assert _current_names(old) == {"representation": "coords", "decoder": "direct",
+                                   "latent_dim": 2}
+    assert _current_names({"distance_decoder": "direct"}) == {"decoder": "direct"}
+    assert _current_names({"decoder": "coordinates"}) == {"decoder": "coordinates"}
