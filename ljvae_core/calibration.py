@@ -16,10 +16,9 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
     ``max_samples`` training configurations, :class:`ljvae_core.priors.LatentPrior`), then,
     with a prior physics weight, refine it with the joint physics loss of its decoded
     samples; an unconditional model's prior is then narrowed to decode energies like the
-    training configurations' (:func:`calibrated_scale`; not for voxel grids, whose decoding
-    is slow). Kept in the meta: the prior
-    generation uses, and the plain fit beside it (``latent_prior_plain``) when the two
-    differ."""
+    training configurations' (:func:`calibrated_scale`; not for voxel grids decoded as
+    grids, whose decoding is slow). Kept in the meta: the prior generation uses, and the
+    plain fit beside it (``latent_prior_plain``) when the two differ."""
     from .priors import LatentPrior
 
     idx = np.asarray(trained.meta["train_indices"])
@@ -110,8 +109,8 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
 
 def _prior_penalty(trained: TrainedModel, dataset, idx):
     """The joint physics loss of decoded latent points, for refining the generation prior
-    (None without a prior physics weight, or for voxel grids). Conditional models decode
-    each point under the (gamma, T) of a random training configuration."""
+    (None without a prior physics weight, or for voxel grids decoded as grids). Conditional
+    models decode each point under the (gamma, T) of a random training configuration."""
     settings = trained.settings
     physics = PhysicsPenalty.for_dataset(dataset, trained.representation, settings, idx,
                                          settings.prior_physics_weight)

@@ -1,7 +1,11 @@
 """The VAE architectures for each representation, and the layers they are made of (Keras 3).
 
 Architectures (built by :func:`build_vae`, a :class:`ljvae_core.vae.VAE` of the parts):
-- ``dense`` on sorted coordinates: a mirrored encoder/decoder
+- sorted coordinates and voxel grids decoded through coordinates
+  (:func:`coordinates_vae_parts`): a dense encoder (after strided convolutions for a grid
+  itself) and :func:`coordinate_decoder`, whose output is the decoded coordinates as
+  sorted-coordinate values (:class:`ScaledCoordinates`).
+- ``dense`` on sorted coordinates decoded directly: a mirrored encoder/decoder
   (N*d -> 0.75 N*d -> 0.37 N*d -> latent; 60 -> 45 -> 22 -> 2 for 30 particles in 2D).
 - distances: an encoder of the matrix itself (Conv2D, or kernels spanning whole rows) or, by
   default, a dense encoder of the shape classical MDS recovers from it, put in one frame
@@ -11,8 +15,9 @@ Architectures (built by :func:`build_vae`, a :class:`ljvae_core.vae.VAE` of the 
   symmetric with a zero diagonal (:class:`SymmetricDistances`). By default the decoded
   coordinates end with a few steps pushing overlapping pairs apart (:class:`Repel`): a hard
   core the decoder learns through.
-- ``conv3d`` on voxel grids (``conv2d_grid`` for 2D grids): three blocks of convolution and
-  2x pooling, flattened to mean and log-variance; transposed convolutions back.
+- ``conv3d`` on voxel grids decoded directly (``conv2d_grid`` for 2D grids): three blocks of
+  convolution and 2x pooling, flattened to mean and log-variance; transposed convolutions
+  back.
 - ``conditional=True`` feeds (gamma, T) to the encoder and the decoder.
 
 The joint physics loss (:class:`ljvae_core.penalty.PhysicsPenalty`) adds, for the
