@@ -107,13 +107,13 @@ def form_section(section: str, settings: TrainSettings) -> TrainSettings:
                 settings = setting_input(name, settings)
                 if name == "representation":
                     st.caption(DESCRIPTIONS[settings.representation])
-                    compare_representations()
     return settings
 
 
 def settings_from_widgets() -> tuple[TrainSettings, str | None]:
     """The settings a newcomer needs first, then the rest under "Advanced"."""
     settings = form_section("basic", TrainSettings())
+    compare_representations()
     name = st.text_input("Model name (optional)", key="model_name",
                          placeholder="dataset-representation-z<latent size>")
     with st.expander("Advanced settings (the defaults are the ones the documented results use)"):
