@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import types
 
 import distributed
 import numpy as np
@@ -13,9 +14,13 @@ from ljvae_core.sampling import SchedulerError, SimulationParams, simulate
 @pytest.fixture(scope="module")
 def cluster():
     # Worker processes, as on a real cluster: chains are pickled and sent over loopback TCP.
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as local:
-        yield local
+    # A page test run earlier in this process can leave its Streamlit script as __main__,
+    # which spawned workers would run again: they start from a bare __main__.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None) as local:
+            yield local
 
 
 def test_the_same_seed_gives_the_same_dataset_locally_and_on_the_cluster(cluster):
