@@ -478,7 +478,6 @@ def _generation_state(trained, args) -> tuple[float | None, float | None]:
 
 
 def cmd_generate(args) -> int:
-
     from .evaluation import generate_relaxed
     from .model_store import import_model, load_model
 

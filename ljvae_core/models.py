@@ -155,16 +155,15 @@ class ScaledCoordinates(layers.Layer):
     :class:`ljvae_core.features.SortedCoordinates` lays out its values (in the decoder's own
     particle order)."""
 
-    def __init__(self, n_particles, dim, box, **kwargs):
+    def __init__(self, dim, box, **kwargs):
         super().__init__(**kwargs)
-        self.n_particles, self.dim, self.box = int(n_particles), int(dim), float(box)
+        self.dim, self.box = int(dim), float(box)  # dim: what VAE.decoded_coordinates reads
 
     def call(self, inputs):
         return 2.0 * inputs / self.box - 1.0
 
     def get_config(self):
-        return {**super().get_config(), "n_particles": self.n_particles, "dim": self.dim,
-                "box": self.box}
+        return {**super().get_config(), "dim": self.dim, "box": self.box}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -252,7 +251,7 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
         h = layers.Dense(2 * hidden, activation="relu", name="encoder_dense_wide")(h)
         h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
         encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
-        return encoder, _coordinate_decoder(n_particles, latent_dim, hidden, conditional,
+        return encoder, _distances_decoder(n_particles, latent_dim, hidden, conditional,
                                             n_conditions, decode_coordinates, height_scale, repel,
                                             log_heights)
     x, c = _inputs((n_particles, n_particles, channels), conditional, n_conditions)
@@ -273,7 +272,7 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
     if decode_coordinates is not None:
-        return encoder, _coordinate_decoder(n_particles, latent_dim, hidden, conditional,
+        return encoder, _distances_decoder(n_particles, latent_dim, hidden, conditional,
                                             n_conditions, decode_coordinates, height_scale, repel,
                                             log_heights)
     z, cd = _inputs((latent_dim,), conditional, n_conditions)
@@ -289,7 +288,7 @@ def distance_vae_parts(n_particles, latent_dim, filters, hidden, conditional, n_
     return encoder, _functional((z, cd), out, "decoder")
 
 
-def _coordinate_decoder(n_particles, latent_dim, hidden, conditional, n_conditions,
+def _distances_decoder(n_particles, latent_dim, hidden, conditional, n_conditions,
                         decode_coordinates, height_scale, repel=None, log_heights=False):
     """Decoder (z[, c]) -> coordinates (layer ``decoder_coordinates``) -> their distance
     matrix (with height channels when height_scale is set). repel={"distance", "steps",
@@ -342,7 +341,7 @@ def coordinates_vae_parts(input_shape, n_particles, dim, box, latent_dim, hidden
     h = layers.Dense(2 * hidden, activation="relu", name="encoder_dense_wide")(h)
     h = layers.Dense(hidden, activation="relu", name="encoder_dense")(h)
     encoder = _functional((x, c), _heads(h, latent_dim), "encoder")
-    render = ScaledCoordinates(n_particles, dim, box, name="coords")
+    render = ScaledCoordinates(dim, box, name="coords")
     return encoder, coordinate_decoder(n_particles, dim, latent_dim, hidden, conditional,
                                        n_conditions, render, repel, log_heights)
 

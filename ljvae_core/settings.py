@@ -38,7 +38,8 @@ def _matches_orders(s) -> bool:
     # voxel grids) put the particles in a steady order themselves.
     if s.representation == "distances":
         return s.distance_encoder != "mds"
-    sort = s.representation_params.get("sort_axis", "template")
+    default = REPRESENTATION_PARAMS["coords"]["sort_axis"]["default"]
+    sort = s.representation_params.get("sort_axis", default)
     return s.decoder == "coordinates" and s.representation == "coords" and sort != "template"
 
 
@@ -199,6 +200,17 @@ class TrainSettings:
         """Whether the decoder emits voxel grids, which only peak picking turns back into
         configurations."""
         return self.representation == "voxels" and self.decoder == "direct"
+
+    @property
+    def reads_peaks(self) -> bool:
+        """Whether the encoder reads a voxel grid through peak picking (a fixed first stage),
+        not by convolutions."""
+        return self.applies("voxel_encoder") and self.voxel_encoder == "peaks"
+
+    @property
+    def convolves_grids(self) -> bool:
+        """Whether the model convolves voxel grids (in its encoder or its decoder)."""
+        return self.representation == "voxels" and not self.reads_peaks
 
     def validate(self):
         problems = list(self.errors())

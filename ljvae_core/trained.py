@@ -19,7 +19,7 @@ from .settings import TrainSettings
 # (the last one padded), so that each traces once. Calls of many rows use XLA, which takes
 # about 1.5 s to compile and then decodes 4000 latents of the study model in 0.07 s on a
 # 2-core CPU, where Keras' predict, dominated by its per-batch overhead, takes 0.7-1.4 s.
-# Voxel grids never do: XLA's CPU convolutions were far slower to compile.
+# Models that convolve voxel grids never do: XLA's CPU convolutions were far slower to compile.
 CHUNK_VALUES = 2**22  # values of the largest input or output per chunk (16 MB as float32)
 MAX_CHUNK = 1024
 XLA_MIN_ROWS = 1000
@@ -149,7 +149,7 @@ class TrainedModel:
             data["target"] = data["x"]
             if self.output_representation is not self.representation:
                 data["target"] = self.output_representation.transform(coords).astype("float32")
-            if self.settings.applies("voxel_encoder") and self.settings.voxel_encoder == "peaks":
+            if self.settings.reads_peaks:
                 data["x"] = self._peaks(matrices)
         else:
             _, shapes = self.frame.transform(matrices)
@@ -201,7 +201,7 @@ class TrainedModel:
             model = getattr(self.model, part)
             values = max(int(np.prod(t.shape[1:])) for t in [*model.inputs, *model.outputs])
             parts[part] = CompiledPart(model, chunk_size(values),
-                                       xla=self.settings.representation != "voxels")
+                                       xla=not self.settings.convolves_grids)
         return parts[part]
 
     # -- what users call

@@ -60,8 +60,7 @@ def _jit_compile(settings, n_train: int, strategy) -> bool | str:
     where it was measured to pay, else "auto" (Keras decides)."""
     long_run = settings.epochs * n_train >= XLA_MIN_SAMPLE_EPOCHS
     # Not for convolutions of voxel grids: XLA's CPU convolutions are slow to compile.
-    convolved = settings.applies("voxel_encoder") and settings.voxel_encoder == "conv"
-    through = settings.decodes_coordinates and not convolved
+    through = settings.decodes_coordinates and not settings.convolves_grids
     return True if through and long_run and strategy is None else "auto"
 
 
