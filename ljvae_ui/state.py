@@ -112,6 +112,8 @@ def models_table(models: list[dict], expert: bool = False):
                "valid after quench": "percent", "energy W1 after quench": "%.3f"}
     config = {c: st.column_config.NumberColumn(c, help=h, format=formats[c]) if c in formats
               else st.column_config.Column(c, help=h) for c, h in helps.items()}
+    # Sized to their content, the columns left model names a few letters short.
+    config["model"] = st.column_config.Column("model", help=helps.get("model"), width=140)
     return table, config
 
 
