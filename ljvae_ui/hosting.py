@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 import streamlit as st
 
 from ljvae_core.artifacts import base_cache_dir
+from ljvae_core.demo import warm_up
 from ljvae_core.hosted import HOSTED, SESSION_TOKEN, Limits, demo_mode, session_root, use_cache_root
 
 SESSION_PARAM = "session"
@@ -40,7 +42,16 @@ def _hosting() -> Limits | None:
         token = secrets.token_urlsafe(18)
         st.query_params[SESSION_PARAM] = token
     use_cache_root(session_root(base_cache_dir(), token))
+    _warm_server()
     return HOSTED
+
+
+@st.cache_resource
+def _warm_server() -> threading.Thread:
+    """Once per server: :func:`ljvae_core.demo.warm_up` in the background."""
+    thread = threading.Thread(target=warm_up, daemon=True, name="ljvae-warm-up")
+    thread.start()
+    return thread
 
 
 def hosted_limits() -> Limits | None:

@@ -139,6 +139,13 @@ def test_demo_command_runs_every_step(cache, monkeypatch, capsys):
         assert step in captured.err
 
 
+def test_warm_up_runs_the_demo_in_memory_and_leaves_nothing_behind(cache):
+    from ljvae_core.demo import warm_up
+
+    assert warm_up() > 0
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
 def test_demo_build_writes_a_portable_model_any_installation_loads(tmp_path, monkeypatch):
     import numpy as np
 

@@ -77,6 +77,25 @@ def _session(token=None):
     return at
 
 
+def test_a_hosted_server_warms_up_once_when_first_visited(cache, monkeypatch):
+    from ljvae_ui import hosting
+
+    ran = []
+    monkeypatch.setattr(hosting, "warm_up", lambda: ran.append(1))
+    hosting._warm_server.clear()
+    try:
+        monkeypatch.delenv("LJVAE_DEMO", raising=False)
+        _session().run()
+        assert ran == []  # local use: nobody else's demo to wait for
+        monkeypatch.setenv("LJVAE_DEMO", "1")
+        for token in ("a" * 24, "b" * 24):
+            _session(token).run()
+            hosting._warm_server().join(10)
+        assert ran == [1]
+    finally:
+        hosting._warm_server.clear()
+
+
 def test_each_session_gets_a_private_cache(hosted):
     from ljvae_core.artifacts import save_dataset
     from ljvae_core.sampling import simulate
