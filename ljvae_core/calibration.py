@@ -52,22 +52,27 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
 PRIOR_SCALES = tuple(float(s) for s in np.round(np.arange(0.5, 1.0001, 0.05), 2))
 
 
-def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0) -> float:
+def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
+                     gamma=None, temperature=None) -> float:
     """The factor in :data:`PRIOR_SCALES` by which to scale the spread of ``prior``
     (:meth:`ljvae_core.priors.LatentPrior.scaled`) so that the energy per particle of its
     decoded samples is closest (1D W1) to that of ``reference``, the training configurations
     the prior was fitted on. A mixture of latent means decodes too loose a configuration
     between and around the data's, too high in energy; a narrower one is closer. Held-out
-    data play no part. The gravity system's LJ part only (gravity shows in the heights)."""
+    data play no part. A prior of one state point (a conditional model's, decoded at
+    ``gamma``, ``temperature``) is judged on the total energy there; a prior over several,
+    on the LJ part alone: the LJ part would leave samples that stand too tall unjudged,
+    and a strong field weighs every sigma of height at 4 gamma per particle."""
     from scipy.stats import wasserstein_distance
 
     system = trained.system
-    target = energies_per_particle(reference, system, 0.0)
+    field = 0.0 if gamma is None else float(gamma)
+    target = energies_per_particle(reference, system, field)
 
     def distance(scale):
         z = prior.scaled(scale).sample(n, np.random.default_rng(seed))
-        return wasserstein_distance(energies_per_particle(trained.decode(z), system, 0.0),
-                                    target)
+        decoded = trained.decode(z, gamma, temperature)
+        return wasserstein_distance(energies_per_particle(decoded, system, field), target)
     return min(PRIOR_SCALES, key=distance)
 
 
@@ -83,14 +88,15 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
     """Fit the per-state-point generation prior of a conditional model
     (:class:`ljvae_core.priors.ConditionalPrior`): a mixture over the posterior means of at
     most ``max_samples`` training configurations of each state point, refined (with a prior
-    physics weight) by the joint physics loss of its samples decoded at that state point;
-    kept in the meta."""
+    physics weight) by the joint physics loss of its samples decoded at that state point,
+    then narrowed to decode that state point's energies (:func:`calibrated_scale`; not for
+    voxel grids decoded as grids); kept in the meta, with the scales."""
     from .priors import ConditionalPrior, LatentPrior
 
     idx = np.asarray(trained.meta["train_indices"])
     rng = np.random.default_rng(trained.settings.seed)
     states = np.unique(dataset.condition[idx])
-    conditions, priors = [], []
+    conditions, priors, scales = [], [], []
     for k, state in enumerate(states):
         mine = np.sort(rng.permutation(idx[dataset.condition[idx] == state])[:max_samples])
         gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
@@ -102,9 +108,15 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
                 lambda f, k=k: progress((k + f) / len(states)))
             prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
                                  seed=trained.settings.seed, progress=report)
+        if not trained.settings.decodes_grid:
+            scales.append(calibrated_scale(trained, prior, dataset.coords[mine],
+                                           seed=trained.settings.seed, gamma=gamma[0],
+                                           temperature=temperature[0]))
+            prior = prior.scaled(scales[-1])
         conditions.append((gamma[0], temperature[0]))
         priors.append(prior)
     trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors).to_dict()
+    trained.meta["conditional_prior_scales"] = scales
 
 
 def _prior_penalty(trained: TrainedModel, dataset, idx):

@@ -54,7 +54,7 @@ class _PairDecoder:
 
     system = System(box=None, dim=3)
 
-    def decode(self, z):
+    def decode(self, z, gamma=None, temperature=None):
         r = 1.3 + np.asarray(z)[:, 0]
         pair = np.zeros((len(r), 2, 3))
         pair[:, 1, 0] = r
@@ -80,3 +80,24 @@ def test_the_calibrated_scale_makes_decoded_energies_those_of_the_data():
     assert np.allclose(narrow.covariances, 0.25 * prior.covariances)
     assert np.allclose(narrow.sample(5, np.random.default_rng(1)),
                        0.5 * prior.sample(5, np.random.default_rng(1)))
+
+
+class _StandingPair(_PairDecoder):
+    """A pair 1.3 apart at height 0.5 + z: only gravity tells its samples apart."""
+
+    def decode(self, z, gamma=None, temperature=None):
+        pair = np.zeros((len(z), 2, 3))
+        pair[:, 1, 0] = 1.3
+        pair[:, :, 2] = 0.5 + np.asarray(z)[:, :1]
+        return pair
+
+
+def test_a_prior_of_one_state_point_is_scaled_on_the_total_energy_there():
+    from ljvae_core.calibration import calibrated_scale
+    from ljvae_core.priors import LatentPrior
+
+    # The data's heights spread 0.6 times as much as the prior's latent; LJ is the same.
+    data = _StandingPair().decode(0.6 * 0.1 * np.random.default_rng(0).normal(size=(4000, 1)))
+    prior = LatentPrior(np.ones(1), np.zeros((1, 1)), np.full((1, 1, 1), 0.1**2))
+    scale = calibrated_scale(_StandingPair(), prior, data, n=4000, gamma=2.0, temperature=1.0)
+    assert scale == pytest.approx(0.6, abs=0.051)

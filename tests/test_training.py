@@ -71,11 +71,14 @@ def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
 
 
 def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_path):
+    from ljvae_core.calibration import PRIOR_SCALES
     from ljvae_core.model_store import export_model, import_model
 
     assert trained.available_priors() == ["default", "pooled", "unrefined", "normal"]
     prior = trained.conditional_prior
     assert prior.conditions.tolist() == [[0.0, 1.0], [1.0, 1.0]]
+    assert all(s in PRIOR_SCALES for s in trained.meta["conditional_prior_scales"])
+    assert len(trained.meta["conditional_prior_scales"]) == 2
     latent = trained.encode(ds.coords, ds.gamma, ds.temperature)
     centres = [latent[ds.gamma == g].mean(axis=0) for g in (0.0, 1.0)]
     for g, own, other in ((0.0, *centres), (1.0, *centres[::-1])):
