@@ -15,7 +15,13 @@ from ljvae_core.io import extxyz_text
 from ljvae_core.sampling import parse_values
 from ljvae_core.statepoints import evaluate_state_points, figures, monte_carlo_pair
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
-from ljvae_ui.judging import cost_caption, figures_table, state_point_rows, state_point_title
+from ljvae_ui.judging import (
+    cost_caption,
+    figures_table,
+    reconstruction_by_state_table,
+    state_point_rows,
+    state_point_title,
+)
 from ljvae_ui.state import (
     cached_model,
     job_blocked,
@@ -149,6 +155,10 @@ def reconstruction_figures(metrics: dict) -> None:
     cols[1].metric("90th percentile RMSD", f"{rec['rmsd_p90']:.3f} σ")
     cols[2].metric("Valid reconstructions", f"{rec['valid_fraction']:.0%}",
                    help="Reconstructions with no pair of particles closer than 0.8 σ.")
+    by_state = rec.get("by_state") or []
+    if len(by_state) > 1:
+        table, config = reconstruction_by_state_table(by_state)
+        st.dataframe(table, hide_index=True, column_config=config)
 
 
 def quench_figures(gen: dict) -> None:

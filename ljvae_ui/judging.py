@@ -38,6 +38,19 @@ def figures_table(rows: dict[str, dict]):
     return table, config
 
 
+def reconstruction_by_state_table(rows: list[dict]):
+    """An evaluation's reconstruction figures per state point as a table and its column
+    configuration."""
+    table = pd.DataFrame([{"γ": r["gamma"], "T": r["temperature"],
+                           "configurations": r["samples"], "median RMSD (σ)": r["rmsd_median"],
+                           "90th percentile (σ)": r["rmsd_p90"]} for r in rows])
+    config = {"configurations": st.column_config.NumberColumn(
+        "configurations", help="Held-out configurations of this state point.")}
+    config |= {c: st.column_config.NumberColumn(c, format="%.3f")
+               for c in ("median RMSD (σ)", "90th percentile (σ)")}
+    return table, config
+
+
 def state_point_rows(point: dict) -> dict[str, dict]:
     """The rows of one judged state point: the Monte Carlo floor, then generated and
     reconstructed sets after each number of sweeps."""

@@ -76,6 +76,11 @@ def test_evaluate_prints_the_contract(trained):
     assert 0 < rec["rmsd_median"] <= rec["rmsd_p90"]
     assert rec["baseline_rmsd_median"] > 0 and np.isfinite(rec["energy_rel_error_median"])
     assert 0 <= rec["valid_fraction"] <= 1
+    by_state = rec["by_state"]  # the dataset's two state points, the pooled figure between
+    assert [(r["gamma"], r["temperature"]) for r in by_state] == [(0.0, 1.0), (1.0, 1.0)]
+    assert sum(r["samples"] for r in by_state) == result["held_out_samples"]
+    medians = [r["rmsd_median"] for r in by_state]
+    assert min(medians) <= rec["rmsd_median"] <= max(medians)
     _check_generation(result["generation"])
     assert result["training"]["seconds_per_epoch"] > 0
     assert {"mds_rmsd_median", "regressor_rmsd_median"} <= set(result["regressor"])
