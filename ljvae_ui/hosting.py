@@ -15,6 +15,8 @@ from ljvae_core.hosted import HOSTED, SESSION_TOKEN, Limits, demo_mode, session_
 SESSION_PARAM = "session"
 # Where apply_hosting leaves this run's limits for the pages (None when not hosted).
 LIMITS_KEY = "hosted_limits"
+# This session's token, beside the one in the URL.
+TOKEN_KEY = "hosted_session_token"
 
 
 def _secrets_flag() -> bool:
@@ -37,10 +39,16 @@ def _hosting() -> Limits | None:
         return None
     token = st.query_params.get(SESSION_PARAM, "")
     if not SESSION_TOKEN.match(token):
+        # Streamlit drops the query when the visitor switches pages: this session's token,
+        # kept beside it, finds the folder again.
+        token = st.session_state.get(TOKEN_KEY, "")
+    if not SESSION_TOKEN.match(token):
         # A new visitor (or a crafted token): a fresh private folder, kept in the URL so
         # that a reload finds it again.
         token = secrets.token_urlsafe(18)
+    if st.query_params.get(SESSION_PARAM) != token:
         st.query_params[SESSION_PARAM] = token
+    st.session_state[TOKEN_KEY] = token
     use_cache_root(session_root(base_cache_dir(), token))
     _warm_server()
     return HOSTED

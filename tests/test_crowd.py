@@ -7,6 +7,7 @@ slots) come from ``python -m experiments.crowd_check``."""
 from __future__ import annotations
 
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -77,4 +78,17 @@ def test_visitors_queue_for_the_one_slot_and_can_leave(server, tmp_path):
         first.get_by_text("cancelled").first.wait_for(timeout=60_000)
         for page in (first, third):
             assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()
+
+
+def test_a_visitor_keeps_their_private_folder_from_page_to_page(server):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = _visitor(browser, server)
+        token = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["session"]
+        for name, path in (("Dataset", "dataset"), ("Home", "")):
+            page.get_by_role("link", name=name, exact=True).first.click()
+            # The switch drops the query; the page puts the visitor's own token back.
+            page.wait_for_url(f"{server}/{path}?session={token[0]}", timeout=20_000)
+            page.wait_for_selector(IDLE)
         browser.close()

@@ -109,6 +109,12 @@ def test_each_session_gets_a_private_cache(hosted):
     at.run()
     assert not at.exception
     assert at.dataframe[0].value["dataset"].tolist() == ["alices"]
+    # Streamlit drops the query when the visitor switches pages: the folder stays hers.
+    del at.query_params["session"]
+    at.switch_page("app_pages/dataset.py")
+    at.run()
+    assert not at.exception and at.selectbox[0].value == "alices"
+    assert at.query_params["session"] in (alice, [alice])
     at = _session(bob)
     at.run()
     assert not at.dataframe, "another session's datasets are listed"
