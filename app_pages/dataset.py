@@ -99,11 +99,15 @@ def decorrelation_words(params: dict) -> tuple[str, str]:
 
 
 def condition_frame(ds) -> pd.DataFrame:
-    """The per-condition sampling table with human headers and units."""
-    return pd.DataFrame(ds.condition_table()).rename(columns={
+    """The per-condition sampling table with human headers and units. The threshold rule's
+    lag shows only when that rule set the strides."""
+    table = pd.DataFrame(ds.condition_table())
+    if ds.params.get("decorrelation") != "threshold":
+        table = table.drop(columns="threshold_lag", errors="ignore")
+    return table.rename(columns={
         "gamma": "γ", "blocks": "blocks of frames (as chains)", "tau": "τ mean (sweeps)",
         "tau_max": "τ max (sweeps)",
-        "threshold_lag": "threshold lag, max (sweeps)", "stride": "stride, max (sweeps)",
+        "threshold_lag": "lag, max (sweeps)", "stride": "stride, max (sweeps)",
         "acceptance": "acceptance, mean", "step_size": "step δ, mean (σ)"})
 
 
@@ -116,7 +120,7 @@ def condition_column_config(params: dict) -> dict:
         "τ mean (sweeps)": number(format="%.2f", help="Integrated autocorrelation time of the "
                                   "energy, mean over the chains."),
         "τ max (sweeps)": number(format="%.2f", help="The same for the slowest chain."),
-        "threshold lag, max (sweeps)": number(help=(
+        "lag, max (sweeps)": number(help=(
             "First lag at which the energy autocorrelation falls below "
             f"{params['threshold']:g}, largest over the chains.")),
         "stride, max (sweeps)": number(help="Sweeps between kept configurations, largest "
@@ -129,21 +133,21 @@ def condition_column_config(params: dict) -> dict:
 
 def show_parameters(ds) -> None:
     params = ds.params
-    cols = st.columns(6)
+    cols = st.columns(5)
     cols[0].metric("Particles N", ds.n_particles)
     cols[1].metric("Dimension", f"{ds.dim}D")
     cols[2].metric("Box L", "none" if ds.box is None else f"{ds.box:g} σ")
     cols[3].metric("Samples", len(ds))
     cols[4].metric("Blocks per condition" if ds.imported else "Chains per condition",
                    params["n_chains"])
-    cols[5].metric("Potential", ds.system.potential)
     if ds.imported:
         show_import(ds)
         return
     boundaries = params["periodic"] or "none (reflecting walls)"
     cutoff = f"{params['cutoff']:g} σ" if params["cutoff"] is not None else "none (all pairs)"
-    st.caption(f"Periodic axes: {boundaries} · cut-off: {cutoff} · step size tuned to an "
-               f"acceptance rate of {params['target_acceptance']:g} · seed {ds.seed}")
+    st.caption(f"Potential: {potential_name(ds)} · periodic axes: {boundaries} · cut-off: "
+               f"{cutoff} · step size tuned to an acceptance rate of "
+               f"{params['target_acceptance']:g} · seed {ds.seed}")
     st.dataframe(condition_frame(ds), hide_index=True, width="stretch",
                  column_config=condition_column_config(params))
     what, symbol = decorrelation_words(params)
@@ -154,13 +158,17 @@ def show_parameters(ds) -> None:
                "over the chains; the sampling diagnostics below show each chain's own.")
 
 
+def potential_name(ds) -> str:
+    return POTENTIAL_NAMES.get(ds.system.potential, ds.system.potential)
+
+
 def show_import(ds) -> None:
     """Where an imported dataset came from, and how its frames stand in for chains."""
     files = ", ".join(ds.params["imported_from"])
     boundaries = ("none: a free cluster, centre of mass removed" if ds.box is None
                   else ds.params["periodic"] or "none (reflecting walls)")
-    st.caption(f"Imported from {files} · periodic axes: {boundaries} · energies recomputed "
-               f"from the coordinates in the {ds.system.potential} potential. Each file's "
+    st.caption(f"Imported from {files} · potential: {potential_name(ds)} · periodic axes: "
+               f"{boundaries} · energies recomputed from the coordinates. Each file's "
                "frames of a state point are cut into contiguous blocks that stand for chains, "
                "so that training holds out whole stretches of the trajectory.")
     st.dataframe(condition_frame(ds), hide_index=True, width="stretch")
