@@ -17,11 +17,11 @@ FIGURE_COLUMNS = {
                   "particle (LJ pairs and gravity at this γ)."),
     "height_w1": ("height W1 (σ)", "%.3f",
                   "Wasserstein distance between the distributions of particle heights."),
-    "nearest_neighbour_w1": ("nearest-neighbour W1 (σ)", "%.4f",
+    "nearest_neighbour_w1": ("neighbour W1 (σ)", "%.4f",
                              "Wasserstein distance between the distributions of each "
                              "particle's nearest-neighbour distance."),
     "rdf_l1": ("g(r) L1", "%.3f", "Integrated absolute difference of the two g(r) curves."),
-    "valid_fraction": ("valid (no pair < 0.8 σ)", "percent",
+    "valid_fraction": ("valid", "percent",
                        "Share of configurations with no pair of particles closer than 0.8 σ."),
 }
 

@@ -83,7 +83,7 @@ MODEL_COLUMNS = {
                        "matching particles and aligning.",
     "valid generated": "Share of generated configurations with no pair closer than 0.8 σ, "
                        "before relaxation.",
-    "energy W1 after quench": "Wasserstein distance between the energy per particle of "
+    "U/N W1, quenched": "Wasserstein distance between the energy per particle of "
                               "quenched generated samples and of equally quenched Monte Carlo "
                               "configurations (0: identical).",
     "trained on": "The dataset the model was trained on.",
@@ -109,7 +109,7 @@ def models_table(models: list[dict], expert: bool = False):
     table = pd.DataFrame(rows)
     helps = EXPERT_COLUMNS if expert else MODEL_COLUMNS
     formats = {"median RMSD (σ)": "%.3f", "valid generated": "percent",
-               "valid after quench": "percent", "energy W1 after quench": "%.3f"}
+               "valid after quench": "percent", "U/N W1, quenched": "%.3f"}
     config = {c: st.column_config.NumberColumn(c, help=h, format=formats[c]) if c in formats
               else st.column_config.Column(c, help=h) for c, h in helps.items()}
     # Sized to their content, the columns left model names a few letters short.
@@ -139,7 +139,7 @@ def _model_row(m: dict) -> dict:
             "median RMSD (σ)": rec.get("rmsd_median"),
             "valid generated": gen.get("valid_fraction"),
             # A quench lowers Monte Carlo's energies too: the fair comparison.
-            "energy W1 after quench": gen.get("energy_w1_relaxed_vs_quenched_mc"),
+            "U/N W1, quenched": gen.get("energy_w1_relaxed_vs_quenched_mc"),
             "trained on": m.get("dataset")}
 
 

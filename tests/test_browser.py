@@ -38,7 +38,7 @@ def server(tmp_path_factory):
 def page(server):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
         tab = context.new_page()
         tab.set_default_timeout(60_000)
         yield tab
@@ -91,8 +91,9 @@ def test_every_page_opens_on_an_empty_cache(page, server, path):
     _no_exception(page)
 
 
-# Bounding boxes of charts and tables against the column that holds them, and the content of
-# each table against its own frame (a table whose columns scroll out of sight is cut).
+# Bounding boxes of charts and tables against the column that holds them, the content of each
+# table against its own frame (a table whose columns scroll out of sight is cut), and each
+# metric's value against its own width.
 OVERFLOWS = """() => {
   const found = [];
   const holder = e => e.closest('[data-testid=stColumn]')
@@ -109,6 +110,10 @@ OVERFLOWS = """() => {
     const scroller = e.querySelector('.dvn-scroller');
     if (scroller && scroller.scrollWidth > scroller.clientWidth + 2)
       found.push(`table cut by ${scroller.scrollWidth - scroller.clientWidth}px`);
+  }
+  for (const m of document.querySelectorAll('[data-testid=stMetricValue]')) {
+    const text = m.querySelector('div') || m;  // a value too long for its column ends in "…"
+    if (text.scrollWidth > text.clientWidth + 1) found.push(`metric cut: ${m.textContent}`);
   }
   return found;
 }"""
