@@ -13,7 +13,12 @@ from ljvae_core.evaluation import can_relax, generate_relaxed, held_out_indices
 from ljvae_core.geometry import match_and_align, pairwise_distances
 from ljvae_core.io import extxyz_text
 from ljvae_core.sampling import parse_values
-from ljvae_core.statepoints import evaluate_state_points, figures, monte_carlo_pair
+from ljvae_core.statepoints import (
+    evaluate_state_points,
+    figures,
+    monte_carlo_pair,
+    pooled_monte_carlo_pair,
+)
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
 from ljvae_ui.judging import (
     cost_caption,
@@ -48,11 +53,17 @@ PRIOR_NAMES = {"default": "the fitted prior", "pooled": "one mixture over every 
 JUDGED = "state_point_job"
 
 
+# An unconditional model's samples compared with Monte Carlo of every state point.
+EVERY_GAMMA = "every trained γ"
+
+
 def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
     """Samples at (gamma, T), raw and relaxed, with Monte Carlo of that state point and the
-    figures of each against it."""
+    figures of each against it; gamma None: an unconditional model's samples, raw, against
+    every state point's (energies of the LJ part alone)."""
     raw, relaxed = generate_relaxed(trained, n, gamma, temperature, sweeps, seed, prior)
-    pair = monte_carlo_pair(trained, ds, gamma, temperature, n, seed)
+    pair = (pooled_monte_carlo_pair(trained, ds, n, seed) if gamma is None
+            else monte_carlo_pair(trained, ds, gamma, temperature, n, seed))
     sets = {"generated, raw": raw}
     if relaxed is not None:
         sets[f"generated + {sweeps} sweeps"] = relaxed
@@ -63,7 +74,7 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
     return {"model": summary["name"], "dataset": chosen["name"], "gamma": gamma,
             "temperature": temperature, "sets": sets, "reference": reference,
             "source": pair.source,
-            "figures": {label: figures(x, reference, ds.system, gamma, seed)
+            "figures": {label: figures(x, reference, ds.system, gamma or 0.0, seed)
                         for label, x in rows.items()}}
 
 
@@ -74,15 +85,18 @@ def show_generated(result: dict) -> None:
         column.altair_chart(chart, width="stretch")
     table, config = figures_table(result["figures"])
     st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    where = ("; U/N is the LJ part alone, gravity differing from one state point to the next"
+             if result["gamma"] is None else f" at γ = {result['gamma']:g}")
     st.caption(f"Each figure compares a set with {len(result['reference'])} configurations of "
-               f"{result['source']} at γ = {result['gamma']:g}; the floor row is what Monte "
-               "Carlo scores against itself.")
+               f"{result['source']}{where}; the floor row is what Monte Carlo scores against "
+               "itself.")
     last = list(result["sets"].values())[-1]
     cols = st.columns([3, 1])
     show = cols[0].number_input("Show generated sample", 0, len(last) - 1, 0,
                                 key="show_generated")
-    info = {"gamma": np.full(len(last), result["gamma"]),
-            "temperature": np.full(len(last), result["temperature"])}
+    info = {"temperature": np.full(len(last), result["temperature"])}
+    if result["gamma"] is not None:
+        info["gamma"] = np.full(len(last), result["gamma"])
     xyz = extxyz_text(last, ds.box, ds.system.periodic, info)
     cols[1].download_button("Download (extended XYZ)", xyz,
                             file_name=f"{summary['name']}-generated.xyz", key="download_generated")
@@ -250,12 +264,17 @@ if trained.settings.conditional:
              "interpolates; past them it extrapolates a little way, and says so when a γ "
              "is too far.")
 else:
-    gamma = cols[1].selectbox("relaxed at γ", gammas, key="generate_gamma_relax",
-                              disabled=not can_relax(ds.system),
-                              help="Unconditional model: its samples span the training γ "
-                                   "values; the thermal sweeps run at this γ.")
+    compared = cols[1].selectbox(
+        "Compare at γ", [EVERY_GAMMA, *gammas], key="generate_gamma_relax",
+        format_func=lambda g: g if g == EVERY_GAMMA else f"{g:g}",
+        disabled=not can_relax(ds.system),
+        help="Unconditional model: its samples span the training γ values, and are compared "
+             "with Monte Carlo of all of them; pick one γ to relax them there by thermal "
+             "sweeps and compare with Monte Carlo of that γ.")
+    gamma = None if compared == EVERY_GAMMA else compared
 sweeps = cols[2].number_input(
-    "Thermal sweeps", 0, 200, 0, key="generate_sweeps", disabled=not can_relax(ds.system),
+    "Thermal sweeps", 0, 200, 0, key="generate_sweeps",
+    disabled=not can_relax(ds.system) or (not trained.settings.conditional and gamma is None),
     help="Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
          "a tuned step. The energy of this system decorrelates in about 40–70 sweeps."
     if can_relax(ds.system) else "This system has no Monte Carlo kernel here: samples stay raw.")
@@ -280,7 +299,8 @@ if st.button("Generate", type="primary", key="generate"):
     try:
         with st.spinner("Decoding, relaxing, and comparing with Monte Carlo of this γ…"):
             st.session_state[GENERATED] = generated_and_judged(
-                int(n), float(gamma), temperature, int(sweeps), int(seed), prior)
+                int(n), None if gamma is None else float(gamma), temperature,
+                0 if gamma is None else int(sweeps), int(seed), prior)
     except ValueError as err:
         st.error(f"Could not generate: {err}.")
 

@@ -116,6 +116,21 @@ def monte_carlo_pair(trained, dataset, gamma, temperature, n: int,
     return MonteCarloPair(reference, source, fresh.coords, fresh)
 
 
+def pooled_monte_carlo_pair(trained, dataset, n: int, seed: int = 0) -> MonteCarloPair:
+    """What an unconditional model's samples, which span every state point it was trained
+    on, are judged against: up to n held-out configurations of every state point as the
+    reference and as many others as the floor's second sample."""
+    from .evaluation import held_out_indices
+
+    idx = np.random.default_rng(seed).permutation(held_out_indices(trained, dataset))
+    m = min(n, len(idx) // 2)
+    if m < 2:
+        raise ValueError("the dataset holds too few held-out configurations to judge "
+                         "samples against")
+    return MonteCarloPair(dataset.coords[np.sort(idx[:m])], "held-out Monte Carlo of every "
+                          "state point", dataset.coords[np.sort(idx[m:2 * m])])
+
+
 def relaxed_series(coords, system, temperature, gamma, sweeps, seed):
     """{K: the configurations after K sweeps} for each K of ``sweeps`` (increasing), each
     continuing the last with the step size tuned once, and {K: seconds since the start}."""

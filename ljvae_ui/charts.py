@@ -168,11 +168,12 @@ def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
     colour = alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", columns=1))
     # The gravity system's LJ part (gravity shows in ρ(z)); the LJ13 cluster's whole energy.
     energy_name = "energy" if system.potential == "lj13" else "LJ energy"
+    symbol = "U" if system.potential == "lj13" else "U_LJ"
     hist = alt.Chart(pd.concat(energy)).transform_density(
         "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(
-        x=alt.X("U_LJ / N:Q", title=f"{energy_name} per particle (ε)"),
+        x=alt.X("U_LJ / N:Q", title=f"{symbol} / N (ε), capped at 5"),
         y=alt.Y("density:Q", title="probability density"), color=colour).properties(
-        title=f"{energy_name} per particle (clipped at 5)", height=400)
+        title=f"{energy_name} per particle", height=400)
     free = system.free
     g_chart = alt.Chart(pd.concat(rdf)).mark_line().encode(
         x=alt.X("r:Q", title="r (σ)"),
