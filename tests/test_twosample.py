@@ -49,3 +49,23 @@ def test_mean_shapes_without_fluctuations_are_told_apart(ensembles):
 def test_too_few_configurations_are_refused(ensembles):
     with pytest.raises(ValueError, match="at least 5 configurations"):
         classifier_auc(ensembles[0.0][:3], ensembles[2.0][:3], SYSTEM)
+
+
+class _Unseen:
+    """A stand-in model that was not trained on the dataset: every configuration is held out."""
+
+    def trained_on(self, dataset):
+        return False
+
+
+def test_an_unconditional_models_reference_spans_every_state_point():
+    from ljvae_core.statepoints import pooled_monte_carlo_pair
+
+    data = simulate(SimulationParams(n_particles=6, dim=2, box=BOX, gammas=(0.0, 2.0),
+                                     n_samples=20, n_chains=1, seed=4))
+    pair = pooled_monte_carlo_pair(_Unseen(), data, 15, seed=1)
+    assert len(pair.reference) == len(pair.second) == 15
+    rows = {c.tobytes(): g for c, g in zip(data.coords, data.gamma, strict=True)}
+    picked = [[rows[c.tobytes()] for c in part] for part in (pair.reference, pair.second)]
+    assert all(set(gammas) == {0.0, 2.0} for gammas in picked)
+    assert not {c.tobytes() for c in pair.reference} & {c.tobytes() for c in pair.second}
