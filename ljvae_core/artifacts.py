@@ -272,11 +272,20 @@ def list_datasets(root=None) -> list[dict]:
     return sorted(found, key=lambda s: s["modified"], reverse=True)
 
 
+def dataset_name(name_or_path: str | os.PathLike) -> str:
+    """A dataset's name in the store from its name or its file's path. Not ``Path.stem``:
+    default names hold dots (``..._g0-0.5-1-2_...``), which a stem would cut."""
+    return Path(str(name_or_path)).name.removesuffix(DATASET_SUFFIX)
+
+
 def load_dataset(name_or_path: str | os.PathLike, root=None) -> Dataset:
     """Load a dataset from a file that ljvae wrote, or by its name in the store."""
     path = Path(name_or_path)
-    if not path.suffix and not path.is_file():
-        path = datasets_dir(root) / f"{safe_name(str(name_or_path))}{DATASET_SUFFIX}"
+    if not path.is_file() and len(path.parts) == 1 and path.suffix != DATASET_SUFFIX:
+        stored = datasets_dir(root) / f"{safe_name(str(name_or_path))}{DATASET_SUFFIX}"
+        # A name's dots are no file suffix: "..._T0.8-1.5_..." is a name if it is stored.
+        if stored.is_file() or not path.suffix:
+            path = stored
     if not path.is_file():
         raise FileNotFoundError(f"no dataset at {path}")
     data = load_signed(path)

@@ -366,7 +366,7 @@ def _check_inside(coords, box) -> None:
 
 
 def cmd_train(args) -> int:
-    from .artifacts import load_dataset
+    from .artifacts import dataset_name, load_dataset
     from .settings import TrainSettings, representation_params
 
     dataset = load_dataset(args.dataset)
@@ -384,7 +384,7 @@ def cmd_train(args) -> int:
                       f"epoch {p['epoch']}: loss {p['loss']:.4g}, val {p['val_loss']:.4g}")
 
     trained = train(dataset, settings, progress)
-    trained.meta["dataset_name"] = Path(args.dataset).stem
+    trained.meta["dataset_name"] = dataset_name(args.dataset)
     sys.stderr.write("\n")
     attach_after_training(trained, dataset, lambda f: _progress_bar(f, "refining the prior"))
     sys.stderr.write("\n")

@@ -3,8 +3,6 @@ a stored dataset, evaluate and store it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .settings import TrainingError, TrainSettings
 
 
@@ -30,6 +28,7 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
     losses are appended to ``epoch_log`` (a list) for live charts; setting ``cancel`` stops
     training early and keeps the model trained so far.
     """
+    from .artifacts import dataset_name as stored_name
     from .artifacts import load_dataset, models_dir, safe_name
     from .calibration import attach_after_training
     from .evaluation import evaluate
@@ -47,8 +46,8 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
                f"validation {logs.get('val_loss', float('nan')):.4g}")
 
     trained = train(dataset, settings, on_epoch, cancel)
-    trained.meta["dataset_name"] = Path(str(dataset_name)).stem
-    base = safe_name(name or f"{Path(str(dataset_name)).stem}-{settings.representation}"
+    trained.meta["dataset_name"] = stored_name(dataset_name)
+    base = safe_name(name or f"{stored_name(dataset_name)}-{settings.representation}"
                              f"-z{settings.latent_dim}")
     folder = models_dir(root)
     final, k = base, 2

@@ -15,6 +15,7 @@ import pytest
 
 from ljvae_core.artifacts import (
     UntrustedFileError,
+    dataset_name,
     list_datasets,
     list_models,
     load_dataset,
@@ -158,3 +159,15 @@ def test_foreign_models_are_skipped(cache):
 
     with pytest.raises(UntrustedFileError):
         load_model(folder)
+
+
+def test_a_default_name_with_dots_loads_by_name(cache):
+    ds = simulate(SimulationParams(n_particles=6, dim=2, gammas=(0.0, 0.5), temperatures=(0.8,),
+                                   n_samples=10, n_chains=1, seed=3))
+    name = dataset_name(save_dataset(ds, root=cache))
+    assert "." in name  # the default name spells out gamma = 0.5 and T = 0.8
+    assert len(load_dataset(name, cache)) == len(ds)
+    assert dataset_name(name) == name
+    # A file of another kind that is not there is still a path, not a stored name.
+    with pytest.raises(FileNotFoundError, match="no dataset at mine.npz"):
+        load_dataset("mine.npz", cache)
