@@ -123,8 +123,13 @@ class LatentPrior:
             if progress is not None:
                 progress((k + 1) / steps)
         lower = _floored_lower(factors, least).numpy().astype(np.float64)
-        return LatentPrior(self.weights, means.numpy().astype(np.float64),
-                           lower @ np.swapaxes(lower, -1, -2), float(weight))
+        moved = means.numpy().astype(np.float64)
+        if not (np.isfinite(moved).all() and np.isfinite(lower).all()):
+            # Diverged: a handful of configurations per component, or a decoder trained
+            # for a few epochs, whose penalty's gradients overflow. The fit stands.
+            return self
+        return LatentPrior(self.weights, moved, lower @ np.swapaxes(lower, -1, -2),
+                           float(weight))
 
     def to_dict(self) -> dict:
         return {"weights": self.weights, "means": self.means, "covariances": self.covariances,

@@ -101,3 +101,15 @@ def test_a_prior_of_one_state_point_is_scaled_on_the_total_energy_there():
     prior = LatentPrior(np.ones(1), np.zeros((1, 1)), np.full((1, 1, 1), 0.1**2))
     scale = calibrated_scale(_StandingPair(), prior, data, n=4000, gamma=2.0, temperature=1.0)
     assert scale == pytest.approx(0.6, abs=0.051)
+
+
+def test_a_refinement_that_diverges_keeps_the_fit():
+    import tensorflow as tf
+
+    from ljvae_core.priors import LatentPrior
+
+    latent = np.random.default_rng(0).normal(size=(200, 3))
+    plain = LatentPrior.fit(latent, components=2)
+    # A decoder trained for a few epochs can make a penalty whose gradients overflow.
+    refined = plain.refine(lambda z: np.nan * tf.reduce_sum(z, axis=-1), latent, 1.0, steps=5)
+    assert refined is plain
