@@ -77,7 +77,7 @@ MODEL_COLUMNS = {
     "model": "The model's name in the cache.",
     "representation": "What the VAE sees of each configuration; conditional models are "
                       "given γ and T too.",
-    "latent size": "Dimension of the latent space.",
+    "latent": "Dimension of the latent space.",
     "epochs": "Training epochs run (early stopping may end training sooner).",
     "median RMSD (σ)": "Median reconstruction error of held-out configurations, after "
                        "matching particles and aligning.",
@@ -112,8 +112,12 @@ def models_table(models: list[dict], expert: bool = False):
                "valid after quench": "percent", "U/N W1, quenched": "%.3f"}
     config = {c: st.column_config.NumberColumn(c, help=h, format=formats[c]) if c in formats
               else st.column_config.Column(c, help=h) for c, h in helps.items()}
-    # Sized to their content, the columns left model names a few letters short.
+    # Sized to their content, the columns left model names a few letters short; long
+    # dataset names (the default ones spell out every γ and T) pushed the figures out of sight.
     config["model"] = st.column_config.Column("model", help=helps.get("model"), width=140)
+    if not expert:
+        config["trained on"] = st.column_config.Column("trained on", width=72,
+                                                       help=helps["trained on"])
     return table, config
 
 
@@ -135,7 +139,7 @@ def _model_row(m: dict) -> dict:
     kind = REPRESENTATION_NAMES.get(m["representation"], m["representation"])
     return {"model": m["name"],
             "representation": f"{kind}, conditional" if m["conditional"] else kind,
-            "latent size": m["latent_dim"], "epochs": m["epochs_run"],
+            "latent": m["latent_dim"], "epochs": m["epochs_run"],
             "median RMSD (σ)": rec.get("rmsd_median"),
             "valid generated": gen.get("valid_fraction"),
             # A quench lowers Monte Carlo's energies too: the fair comparison.
@@ -151,7 +155,7 @@ def _expert_row(m: dict) -> dict:
             "prior physics W": m.get("prior_physics_weight", 0.0)}
 
 
-REPRESENTATION_NAMES = {"distances": "distance matrix", "coords": "sorted coordinates",
+REPRESENTATION_NAMES = {"distances": "distances", "coords": "sorted coordinates",
                         "voxels": "voxel grid"}
 
 
