@@ -123,14 +123,16 @@ def models_table(models: list[dict], expert: bool = False):
 
 def unmeasured_note(models: list[dict]) -> str | None:
     """A sentence for the models table when some of its models carry no figures (trained with
-    ``python -m ljvae_core train``, which leaves the evaluation to ``evaluate``)."""
+    ``python -m ljvae_core train``, which leaves the evaluation to ``evaluate``, or whose
+    evaluation after training failed)."""
     names = [m["name"] for m in models
              if not (m.get("metrics") or {}).get("reconstruction")]
     if not names:
         return None
     shown = ", ".join(f"`{n}`" for n in names[:3]) + (" and others" if len(names) > 3 else "")
-    return (f"No figures (None) for {shown}: trained on the command line, which does not "
-            "evaluate; `python -m ljvae_core evaluate MODEL DATASET` prints them.")
+    return (f"No figures (None) for {shown}: not evaluated (the command line's `train` "
+            "leaves it to `python -m ljvae_core evaluate MODEL DATASET`, which prints them, "
+            "and an evaluation that failed after training leaves none).")
 
 
 def _model_row(m: dict) -> dict:
