@@ -274,7 +274,7 @@ else:
     gamma = None if compared == EVERY_GAMMA else compared
 sweeps = cols[2].number_input(
     "Thermal sweeps", 0, 200, 0, key="generate_sweeps",
-    disabled=not can_relax(ds.system) or (not trained.settings.conditional and gamma is None),
+    disabled=not can_relax(ds.system) or gamma is None,  # None: every trained γ at once
     help="Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
          "a tuned step. The energy of this system decorrelates in about 40–70 sweeps."
     if can_relax(ds.system) else "This system has no Monte Carlo kernel here: samples stay raw.")

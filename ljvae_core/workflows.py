@@ -46,8 +46,9 @@ def train_and_save(dataset_name, settings: TrainSettings, name=None, root=None, 
                f"validation {logs.get('val_loss', float('nan')):.4g}")
 
     trained = train(dataset, settings, on_epoch, cancel)
-    trained.meta["dataset_name"] = stored_name(dataset_name)
-    base = safe_name(name or f"{stored_name(dataset_name)}-{settings.representation}"
+    data_name = stored_name(dataset_name)
+    trained.meta["dataset_name"] = data_name
+    base = safe_name(name or f"{data_name}-{settings.representation}"
                              f"-z{settings.latent_dim}")
     folder = models_dir(root)
     final, k = base, 2

@@ -15,8 +15,8 @@ from ljvae_core.hosted import HOSTED, SESSION_TOKEN, Limits, demo_mode, session_
 SESSION_PARAM = "session"
 # Where apply_hosting leaves this run's limits for the pages (None when not hosted).
 LIMITS_KEY = "hosted_limits"
-# This session's token, beside the one in the URL.
-TOKEN_KEY = "hosted_session_token"
+# The visitor's token, kept in Streamlit's per-tab state beside the one in the URL.
+TOKEN_KEY = "hosted_visitor_token"
 
 
 def _secrets_flag() -> bool:
@@ -39,7 +39,7 @@ def _hosting() -> Limits | None:
         return None
     token = st.query_params.get(SESSION_PARAM, "")
     if not SESSION_TOKEN.match(token):
-        # Streamlit drops the query when the visitor switches pages: this session's token,
+        # Streamlit drops the query when the visitor switches pages: the visitor's token,
         # kept beside it, finds the folder again.
         token = st.session_state.get(TOKEN_KEY, "")
     if not SESSION_TOKEN.match(token):
