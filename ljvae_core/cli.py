@@ -31,7 +31,8 @@ TRAIN_FLAGS = (
     ("match_every", "--match-every"), ("distance_encoder", "--distance-encoder"),
     ("voxel_encoder", "--voxel-encoder"),
     ("coordinate_weight", "--coordinate-weight"), ("repel_steps", "--repel-steps"),
-    ("repel_distance", "--repel-distance"), ("log_heights", "--linear-heights"),
+    ("repel_distance", "--repel-distance"), ("repel_trigger", "--repel-trigger"),
+    ("log_heights", "--linear-heights"),
     ("state_weight", "--state-weight"), ("prior_physics_weight", "--prior-physics-weight"),
     ("lr_patience", "--lr-patience"), ("patience", "--patience"), ("seed", "--seed"),
 )

@@ -59,7 +59,7 @@ def model_summary(trained: TrainedModel) -> dict:
         "heights": getattr(trained.representation, "with_heights", None),
         "match_every": s.match_every, "distance_encoder": s.distance_encoder,
         "repel_steps": s.repel_steps if s.decodes_coordinates else 0,
-        "repel_distance": s.repel_distance,
+        "repel_distance": s.repel_distance, "repel_trigger": s.repel_trigger,
         "log_heights": s.log_heights and s.decodes_coordinates,
         "state_weight": s.state_weight if meta.get("state_columns") else 0.0,
         "prior_physics_weight": (meta.get("latent_prior") or {}).get("physics_weight", 0.0),
@@ -90,10 +90,10 @@ def load_model(directory) -> TrainedModel:
 
 
 def _trained_from_meta(model, meta: dict) -> TrainedModel:
-    # Models saved before the hard core, the log-heights, the state head and the prior's
-    # physics loss existed have none.
-    settings = TrainSettings(**{"repel_steps": 0, "log_heights": False, "state_weight": 0.0,
-                                "prior_physics_weight": 0.0,
+    # Models saved before the hard core, its trigger, the log-heights, the state head and the
+    # prior's physics loss existed have none.
+    settings = TrainSettings(**{"repel_steps": 0, "repel_trigger": 0.0, "log_heights": False,
+                                "state_weight": 0.0, "prior_physics_weight": 0.0,
                                 **_current_names(meta.pop("settings"))})
     rep = representation_from_dict(meta.pop("representation"))
     return TrainedModel(model, rep, settings, meta)

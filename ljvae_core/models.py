@@ -99,24 +99,37 @@ class Repel(layers.Layer):
     heights (last axis) clipped to the box's [0, height]. Differentiable, with no weights: the
     decoder learns through it. A dense decoder is close to linear in the latent, and a
     linear map cannot hold a hard core (one of 435 pairs under 0.8 sigma spoils a
-    configuration); this gives it one."""
+    configuration); this gives it one.
 
-    def __init__(self, n_particles, dim, distance=0.9, steps=4, height=None, **kwargs):
+    With a `trigger`, only configurations holding a pair closer than it are pushed; the
+    others pass unchanged (heights still clipped into the box), so a decoded configuration
+    that is already whole keeps its thermal contacts instead of having them lifted to r0."""
+
+    def __init__(self, n_particles, dim, distance=0.9, steps=4, height=None, trigger=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.n_particles, self.dim = int(n_particles), int(dim)
         self.distance, self.steps = float(distance), int(steps)
         self.height = None if height is None else float(height)
+        self.trigger = float(trigger) if trigger else None
 
     def call(self, inputs):
         x = ops.reshape(inputs, (-1, self.n_particles, self.dim))
         off_diagonal = 1.0 - ops.eye(self.n_particles, dtype=x.dtype)
-        for _ in range(self.steps):
-            diff, r = pair_differences_and_distances(x)
+        pushed, overlapping = x, None
+        for step in range(self.steps):
+            diff, r = pair_differences_and_distances(pushed)
+            if step == 0 and self.trigger is not None:
+                closest = ops.min(r + 2.0 * self.trigger * (1.0 - off_diagonal), axis=(1, 2))
+                overlapping = ops.cast(closest < self.trigger, x.dtype)[:, None, None]
             push = ops.relu(self.distance - r) * off_diagonal / r
-            x = x + 0.5 * ops.sum(ops.expand_dims(push, -1) * diff, axis=2)
+            pushed = pushed + 0.5 * ops.sum(ops.expand_dims(push, -1) * diff, axis=2)
             if self.height is not None:
-                x = self._between_floor_and_ceiling(x)
-        return ops.reshape(x, (-1, self.n_particles * self.dim))
+                pushed = self._between_floor_and_ceiling(pushed)
+        if overlapping is not None:
+            whole = x if self.height is None else self._between_floor_and_ceiling(x)
+            pushed = whole + overlapping * (pushed - whole)
+        return ops.reshape(pushed, (-1, self.n_particles * self.dim))
 
     def _between_floor_and_ceiling(self, x):
         # A push must not leave the box through the floor: the configuration would then be
@@ -126,7 +139,8 @@ class Repel(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_particles": self.n_particles, "dim": self.dim,
-                "distance": self.distance, "steps": self.steps, "height": self.height}
+                "distance": self.distance, "steps": self.steps, "height": self.height,
+                "trigger": self.trigger}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

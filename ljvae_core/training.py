@@ -171,7 +171,8 @@ def _compiled_vae(dataset, rep, settings, train_idx, states, strategy, input_sha
                       distance_encoder=settings.distance_encoder,
                       coordinate_weight=settings.coordinate_weight,
                       repel={"distance": settings.repel_distance * system.sigma,
-                             "steps": settings.repel_steps, "height": system.box},
+                             "steps": settings.repel_steps, "height": system.box,
+                             "trigger": settings.repel_trigger * system.sigma},
                       log_heights=settings.log_heights and not system.free,
                       n_states=0 if states is None else states.shape[1],
                       state_weight=settings.state_weight)

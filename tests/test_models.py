@@ -165,6 +165,25 @@ def test_repel_sets_an_overlapping_pair_to_the_contact_distance_and_spares_the_r
     assert np.allclose(out[0, :2].mean(axis=0), x[0, :2].mean(axis=0), atol=1e-6)  # no drift
 
 
+def test_repel_with_a_trigger_spares_whole_configurations_and_pushes_overlapping_ones():
+    from ljvae_core.models import Repel
+
+    # Both hold a thermal contact at 0.95 sigma, under the contact distance; only the
+    # second also holds an overlap (0.5 sigma), under the trigger.
+    whole = [[0.0, 0.0, 1.0], [0.95, 0.0, 1.0], [3.0, 3.0, 1.0], [3.0, 3.0, 6.0]]
+    overlapping = [[0.0, 0.0, 1.0], [0.95, 0.0, 1.0], [3.0, 3.0, 1.0], [3.5, 3.0, 1.0]]
+    x = np.array([whole, overlapping], dtype="float32")
+    layer = Repel(4, 3, distance=1.06, steps=1, height=5.0, trigger=0.85)
+    out = np.asarray(layer(x.reshape(2, -1))).reshape(2, 4, 3)
+    assert np.allclose(out[0, :3], x[0, :3])
+    assert out[0, 3, 2] == pytest.approx(5.0)  # still put under the ceiling
+    d = pairwise_distances(out[1:].astype(float))[0]
+    assert d[0, 1] == pytest.approx(1.06, abs=1e-5) and d[2, 3] == pytest.approx(1.06, abs=1e-5)
+    always = np.asarray(Repel(4, 3, distance=1.06, steps=1, height=5.0)(x.reshape(2, -1)))
+    assert np.allclose(out[1], always.reshape(2, 4, 3)[1])
+    assert pairwise_distances(always.reshape(2, 4, 3)[:1].astype(float))[0][0, 1] > 1.05
+
+
 def test_repel_clears_the_overlaps_of_a_random_cluster_and_lets_gradients_through():
     import tensorflow as tf
 
@@ -188,12 +207,14 @@ def test_repel_clears_the_overlaps_of_a_random_cluster_and_lets_gradients_throug
 @pytest.mark.parametrize("log_heights", [False, True])
 def test_coordinate_decoder_with_repel_saves_and_loads(tmp_path, log_heights):
     vae = build_vae("distances", (12, 12, 3), 4, decode_coordinates=COORDS, height_scale=5.0,
-                    distance_encoder="mds", repel={"distance": 0.9, "steps": 3, "height": 5.0},
+                    distance_encoder="mds",
+                    repel={"distance": 0.9, "steps": 3, "height": 5.0, "trigger": 0.85},
                     log_heights=log_heights)
     assert vae.decoder.get_layer("decoder_coordinates").__class__.__name__ == "Repel"
     z = np.random.default_rng(7).normal(size=(5, 4)).astype("float32")
     vae.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert again.decoder.get_layer("decoder_coordinates").trigger == pytest.approx(0.85)
     assert np.allclose(np.asarray(again.decode(z)), np.asarray(vae.decode(z)), atol=1e-6)
 
 

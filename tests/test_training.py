@@ -302,11 +302,12 @@ def test_models_saved_before_the_newer_options_load_without_them(small_dataset, 
                                                  epochs=1, state_weight=0.0, repel_steps=0))
     path = save_model(trained, models_dir(tmp_path) / "old")
     meta = load_signed(path / META_FILE)
-    for newer in ("repel_steps", "log_heights", "state_weight"):
+    for newer in ("repel_steps", "repel_trigger", "log_heights", "state_weight"):
         del meta["settings"][newer]
     dump_signed(meta, path / META_FILE)
     settings = load_model(path).settings
-    assert (settings.repel_steps, settings.log_heights, settings.state_weight) == (0, False, 0.0)
+    assert (settings.repel_steps, settings.repel_trigger, settings.log_heights,
+            settings.state_weight) == (0, 0.0, False, 0.0)
 
 
 def test_a_failure_after_training_keeps_the_trained_model(small_dataset, cache, monkeypatch):
