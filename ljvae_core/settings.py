@@ -29,6 +29,10 @@ def _decodes_coordinates(s) -> bool:
     return s.decoder == "coordinates"
 
 
+def _has_hard_core(s) -> bool:
+    return _decodes_coordinates(s) and s.repel_steps > 0
+
+
 def _not_grids(s) -> bool:
     return not s.decodes_grid
 
@@ -130,14 +134,14 @@ class TrainSettings:
     # samples: at 1 sigma, where u(r) = 0, decoded contacts carry no binding energy.
     repel_distance: float = _option(
         1.06, "Contact distance (σ)", low=0.5, high=1.5, step=0.01,
-        applies=lambda s: _decodes_coordinates(s) and s.repel_steps > 0,
+        applies=_has_hard_core,
         help="Pairs of decoded particles closer than this are pushed apart.")
     # Off by default: on LJ13 0.95 sigma brings reconstructions' energy W2 to the Monte Carlo
     # floor, but its samples' W2 moved by less than the spread between model seeds
     # (docs/what-we-tried.md), so the benchmark's figures keep the hard core on every decode.
     repel_trigger: float = _option(
         0.0, "Hard core only below (σ, 0: always)", low=0.0, high=1.5, step=0.01,
-        applies=lambda s: _decodes_coordinates(s) and s.repel_steps > 0,
+        applies=_has_hard_core,
         help="The hard core pushes apart only decoded configurations holding a pair closer "
              "than this; the others pass unchanged and keep their thermal contacts. 0: "
              "every configuration.")
