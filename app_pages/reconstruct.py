@@ -55,6 +55,13 @@ JUDGED = "state_point_job"
 
 # An unconditional model's samples compared with Monte Carlo of every state point.
 EVERY_GAMMA = "every trained γ"
+SWEEPS_HELP = {
+    "box": "Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
+           "a tuned step. The energy of this system decorrelates in about 40–70 sweeps.",
+    "cluster": "Metropolis sweeps at the data's temperature each generated cluster gets after "
+               "decoding, with a tuned step. The energy of the LJ13 cluster decorrelates in "
+               "about 150 sweeps.",
+}
 
 
 def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
@@ -263,6 +270,8 @@ if trained.settings.conditional:
         help=f"Trained on γ from {low:g} to {high:g}. Between trained values the model "
              "interpolates; past them it extrapolates a little way, and says so when a γ "
              "is too far.")
+elif ds.system.free:
+    gamma = float(gammas[0])  # a free cluster: one state point, and no field to choose
 else:
     compared = cols[1].selectbox(
         "Compare at γ", [EVERY_GAMMA, *gammas], key="generate_gamma_relax",
@@ -275,9 +284,8 @@ else:
 sweeps = cols[2].number_input(
     "Thermal sweeps", 0, 200, 0, key="generate_sweeps",
     disabled=not can_relax(ds.system) or gamma is None,  # None: every trained γ at once
-    help="Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
-         "a tuned step. The energy of this system decorrelates in about 40–70 sweeps."
-    if can_relax(ds.system) else "This system has no Monte Carlo kernel here: samples stay raw.")
+    help=(SWEEPS_HELP["cluster" if ds.system.free else "box"] if can_relax(ds.system)
+          else "This system has no Monte Carlo kernel here: samples stay raw."))
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 priors = trained.available_priors()
 prior = priors[0]
@@ -309,13 +317,18 @@ if result and result["model"] == summary["name"] and result["dataset"] == chosen
     show_generated(result)
 
 st.subheader("Judged per state point")
-st.caption("Generated samples and reconstructions at every state point, raw and after 5 and "
-           "20 thermal sweeps, against Monte Carlo of that state point (held out, or a fresh "
-           "seeded run at a γ the dataset lacks), beside what an independent Monte Carlo run "
-           "scores: the floor." if can_relax(ds.system) else
-           "Generated samples and reconstructions, raw, against half of the held-out "
-           "configurations, beside what the other half scores against them: the floor. This "
-           "system has no Monte Carlo kernel here to relax or simulate it afresh.")
+if can_relax(ds.system) and not ds.system.free:
+    st.caption("Generated samples and reconstructions at every state point, raw and after 5 "
+               "and 20 thermal sweeps, against Monte Carlo of that state point (held out, or a "
+               "fresh seeded run at a γ the dataset lacks), beside what an independent Monte "
+               "Carlo run scores: the floor.")
+else:
+    st.caption("Generated samples and reconstructions, raw" + (
+        " and after 5 and 20 sweeps of the cluster's Metropolis chain" if can_relax(ds.system)
+        else "") + ", against half of the held-out configurations, beside what the other half "
+        "scores against them: the floor." + (
+        "" if can_relax(ds.system) else " This system has no Monte Carlo kernel here to relax "
+        "it."))
 judge_form()
 judge_panel()
 if metrics:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .sampling import SimulationParams
 from .statepoints import STATE_SAMPLES, SWEEPS
+from .trained import PRIORS
 
 EXIT_ERROR = 2
 
@@ -231,6 +232,10 @@ def _generate_options(sub) -> None:
                      help="temperature (default: the one the model was trained at, if one)")
     gen.add_argument("--sweeps", type=int, default=0,
                      help="Metropolis sweeps at (T, gamma) after decoding (0: raw samples)")
+    gen.add_argument("--prior", choices=PRIORS, default="default",
+                     help="latent prior: default (the model's, narrowed where calibrated), "
+                          "pooled (one mixture over every state point), unrefined (the "
+                          "mixture's plain fit, at full spread), normal (N(0, I))")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="file to write: .npz or .xyz")
 
@@ -464,6 +469,11 @@ def _generation_state(trained, args) -> tuple[float | None, float | None]:
     temperature = args.temperature
     if temperature is None and len(temperatures) == 1:
         temperature = float(temperatures[0])
+    if trained.system.free:
+        if args.gamma is not None:
+            raise ValueError("a free cluster has no field: leave out --gamma")
+        # Relaxed at its own temperature; gamma is no coordinate of a free cluster.
+        return (0.0 if args.sweeps > 0 else None), temperature
     if trained.settings.conditional:
         if args.gamma is None or temperature is None:
             raise ValueError("this model is conditional: give the --gamma (and, when it was "
@@ -490,15 +500,18 @@ def cmd_generate(args) -> int:
     folder = Path(args.model)
     trained = (import_model if (folder / "meta.json").is_file() else load_model)(folder)
     gamma, temperature = _generation_state(trained, args)
+    if args.prior not in trained.available_priors():
+        raise ValueError(f"this model has no {args.prior} prior; it has "
+                         f"{', '.join(trained.available_priors())}")
     raw, relaxed = generate_relaxed(trained, args.samples, gamma, temperature, args.sweeps,
-                                    args.seed)
+                                    args.seed, args.prior)
     prior = trained.conditional_prior
     if prior is not None and prior.extrapolates(gamma, temperature):
         print(f"note: gamma = {gamma:g} lies past the state points the model was trained on; "
               "its samples are extrapolated, less faithfully the further out", file=sys.stderr)
     if relaxed is not None:
-        print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}, gamma={gamma:g}",
-              file=sys.stderr)
+        field = "" if trained.system.free else f", gamma={gamma:g}"
+        print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}{field}", file=sys.stderr)
     coords = raw if relaxed is None else relaxed
     _write_generated(out, coords, float(trained.representation.L), gamma, temperature)
     print(f"wrote {len(coords)} configurations to {out}", file=sys.stderr)

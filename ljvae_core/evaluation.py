@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import compare_distributions, energies_per_particle, valid_fraction
+from .cluster_mc import ClusterSampler
 from .geometry import matched_rmsd
 from .mc import MetropolisSampler
 from .system import System
@@ -65,15 +66,22 @@ def quench(coords, system: System, gamma=0.0, sweeps: int = QUENCH_SWEEPS,
 
 
 def can_relax(system: System) -> bool:
-    """Whether the Monte Carlo kernel can sweep this system's configurations: it runs LJ and
-    gravity in a box, not free clusters or other potentials."""
-    return not system.free and system.potential == "lj-gravity"
+    """Whether a Monte Carlo kernel here can sweep this system's configurations: LJ and
+    gravity in a box (:mod:`ljvae_core.mc`) or a free cluster in the LJ13 convention
+    (:mod:`ljvae_core.cluster_mc`)."""
+    if system.free:
+        return system.potential == "lj13"
+    return system.potential == "lj-gravity"
 
 
-def _sampler(x, system: System, temperature, gamma, step, seed) -> MetropolisSampler:
+def _sampler(x, system: System, temperature, gamma, step, seed):
+    """A chain of one configuration: :class:`MetropolisSampler` in a box (gamma its field),
+    :class:`ljvae_core.cluster_mc.ClusterSampler` for a free cluster (no field)."""
     if not can_relax(system):
         raise ValueError("Metropolis sweeps run only in a box with the LJ + gravity "
-                         "potential; judge this system's samples raw")
+                         "potential or on a free LJ13 cluster; judge this system's samples raw")
+    if system.free:
+        return ClusterSampler(x, temperature, step, seed=seed)
     return MetropolisSampler(np.clip(x, 0.0, system.box), system.box, temperature, float(gamma),
                              system.periodic, system.cutoff, step, seed=seed)
 
@@ -208,7 +216,9 @@ def _generation(trained, dataset, reference, idx, n, sweeps, seed) -> dict:
     gamma, temperature = dataset.gamma[pick], dataset.temperature[pick]
     raw = trained.generate(n, gamma, temperature, seed)
     result = {"prior": "default" if trained.latent_prior is not None else "normal"}
-    relaxed = quench(raw, system, gamma, sweeps, seed) if can_relax(system) else None
+    # A quench compares with quenched Monte Carlo of the box; a cluster is judged raw here.
+    quenches = can_relax(system) and not system.free
+    relaxed = quench(raw, system, gamma, sweeps, seed) if quenches else None
     for label, sample in (("", raw), ("_relaxed", relaxed)):
         if sample is None:
             continue

@@ -123,6 +123,16 @@ def _propose(xt, i, delta, box, pmask, state, trial):
 
 
 @njit(inline="always", cache=True)
+def metropolis_test(du, beta, s0, s1, s2, s3):
+    """The Metropolis test of an energy change du on a xoshiro state held in scalars (see
+    :func:`_xoshiro`): (accepted, new state). Only an uphill move draws a random number."""
+    if du <= 0.0:
+        return True, s0, s1, s2, s3
+    u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+    return u < math.exp(-beta * du), s0, s1, s2, s3
+
+
+@njit(inline="always", cache=True)
 def _accepts(du, beta, state):
     return du <= 0.0 or uniform01(state) < math.exp(-beta * du)
 
@@ -221,10 +231,7 @@ def _pair_matrix_sweeps(
             e_new = _partner_energies(x3, trial[0], trial[1], trial[2], i, wrap, pbox,
                                       inv_box, rc2, new_u)
             du = e_new - part_u[i] + gamma4 * (trial[up] - xt[up, i])
-            accept = du <= 0.0
-            if not accept:
-                u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                accept = u < math.exp(-beta * du)
+            accept, s0, s1, s2, s3 = metropolis_test(du, beta, s0, s1, s2, s3)
             if accept:
                 for j in range(n):
                     part_u[j] += new_u[j] - pair_u[i, j]
@@ -504,7 +511,24 @@ def sweeps_cell_list(
 
 
 # --------------------------------------------------------------------------- driver
-class MetropolisSampler:
+class MoveCounters:
+    """Moves attempted and accepted since the counters were last reset (what step tuning
+    reads of a chain)."""
+
+    moves = 0
+    accepted = 0
+
+    @property
+    def acceptance(self) -> float:
+        """Fraction of accepted moves since the counters were last reset."""
+        return self.accepted / self.moves if self.moves else float("nan")
+
+    def reset_counters(self):
+        self.moves = 0
+        self.accepted = 0
+
+
+class MetropolisSampler(MoveCounters):
     """One Markov chain: positions, energies, step size and random state, advanced in sweeps.
 
     Parameters
@@ -546,15 +570,6 @@ class MetropolisSampler:
     def positions(self) -> np.ndarray:
         """Current configuration as a fresh (N, d) array."""
         return np.ascontiguousarray(self._xt.T)
-
-    @property
-    def acceptance(self) -> float:
-        """Fraction of accepted moves since the counters were last reset."""
-        return self.accepted / self.moves if self.moves else float("nan")
-
-    def reset_counters(self):
-        self.moves = 0
-        self.accepted = 0
 
     def energies_of(self, configurations) -> np.ndarray:
         """Total energies of configurations (M, N, d) of this system, recomputed in order.

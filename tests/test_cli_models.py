@@ -211,6 +211,7 @@ def test_generate_writes_samples_relaxed_at_the_state_point(tmp_path, capsys):
     (["--sweeps", "5"], ".npz", "needs the --gamma"),
     (["--sweeps", "-1"], ".npz", "--sweeps cannot be negative"),
     ([], ".csv", "must end in .npz or .xyz"),
+    (["--prior", "pooled"], ".npz", "has no pooled prior"),
 ])
 def test_generate_refuses_what_the_model_cannot_honour(tmp_path, capsys, argv, suffix,
                                                        sentence):
