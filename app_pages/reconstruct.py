@@ -93,7 +93,8 @@ def show_generated(result: dict) -> None:
     table, config = figures_table(result["figures"])
     st.dataframe(table, hide_index=True, width="stretch", column_config=config)
     where = ("; U/N is the LJ part alone, gravity differing from one state point to the next"
-             if result["gamma"] is None else f" at γ = {result['gamma']:g}")
+             if result["gamma"] is None else "" if ds.system.free
+             else f" at γ = {result['gamma']:g}")
     st.caption(f"Each figure compares a set with {len(result['reference'])} configurations of "
                f"{result['source']}{where}; the floor row is what Monte Carlo scores against "
                "itself.")
@@ -150,14 +151,15 @@ def judge_panel() -> None:
         st.error(f"Judging failed: {job.error}")
         return
     points = job.result["state_points"]
-    st.success(f"Judged {len(points)} state points in {job.elapsed:.0f} s.")
-    for tab, point in zip(st.tabs([state_point_title(p) for p in points]), points,
-                          strict=True):
+    st.success(f"Judged {len(points)} state point{'s' if len(points) > 1 else ''} in "
+               f"{job.elapsed:.0f} s.")
+    titles = [state_point_title(p, ds.system.free) for p in points]
+    for tab, point in zip(st.tabs(titles), points, strict=True):
         with tab:
             table, config = figures_table(state_point_rows(point))
             st.dataframe(table, hide_index=True, width="stretch", column_config=config)
             st.caption(f"Against {point['reference_samples']} configurations of "
-                       f"{point['reference']}. " + cost_caption(point))
+                       f"{point['reference']}. {cost_caption(point)}".strip())
 
 
 def reconstruction_figures(metrics: dict) -> None:
@@ -272,6 +274,10 @@ if trained.settings.conditional:
              "is too far.")
 elif ds.system.free:
     gamma = float(gammas[0])  # a free cluster: one state point, and no field to choose
+    cols[1].text_input("State point", f"T = {temperature:g}, no field", disabled=True,
+                       key="generate_state",
+                       help="A free cluster has one state point: its samples are judged "
+                            "against the held-out clusters, and relaxed at their temperature.")
 else:
     compared = cols[1].selectbox(
         "Compare at γ", [EVERY_GAMMA, *gammas], key="generate_gamma_relax",

@@ -167,7 +167,7 @@ def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
     # the plots about 260 px under a legend of three rows.
     colour = alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", columns=1))
     # The gravity system's LJ part (gravity shows in ρ(z)); the LJ13 cluster's whole energy.
-    energy_name, symbol = (("energy", "U") if system.potential == "lj13"
+    energy_name, symbol = (("Energy", "U") if system.potential == "lj13"
                            else ("LJ energy", "U_LJ"))
     hist = alt.Chart(pd.concat(energy)).transform_density(
         "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(

@@ -54,21 +54,28 @@ def reconstruction_by_state_table(rows: list[dict]):
 def state_point_rows(point: dict) -> dict[str, dict]:
     """The rows of one judged state point: the Monte Carlo floor, then generated and
     reconstructed sets after each number of sweeps."""
-    rows = {"Monte Carlo, independent run (floor)": point["floor"]}
+    floor = ("the other half of the held-out data (floor)" if point["cost"] is None
+             else "Monte Carlo, independent run (floor)")  # imported data: no fresh run
+    rows = {floor: point["floor"]}
     for kind, label in (("generated", "generated"), ("reconstructed", "reconstructed")):
         for sweeps, figs in point[kind].items():
             rows[f"{label}, raw" if sweeps == "0" else f"{label} + {sweeps} sweeps"] = figs
     return rows
 
 
-def state_point_title(point: dict) -> str:
-    return (f"γ = {point['gamma']:g}, T = {point['temperature']:g}"
+def state_point_title(point: dict, free: bool = False) -> str:
+    """The tab title of a judged state point (a free cluster has no field: T alone)."""
+    where = f"T = {point['temperature']:g}"
+    return ((where if free else f"γ = {point['gamma']:g}, {where}")
             + ("" if point["trained"] else " (unseen)"))
 
 
 def cost_caption(point: dict) -> str:
-    """Generated-and-relaxed samples per second against Monte Carlo's decorrelated ones."""
+    """Generated-and-relaxed samples per second against Monte Carlo's decorrelated ones
+    (empty for imported data, which no Monte Carlo run here prices)."""
     cost = point["cost"]
+    if cost is None:
+        return ""
     rates = ", ".join(f"{rate:,.0f}/s raw" if k == "0" else f"{rate:,.0f}/s with {k} sweeps"
                       for k, rate in cost["generated_per_second"].items())
     return (f"Cost: the model makes {rates}; Monte Carlo makes "

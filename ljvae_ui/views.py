@@ -52,6 +52,10 @@ def configuration_html(coords, box: float | None, width: int = 520, height: int 
             "wireframe": True, "color": "gray",
         })
     view.zoomTo()
+    if box is None:
+        # zoomTo fits the particles' centres: a cluster a few radii across would fill the
+        # view with its spheres and lose the outer ones past the edges once turned.
+        view.zoom(0.7)
     if dim == 3:
         view.rotate(-70, "x")
     return view.write_html()

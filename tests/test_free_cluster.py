@@ -2,6 +2,7 @@
 generate, are judged, scored and shown like the simulator's configurations."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,23 @@ def test_generating_on_the_reconstruct_page_judges_raw_and_relaxed_samples(store
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     table = at.dataframe[-1].value
     assert table["set"].tolist() == [floor, "generated, raw", "generated + 5 sweeps"]
+
+
+def test_the_reconstruct_page_judges_the_cluster_against_its_held_out_halves(store,
+                                                                             monkeypatch):
+    at = _opened(store, monkeypatch, "app_pages/reconstruct.py")
+    at.number_input(key="judge_n").set_value(40)
+    at.button(key="judge").click()
+    deadline = time.time() + 300
+    while not (at.success or at.error or at.exception) and time.time() < deadline:
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert [t.label for t in at.tabs] == ["T = 1"]  # no field to name
+    rows = at.dataframe[-1].value["set"].tolist()
+    assert rows[0] == "the other half of the held-out data (floor)"
+    assert "generated + 20 sweeps" in rows and "reconstructed + 20 sweeps" in rows
+    assert not any("decorrelated" in c.value for c in at.caption)  # no Monte Carlo run to price
 
 
 def test_the_train_page_offers_a_free_cluster_distances_only(store, monkeypatch):
