@@ -23,6 +23,9 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
 
     idx = np.asarray(trained.meta["train_indices"])
     rng = np.random.default_rng(trained.settings.seed)
+    if uses_kernel_prior(trained):
+        _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng)
+        return
     if len(idx) > max_samples:
         idx = np.sort(rng.choice(idx, max_samples, replace=False))
     latent = trained.encode(dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
@@ -48,13 +51,46 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
         attach_conditional_prior(trained, dataset, components, max_samples, rest)
 
 
+# The bandwidths tried for a kernel prior, in units of the latent means' own spread.
+KERNEL_BANDWIDTHS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+# The most latent means a kernel prior keeps.
+KERNEL_POINTS = 20_000
+
+
+def uses_kernel_prior(trained: TrainedModel) -> bool:
+    """Whether this model's generation prior is a kernel density (an unconditional model with
+    a calibrated prior asking for one; auto: a free cluster)."""
+    choice = trained.settings.generation_prior
+    return (not trained.settings.conditional and not trained.settings.decodes_grid
+            and (choice == "kernel" or (choice == "auto" and trained.system.free)))
+
+
+def _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng) -> None:
+    """The kernel density over the latent means of (at most :data:`KERNEL_POINTS`) training
+    configurations, at the bandwidth of :data:`KERNEL_BANDWIDTHS` whose decoded samples
+    have their energies (:func:`calibrated_scale`); the plain mixture kept beside it."""
+    from .priors import KernelPrior, LatentPrior
+
+    if len(idx) > KERNEL_POINTS:
+        idx = np.sort(rng.choice(idx, KERNEL_POINTS, replace=False))
+    latent = trained.encode(dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
+    kernel = KernelPrior.fit(latent)
+    bandwidth = calibrated_scale(trained, kernel, dataset.coords[idx],
+                                 seed=trained.settings.seed, scales=KERNEL_BANDWIDTHS)
+    some = rng.permutation(len(latent))[:max_samples]
+    plain = LatentPrior.fit(latent[some], components, trained.settings.seed)
+    trained.meta.update(latent_prior=kernel.scaled(bandwidth).to_dict(),
+                        latent_prior_plain=plain.to_dict(), latent_prior_scale=1.0,
+                        latent_prior_bandwidth=bandwidth)
+
+
 # The spreads tried for a generation prior, as factors of the fitted mixture's.
 PRIOR_SCALES = tuple(float(s) for s in np.round(np.arange(0.5, 1.0001, 0.05), 2))
 
 
 def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
-                     gamma=None, temperature=None) -> float:
-    """The factor in :data:`PRIOR_SCALES` by which to scale the spread of ``prior``
+                     gamma=None, temperature=None, scales=PRIOR_SCALES) -> float:
+    """The factor in ``scales`` (:data:`PRIOR_SCALES`) by which to scale the spread of ``prior``
     (:meth:`ljvae_core.priors.LatentPrior.scaled`) so that the energy per particle of its
     decoded samples is closest (1D W1) to that of ``reference``, the training configurations
     the prior was fitted on. A mixture of latent means decodes too loose a configuration
@@ -73,7 +109,7 @@ def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
         z = prior.scaled(scale).sample(n, np.random.default_rng(seed))
         decoded = trained.decode(z, gamma, temperature)
         return wasserstein_distance(energies_per_particle(decoded, system, field), target)
-    return min(PRIOR_SCALES, key=distance)
+    return min(scales, key=distance)
 
 
 def _split_progress(progress):

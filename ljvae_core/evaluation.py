@@ -243,6 +243,8 @@ def _generation(trained, dataset, reference, idx, n, sweeps, seed) -> dict:
         if "unrefined" in trained.available_priors():
             result["prior_physics_weight"] = trained.latent_prior.physics_weight
             result["prior_scale"] = trained.meta.get("latent_prior_scale", 1.0)
+            if "latent_prior_bandwidth" in trained.meta:
+                result["prior_bandwidth"] = trained.meta["latent_prior_bandwidth"]
             result["unrefined_prior"] = _raw_generation(trained, "unrefined", reference,
                                                         dataset, n, gamma, temperature, seed)
     result["samples"] = int(n)

@@ -2,6 +2,7 @@
 
 - :class:`LatentPrior`: a Gaussian mixture fitted to the posterior means of training
   configurations (optionally refined by the joint physics loss of its decoded samples).
+- :class:`KernelPrior`: a kernel density over the same posterior means.
 - :class:`ConditionalPrior`: one such mixture per trained state point (gamma, T), and between
   state points the mixtures of the two nearest carried along the Gaussian optimal-transport
   path between their moments -- so generating "at gamma" draws latents of that gamma only.
@@ -140,6 +141,51 @@ class LatentPrior:
         return cls(*(np.asarray(data[k], dtype=np.float64)
                      for k in ("weights", "means", "covariances")),
                    float(data.get("physics_weight", 0.0)))
+
+
+@dataclass
+class KernelPrior:
+    """A kernel density over the posterior means of training configurations: a draw picks one
+    of the ``points`` at random and adds a Gaussian of the points' covariance (lower Cholesky
+    factor ``factor``) times ``bandwidth``. At a small bandwidth it replays the training
+    configurations; at the one the calibration picks its samples stand as far from their
+    nearest training configuration as held-out Monte Carlo does (docs/data.md)."""
+
+    points: np.ndarray  # (M, D)
+    factor: np.ndarray  # (D, D)
+    bandwidth: float = 1.0
+    # Never refined by the physics loss (the figure evaluate reports beside a mixture's).
+    physics_weight: float = 0.0
+
+    @classmethod
+    def fit(cls, latent, bandwidth: float = 1.0) -> KernelPrior:
+        latent = np.asarray(latent, dtype=np.float64)
+        covariance = positive_definite(np.cov(latent, rowvar=False), COVARIANCE_FLOOR)
+        return cls(latent, np.linalg.cholesky(covariance), float(bandwidth))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, D) latent vectors."""
+        which = rng.integers(len(self.points), size=n)
+        eps = rng.normal(size=(n, self.points.shape[1]))
+        return self.points[which] + self.bandwidth * eps @ self.factor.T
+
+    def scaled(self, scale: float) -> KernelPrior:
+        """The kernel density at ``scale`` times its bandwidth."""
+        return replace(self, bandwidth=self.bandwidth * float(scale))
+
+    def to_dict(self) -> dict:
+        return {"kind": "kernel", "points": self.points, "factor": self.factor,
+                "bandwidth": self.bandwidth}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> KernelPrior:
+        return cls(np.asarray(data["points"], dtype=np.float64),
+                   np.asarray(data["factor"], dtype=np.float64), float(data["bandwidth"]))
+
+
+def prior_from_dict(data: dict) -> LatentPrior | KernelPrior:
+    """The generation prior stored as ``data`` (a mixture unless it says otherwise)."""
+    return (KernelPrior if data.get("kind") == "kernel" else LatentPrior).from_dict(data)
 
 
 def positive_definite(covariances, floor: float) -> np.ndarray:

@@ -81,13 +81,14 @@ class TrainedModel:
 
     @property
     def latent_prior(self):
-        """The generation prior fitted after training (:class:`ljvae_core.priors.LatentPrior`),
-        or None for models that have none (generation then samples N(0, I))."""
+        """The generation prior fitted after training (:class:`ljvae_core.priors.LatentPrior`
+        or :class:`ljvae_core.priors.KernelPrior`), or None for models that have none
+        (generation then samples N(0, I))."""
         if self.meta.get("latent_prior") is None:
             return None
-        from .priors import LatentPrior
+        from .priors import prior_from_dict
 
-        return LatentPrior.from_dict(self.meta["latent_prior"])
+        return prior_from_dict(self.meta["latent_prior"])
 
     @property
     def conditional_prior(self):

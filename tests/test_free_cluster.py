@@ -53,6 +53,33 @@ def test_a_cluster_model_sees_neither_place_nor_orientation(store):
     assert generated.shape == (30, 13, 3) and np.isfinite(generated).all()
 
 
+def test_a_cluster_model_generates_from_a_kernel_density_that_survives_export(store, tmp_path):
+    from ljvae_core.calibration import KERNEL_BANDWIDTHS
+    from ljvae_core.model_store import export_model, import_model
+    from ljvae_core.priors import KernelPrior
+
+    trained, ds = _loaded(store)
+    prior = trained.latent_prior
+    assert isinstance(prior, KernelPrior) and prior.bandwidth in KERNEL_BANDWIDTHS
+    assert len(prior.points) == len(trained.meta["train_indices"])
+    assert trained.meta["latent_prior_bandwidth"] == prior.bandwidth
+    assert trained.available_priors() == ["default", "unrefined", "normal"]
+    portable = import_model(export_model(trained, tmp_path / "portable"))
+    assert np.allclose(portable.generate(20, seed=4), trained.generate(20, seed=4), atol=1e-5)
+
+
+def test_the_nearest_training_cluster_tells_replayed_clusters_from_fresh_ones():
+    from ljvae_core.lj13 import nearest_distance, reference_clusters
+
+    clusters = reference_clusters()
+    seen, fresh = clusters[:3000], clusters[3000:4000]
+    assert nearest_distance(seen[:500], seen) == 0.0
+    assert nearest_distance(fresh, seen) > 0.2
+    # A replay blurred by a little noise stays far closer than fresh clusters do.
+    blurred = seen[:1000] + 0.01 * np.random.default_rng(0).normal(size=(1000, 13, 3))
+    assert nearest_distance(blurred, seen) < 0.5 * nearest_distance(fresh, seen)
+
+
 def test_evaluation_judges_clusters_raw_against_held_out_imported_data(store):
     from ljvae_core.evaluation import evaluate
     from ljvae_core.statepoints import evaluate_state_points

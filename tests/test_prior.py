@@ -113,3 +113,39 @@ def test_a_refinement_that_diverges_keeps_the_fit():
     # A decoder trained for a few epochs can make a penalty whose gradients overflow.
     refined = plain.refine(lambda z: np.nan * tf.reduce_sum(z, axis=-1), latent, 1.0, steps=5)
     assert refined is plain
+
+
+def test_a_kernel_prior_draws_around_its_points_with_their_spread_times_its_bandwidth():
+    from ljvae_core.priors import KernelPrior, prior_from_dict
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(400, 3)) @ np.diag([2.0, 1.0, 0.1]) + 5.0
+    kernel = KernelPrior.fit(points).scaled(0.5)
+    assert kernel.bandwidth == 0.5
+    z = kernel.sample(40_000, np.random.default_rng(1))
+    # A draw is a point plus Gaussian noise of the points' covariance times bandwidth^2.
+    expected = np.cov(points, rowvar=False) * (1 - 1 / len(points) + 0.25)
+    drawn = np.cov(z, rowvar=False)
+    assert np.allclose(np.diag(drawn), np.diag(expected), rtol=0.05)
+    assert np.allclose(drawn, expected, atol=0.05)
+    assert np.allclose(z.mean(axis=0), points.mean(axis=0), atol=0.03)
+    at_zero = kernel.scaled(0.0).sample(50, np.random.default_rng(2))
+    assert all(np.isclose(points, row).all(axis=1).any() for row in at_zero)  # replays points
+    again = prior_from_dict(kernel.to_dict())
+    assert isinstance(again, KernelPrior) and again.bandwidth == 0.5
+    assert np.array_equal(again.sample(5, np.random.default_rng(3)),
+                          kernel.sample(5, np.random.default_rng(3)))
+    mixture = LatentPrior.fit(points, components=2)
+    assert isinstance(prior_from_dict(mixture.to_dict()), LatentPrior)
+
+
+def test_a_kernel_prior_is_for_unconditional_models_that_decode_coordinates():
+    from ljvae_core.settings import TrainSettings
+
+    assert not list(TrainSettings(generation_prior="kernel").errors())
+    for settings in (TrainSettings(generation_prior="kernel", conditional=True),
+                     TrainSettings(generation_prior="kernel", representation="voxels",
+                                   decoder="direct")):
+        assert any("kernel generation prior" in e for e in settings.errors())
+    assert any("unknown generation prior" in e
+               for e in TrainSettings(generation_prior="flow").errors())
