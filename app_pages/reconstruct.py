@@ -298,11 +298,13 @@ prior = priors[0]
 if len(priors) > 1:
     prior = st.radio("Sample the latent from", priors, horizontal=True, key="generate_prior",
                      format_func=PRIOR_NAMES.get,
-                     help="The fitted prior is a Gaussian mixture over the latent means of the "
-                          "training configurations (for a conditional model, one per trained "
-                          "state point, carried between them). A latent that holds much "
-                          "information fills only part of N(0, I), and samples elsewhere "
-                          "decode to configurations unlike the training data.")
+                     help="The fitted prior is a Gaussian mixture or a kernel density over "
+                          "the latent means of the training configurations (for a conditional "
+                          "model, one per trained state point, carried between them); the "
+                          "plain mixture is the mixture as fitted, at its full spread. A "
+                          "latent that holds much information fills only part of N(0, I), and "
+                          "samples elsewhere decode to configurations unlike the training "
+                          "data.")
 try:
     if by_state is not None and by_state.extrapolates(float(gamma), temperature):
         st.caption(f"γ = {gamma:g} lies past the trained range: the samples are "

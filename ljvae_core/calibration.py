@@ -23,7 +23,9 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
 
     idx = np.asarray(trained.meta["train_indices"])
     rng = np.random.default_rng(trained.settings.seed)
-    if uses_kernel_prior(trained):
+    # A conditional model's kernel densities are per state point; its pooled prior is the
+    # mixture.
+    if uses_kernel_prior(trained) and not trained.settings.conditional:
         _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng)
         return
     if len(idx) > max_samples:
@@ -52,17 +54,19 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
 
 
 # The bandwidths tried for a kernel prior, in units of the latent means' own spread.
-KERNEL_BANDWIDTHS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+KERNEL_BANDWIDTHS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 # The most latent means a kernel prior keeps.
 KERNEL_POINTS = 20_000
 
 
 def uses_kernel_prior(trained: TrainedModel) -> bool:
-    """Whether this model's generation prior is a kernel density (an unconditional model with
-    a calibrated prior asking for one; auto: a free cluster)."""
+    """Whether this model generates from kernel densities (per state point for a conditional
+    model): asked for, or auto for a free cluster or a conditional model; never for voxel
+    grids decoded as grids, which cannot calibrate one."""
     choice = trained.settings.generation_prior
-    return (not trained.settings.conditional and not trained.settings.decodes_grid
-            and (choice == "kernel" or (choice == "auto" and trained.system.free)))
+    settings = trained.settings
+    auto = trained.system.free or settings.conditional
+    return not settings.decodes_grid and (choice == "kernel" or (choice == "auto" and auto))
 
 
 def _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng) -> None:
@@ -122,37 +126,64 @@ def _split_progress(progress):
 def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 10,
                              max_samples: int = 5000, progress=None) -> None:
     """Fit the per-state-point generation prior of a conditional model
-    (:class:`ljvae_core.priors.ConditionalPrior`): a mixture over the posterior means of at
-    most ``max_samples`` training configurations of each state point, refined (with a prior
-    physics weight) by the joint physics loss of its samples decoded at that state point,
-    then narrowed to decode that state point's energies (:func:`calibrated_scale`; not for
-    voxel grids decoded as grids); kept in the meta, with the scales."""
-    from .priors import ConditionalPrior, LatentPrior
+    (:class:`ljvae_core.priors.ConditionalPrior`) over the posterior means of the training
+    configurations of each state point: a mixture over at most ``max_samples`` of them,
+    refined (with a prior physics weight) by the joint physics loss of its samples decoded
+    at that state point, then narrowed to decode that state point's energies
+    (:func:`calibrated_scale`; not for voxel grids decoded as grids); or, where
+    :func:`uses_kernel_prior`, a kernel density over them at the bandwidth that decodes
+    those energies. Kept in the meta, with the scales (the bandwidths)."""
+    from .priors import ConditionalPrior
 
     idx = np.asarray(trained.meta["train_indices"])
     rng = np.random.default_rng(trained.settings.seed)
     states = np.unique(dataset.condition[idx])
+    kernel = uses_kernel_prior(trained)
     conditions, priors, scales = [], [], []
     for k, state in enumerate(states):
-        mine = np.sort(rng.permutation(idx[dataset.condition[idx] == state])[:max_samples])
-        gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
-        latent = trained.encode(dataset.coords[mine], gamma, temperature)
-        prior = LatentPrior.fit(latent, components, trained.settings.seed)
-        penalty = _prior_penalty(trained, dataset, mine)
-        if penalty is not None:
-            report = None if progress is None else (
-                lambda f, k=k: progress((k + f) / len(states)))
-            prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
-                                 seed=trained.settings.seed, progress=report)
-        if not trained.settings.decodes_grid:
-            scales.append(calibrated_scale(trained, prior, dataset.coords[mine],
-                                           seed=trained.settings.seed, gamma=gamma[0],
-                                           temperature=temperature[0]))
-            prior = prior.scaled(scales[-1])
-        conditions.append((gamma[0], temperature[0]))
+        mine = rng.permutation(idx[dataset.condition[idx] == state])
+        mine = np.sort(mine[:KERNEL_POINTS if kernel else max_samples])
+        report = None if progress is None else (lambda f, k=k: progress((k + f) / len(states)))
+        make = _state_kernel if kernel else _state_mixture
+        prior, scale = make(trained, dataset, mine, components, report)
+        conditions.append((dataset.gamma[mine[0]], dataset.temperature[mine[0]]))
         priors.append(prior)
+        if scale is not None:
+            scales.append(scale)
     trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors).to_dict()
     trained.meta["conditional_prior_scales"] = scales
+
+
+def _state_mixture(trained, dataset, mine, components, report):
+    """(mixture, its calibrated scale or None) of one state point's configurations."""
+    from .priors import LatentPrior
+
+    gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
+    latent = trained.encode(dataset.coords[mine], gamma, temperature)
+    prior = LatentPrior.fit(latent, components, trained.settings.seed)
+    penalty = _prior_penalty(trained, dataset, mine)
+    if penalty is not None:
+        prior = prior.refine(penalty, latent, trained.settings.prior_physics_weight,
+                             seed=trained.settings.seed, progress=report)
+    if trained.settings.decodes_grid:
+        return prior, None
+    scale = calibrated_scale(trained, prior, dataset.coords[mine], seed=trained.settings.seed,
+                             gamma=gamma[0], temperature=temperature[0])
+    return prior.scaled(scale), scale
+
+
+def _state_kernel(trained, dataset, mine, components, report):
+    """(kernel density, its calibrated bandwidth) of one state point's configurations."""
+    from .priors import KernelPrior
+
+    gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
+    kernel = KernelPrior.fit(trained.encode(dataset.coords[mine], gamma, temperature))
+    bandwidth = calibrated_scale(trained, kernel, dataset.coords[mine],
+                                 seed=trained.settings.seed, gamma=gamma[0],
+                                 temperature=temperature[0], scales=KERNEL_BANDWIDTHS)
+    if report is not None:
+        report(1.0)
+    return kernel.scaled(bandwidth), bandwidth
 
 
 def _prior_penalty(trained: TrainedModel, dataset, idx):

@@ -35,6 +35,7 @@ TRAIN_FLAGS = (
     ("repel_distance", "--repel-distance"), ("repel_trigger", "--repel-trigger"),
     ("log_heights", "--linear-heights"),
     ("state_weight", "--state-weight"), ("prior_physics_weight", "--prior-physics-weight"),
+    ("generation_prior", "--generation-prior"),
     ("lr_patience", "--lr-patience"), ("patience", "--patience"), ("seed", "--seed"),
 )
 

@@ -52,6 +52,11 @@ class LatentPrior:
         return cls(mixture.weights_, mixture.means_, mixture.covariances_)
 
     @property
+    def dim(self) -> int:
+        """The latent dimension."""
+        return self.means.shape[1]
+
+    @property
     def factors(self) -> np.ndarray:
         """(K, D, D) lower Cholesky factors of the covariances."""
         return np.linalg.cholesky(self.covariances)
@@ -163,6 +168,11 @@ class KernelPrior:
         covariance = positive_definite(np.cov(latent, rowvar=False), COVARIANCE_FLOOR)
         return cls(latent, np.linalg.cholesky(covariance), float(bandwidth))
 
+    @property
+    def dim(self) -> int:
+        """The latent dimension."""
+        return self.points.shape[1]
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latent vectors."""
         which = rng.integers(len(self.points), size=n)
@@ -172,6 +182,14 @@ class KernelPrior:
     def scaled(self, scale: float) -> KernelPrior:
         """The kernel density at ``scale`` times its bandwidth."""
         return replace(self, bandwidth=self.bandwidth * float(scale))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (D,) and covariance (D, D) of the density."""
+        mean = self.points.mean(axis=0)
+        centred = self.points - mean
+        cov = (centred.T @ centred / len(self.points)
+               + self.bandwidth**2 * self.factor @ self.factor.T)
+        return mean, 0.5 * (cov + cov.T)
 
     def to_dict(self) -> dict:
         return {"kind": "kernel", "points": self.points, "factor": self.factor,
@@ -232,8 +250,8 @@ LEAST_STRETCH = 0.05
 
 @dataclass
 class ConditionalPrior:
-    """One :class:`LatentPrior` per trained state point, so that generating at (gamma, T)
-    draws the latents of configurations of that state point only.
+    """One :class:`LatentPrior` (or :class:`KernelPrior`) per trained state point, so that
+    generating at (gamma, T) draws the latents of configurations of that state point only.
 
     Between trained state points, the latents of the two nearest are carried along the
     displacement interpolation (McCann) of the Gaussian optimal-transport map between their
@@ -244,7 +262,7 @@ class ConditionalPrior:
     (at most :data:`MAX_EXTRAPOLATION` of its length)."""
 
     conditions: np.ndarray  # (C, 2) trained (gamma, T)
-    priors: list  # C LatentPrior
+    priors: list  # C LatentPrior or KernelPrior
 
     def __post_init__(self):
         self.conditions = np.asarray(self.conditions, dtype=np.float64).reshape(-1, 2)
@@ -256,7 +274,7 @@ class ConditionalPrior:
         states = np.stack(np.broadcast_arrays(np.asarray(gamma, float),
                                               np.asarray(temperature, float),
                                               np.empty(n))[:2], axis=-1)
-        out = np.empty((n, self.priors[0].means.shape[1]))
+        out = np.empty((n, self.priors[0].dim))
         targets, which = np.unique(states, axis=0, return_inverse=True)
         for k, target in enumerate(targets):
             rows = np.flatnonzero(which.ravel() == k)
@@ -343,11 +361,13 @@ class ConditionalPrior:
 
     @classmethod
     def from_dict(cls, data: dict) -> ConditionalPrior:
-        return cls(data["conditions"], [LatentPrior.from_dict(p) for p in data["priors"]])
+        return cls(data["conditions"], [prior_from_dict(p) for p in data["priors"]])
 
 
-def gaussian_moments(prior: LatentPrior) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and covariance (D, D) of a Gaussian mixture."""
+def gaussian_moments(prior: LatentPrior | KernelPrior) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of a Gaussian mixture or a kernel density."""
+    if isinstance(prior, KernelPrior):
+        return prior.moments()
     w = prior.weights / prior.weights.sum()
     mean = w @ prior.means
     centred = prior.means - mean

@@ -165,8 +165,9 @@ class TrainSettings:
              "avoids latent regions that decode to overlapping or too wide configurations. "
              "The decoder, hence every reconstruction, is left as trained. 0: the plain "
              "mixture (ljvae_core.priors.LatentPrior.refine).")
-    # auto: a kernel density for a free cluster, where it meets the LJ13 goals that no
-    # mixture met; the mixture in a box, whose figures were measured with it
+    # auto: kernel densities for a free cluster and per state point of a conditional model,
+    # where they measured closer to Monte Carlo than mixtures; the mixture for an
+    # unconditional model in a box, whose decoded energies it keeps closer
     # (docs/what-we-tried.md).
     generation_prior: str = _option(
         "auto", "Generation prior", choices=("auto", "mixture", "kernel"),
@@ -174,8 +175,10 @@ class TrainSettings:
         help="What generation samples the latent from: a Gaussian mixture over the training "
              "configurations' latent means (narrowed to decode their energies), or a kernel "
              "density over those means (a Gaussian of the means' covariance times a "
-             "bandwidth around each, the bandwidth chosen to decode their energies). auto: "
-             "the kernel density for a free cluster, the mixture in a box.")
+             "bandwidth around each, the bandwidth chosen to decode their energies); a "
+             "conditional model has one per state point. auto: kernel densities for a free "
+             "cluster or a conditional model, the mixture for an unconditional model in a "
+             "box.")
 
     def errors(self):
         if self.representation not in ("coords", "distances", "voxels"):
@@ -198,10 +201,9 @@ class TrainSettings:
             yield f"unknown distance encoder {self.distance_encoder!r}"
         if self.generation_prior not in ("auto", "mixture", "kernel"):
             yield f"unknown generation prior {self.generation_prior!r}"
-        if self.generation_prior == "kernel" and (self.conditional or self.decodes_grid):
-            yield ("a kernel generation prior is for unconditional models that decode "
-                   "coordinates or distances; a conditional model keeps a mixture per state "
-                   "point")
+        if self.generation_prior == "kernel" and self.decodes_grid:
+            yield ("a kernel generation prior is for models that decode coordinates or "
+                   "distances, not voxel grids")
         if self.match_every < 0:
             yield "match_every cannot be negative"
         if self.coordinate_weight < 0 or self.state_weight < 0:

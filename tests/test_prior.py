@@ -139,13 +139,30 @@ def test_a_kernel_prior_draws_around_its_points_with_their_spread_times_its_band
     assert isinstance(prior_from_dict(mixture.to_dict()), LatentPrior)
 
 
-def test_a_kernel_prior_is_for_unconditional_models_that_decode_coordinates():
+def test_a_kernel_prior_is_for_models_that_decode_coordinates():
     from ljvae_core.settings import TrainSettings
 
     assert not list(TrainSettings(generation_prior="kernel").errors())
-    for settings in (TrainSettings(generation_prior="kernel", conditional=True),
-                     TrainSettings(generation_prior="kernel", representation="voxels",
-                                   decoder="direct")):
-        assert any("kernel generation prior" in e for e in settings.errors())
+    assert not list(TrainSettings(generation_prior="kernel", conditional=True).errors())
+    grids = TrainSettings(generation_prior="kernel", representation="voxels", decoder="direct")
+    assert any("kernel generation prior" in e for e in grids.errors())
     assert any("unknown generation prior" in e
                for e in TrainSettings(generation_prior="flow").errors())
+
+
+def test_a_conditional_prior_of_kernel_densities_carries_their_moments_between_states():
+    from ljvae_core.priors import ConditionalPrior, KernelPrior, gaussian_moments
+
+    rng = np.random.default_rng(0)
+    a = KernelPrior.fit(rng.normal(size=(500, 2)), bandwidth=0.2)
+    b = KernelPrior.fit(rng.normal(size=(500, 2)) * 3.0 + 10.0, bandwidth=0.2)
+    prior = ConditionalPrior.from_dict(ConditionalPrior([(0.0, 1.0), (2.0, 1.0)],
+                                                        [a, b]).to_dict())
+    assert all(isinstance(p, KernelPrior) for p in prior.priors)
+    mean, cov = gaussian_moments(a)
+    assert np.allclose(cov, np.cov(a.points, rowvar=False) * (1 - 1 / 500 + 0.04))
+    halfway = prior.sample(20_000, 1.0, 1.0, np.random.default_rng(1))
+    # Halfway along the Wasserstein geodesic of two isotropic Gaussians: the mean halfway,
+    # the spread halfway (1 and 3 times 1.02 become 2.04 in standard deviation).
+    assert np.allclose(halfway.mean(axis=0), 0.5 * (mean + b.points.mean(axis=0)), atol=0.1)
+    assert np.allclose(halfway.std(axis=0), 2.0 * np.sqrt(1.04), rtol=0.06)

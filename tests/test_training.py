@@ -71,13 +71,16 @@ def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
 
 
 def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_path):
-    from ljvae_core.calibration import PRIOR_SCALES
+    from ljvae_core.calibration import KERNEL_BANDWIDTHS
     from ljvae_core.model_store import export_model, import_model
+    from ljvae_core.priors import KernelPrior
 
     assert trained.available_priors() == ["default", "pooled", "unrefined", "normal"]
     prior = trained.conditional_prior
     assert prior.conditions.tolist() == [[0.0, 1.0], [1.0, 1.0]]
-    assert all(s in PRIOR_SCALES for s in trained.meta["conditional_prior_scales"])
+    # By default a conditional model draws from a kernel density per state point.
+    assert all(isinstance(p, KernelPrior) for p in prior.priors)
+    assert all(s in KERNEL_BANDWIDTHS for s in trained.meta["conditional_prior_scales"])
     assert len(trained.meta["conditional_prior_scales"]) == 2
     latent = trained.encode(ds.coords, ds.gamma, ds.temperature)
     centres = [latent[ds.gamma == g].mean(axis=0) for g in (0.0, 1.0)]
@@ -87,7 +90,7 @@ def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_
     with pytest.raises(ValueError, match="too far from the state points"):
         trained.generate(3, gamma=5.0, temperature=1.0)
     again = import_model(export_model(trained, tmp_path / "portable"))
-    assert np.array_equal(again.conditional_prior.priors[1].means, prior.priors[1].means)
+    assert np.array_equal(again.conditional_prior.priors[1].points, prior.priors[1].points)
 
 
 def test_training_under_a_one_device_strategy(small_dataset, tmp_path):
@@ -346,6 +349,10 @@ def test_the_train_command_offers_the_settings_own_defaults_and_help():
     for name, flag in TRAIN_FLAGS:
         label = " ".join(setting_options(name)["label"].split(" (")[0].split()).lower()
         assert flag in text and label in text, name
+    # Every setting the Train page offers is on the command line too.
+    from ljvae_core.settings import FORM_FIELDS
+
+    assert set(FORM_FIELDS) - {"representation_params"} <= {n for n, _ in TRAIN_FLAGS}
 
 
 def test_representation_parameters_have_one_source():
