@@ -90,7 +90,7 @@ def show_generated(result: dict) -> None:
     for column, chart in zip(st.columns(3), sample_comparison_charts(sets, ds.system),
                              strict=True):
         column.altair_chart(chart, width="stretch")
-    table, config = figures_table(result["figures"])
+    table, config = figures_table(result["figures"], ds.system.free)
     st.dataframe(table, hide_index=True, width="stretch", column_config=config)
     where = ("; U/N is the LJ part alone, gravity differing from one state point to the next"
              if result["gamma"] is None else "" if ds.system.free
@@ -156,7 +156,7 @@ def judge_panel() -> None:
     titles = [state_point_title(p, ds.system.free) for p in points]
     for tab, point in zip(st.tabs(titles), points, strict=True):
         with tab:
-            table, config = figures_table(state_point_rows(point))
+            table, config = figures_table(state_point_rows(point), ds.system.free)
             st.dataframe(table, hide_index=True, width="stretch", column_config=config)
             st.caption(f"Against {point['reference_samples']} configurations of "
                        f"{point['reference']}. {cost_caption(point)}".strip())

@@ -26,15 +26,31 @@ FIGURE_COLUMNS = {
 }
 
 
-def figures_table(rows: dict[str, dict]):
-    """{set label: figures} as a table (a row per set) and its column configuration."""
-    table = pd.DataFrame([{"set": label, **{FIGURE_COLUMNS[k][0]: v for k, v in figs.items()
-                                            if k in FIGURE_COLUMNS}}
+# A free cluster has no up: its "heights" are the particles' distances from the centre of
+# mass, and its energy has no field.
+CLUSTER_COLUMNS = FIGURE_COLUMNS | {
+    "energy_w1": ("U/N W1 (ε)", "%.3f",
+                  "Wasserstein distance between the distributions of the total energy per "
+                  "particle (pairs and tether)."),
+    "height_w1": ("distance-from-centre W1 (σ)", "%.3f",
+                  "Wasserstein distance between the distributions of the particles' distances "
+                  "from the centre of mass."),
+    "rdf_l1": ("pair-distance L1", "%.3f",
+               "Integrated absolute difference of the two pair-distance densities."),
+}
+
+
+def figures_table(rows: dict[str, dict], free: bool = False):
+    """{set label: figures} as a table (a row per set) and its column configuration (a free
+    cluster's columns named for what its figures measure)."""
+    columns = CLUSTER_COLUMNS if free else FIGURE_COLUMNS
+    table = pd.DataFrame([{"set": label, **{columns[k][0]: v for k, v in figs.items()
+                                            if k in columns}}
                           for label, figs in rows.items()])
     config = {"set": st.column_config.Column("set", help="What is compared with the Monte "
                                              "Carlo configurations of this state point.")}
     config |= {header: st.column_config.NumberColumn(header, help=text, format=fmt)
-               for header, fmt, text in FIGURE_COLUMNS.values()}
+               for header, fmt, text in columns.values()}
     return table, config
 
 

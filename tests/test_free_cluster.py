@@ -184,6 +184,7 @@ def test_generating_on_the_reconstruct_page_judges_raw_and_relaxed_samples(store
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     table = at.dataframe[-1].value
     assert table["set"].tolist() == [floor, "generated, raw", "generated + 5 sweeps"]
+    assert "distance-from-centre W1 (σ)" in table.columns and "height W1 (σ)" not in table
 
 
 def test_the_reconstruct_page_judges_the_cluster_against_its_held_out_halves(store,
