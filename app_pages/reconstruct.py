@@ -23,6 +23,7 @@ from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
 from ljvae_ui.judging import (
     cost_caption,
     figures_table,
+    floor_label,
     reconstruction_by_state_table,
     state_point_rows,
     state_point_title,
@@ -55,13 +56,35 @@ JUDGED = "state_point_job"
 
 # An unconditional model's samples compared with Monte Carlo of every state point.
 EVERY_GAMMA = "every trained γ"
+# What the page says of sweeps and of the per-state-point judgement, by the kernel that
+# relaxes this system: a box's, a free cluster's, or none.
 SWEEPS_HELP = {
     "box": "Metropolis sweeps at (T, γ) each generated configuration gets after decoding, with "
            "a tuned step. The energy of this system decorrelates in about 40–70 sweeps.",
     "cluster": "Metropolis sweeps at the data's temperature each generated cluster gets after "
                "decoding, with a tuned step. The energy of the LJ13 cluster decorrelates in "
                "about 150 sweeps.",
+    None: "This system has no Monte Carlo kernel here: samples stay raw.",
 }
+JUDGED_CAPTION = {
+    "box": "Generated samples and reconstructions at every state point, raw and after 5 and "
+           "20 thermal sweeps, against Monte Carlo of that state point (held out, or a fresh "
+           "seeded run at a γ the dataset lacks), beside what an independent Monte Carlo run "
+           "scores: the floor.",
+    "cluster": "Generated samples and reconstructions, raw and after 5 and 20 sweeps of the "
+               "cluster's Metropolis chain, against half of the held-out configurations, "
+               "beside what the other half scores against them: the floor.",
+    None: "Generated samples and reconstructions, raw, against half of the held-out "
+          "configurations, beside what the other half scores against them: the floor. This "
+          "system has no Monte Carlo kernel here to relax it.",
+}
+
+
+def relaxing_kernel(system) -> str | None:
+    """Which Monte Carlo kernel relaxes this system's samples: "box", "cluster" or None."""
+    if not can_relax(system):
+        return None
+    return "cluster" if system.free else "box"
 
 
 def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
@@ -74,9 +97,7 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
     sets = {"generated, raw": raw}
     if relaxed is not None:
         sets[f"generated + {sweeps} sweeps"] = relaxed
-    floor = ("the other half of the held-out data (floor)" if pair.fresh is None
-             else "Monte Carlo, independent run (floor)")
-    rows = {floor: pair.second} | sets
+    rows = {floor_label(pair.fresh is not None): pair.second} | sets
     reference = pair.reference
     return {"model": summary["name"], "dataset": chosen["name"], "gamma": gamma,
             "temperature": temperature, "sets": sets, "reference": reference,
@@ -290,8 +311,7 @@ else:
 sweeps = cols[2].number_input(
     "Thermal sweeps", 0, 200, 0, key="generate_sweeps",
     disabled=not can_relax(ds.system) or gamma is None,  # None: every trained γ at once
-    help=(SWEEPS_HELP["cluster" if ds.system.free else "box"] if can_relax(ds.system)
-          else "This system has no Monte Carlo kernel here: samples stay raw."))
+    help=SWEEPS_HELP[relaxing_kernel(ds.system)])
 seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 priors = trained.available_priors()
 prior = priors[0]
@@ -325,18 +345,7 @@ if result and result["model"] == summary["name"] and result["dataset"] == chosen
     show_generated(result)
 
 st.subheader("Judged per state point")
-if can_relax(ds.system) and not ds.system.free:
-    st.caption("Generated samples and reconstructions at every state point, raw and after 5 "
-               "and 20 thermal sweeps, against Monte Carlo of that state point (held out, or a "
-               "fresh seeded run at a γ the dataset lacks), beside what an independent Monte "
-               "Carlo run scores: the floor.")
-else:
-    st.caption("Generated samples and reconstructions, raw" + (
-        " and after 5 and 20 sweeps of the cluster's Metropolis chain" if can_relax(ds.system)
-        else "") + ", against half of the held-out configurations, beside what the other half "
-        "scores against them: the floor." + (
-        "" if can_relax(ds.system) else " This system has no Monte Carlo kernel here to relax "
-        "it."))
+st.caption(JUDGED_CAPTION[relaxing_kernel(ds.system)])
 judge_form()
 judge_panel()
 if metrics:

@@ -63,29 +63,39 @@ def uses_kernel_prior(trained: TrainedModel) -> bool:
     """Whether this model generates from kernel densities (per state point for a conditional
     model): asked for, or auto for a free cluster or a conditional model; never for voxel
     grids decoded as grids, which cannot calibrate one."""
-    choice = trained.settings.generation_prior
     settings = trained.settings
     auto = trained.system.free or settings.conditional
+    choice = settings.generation_prior
     return not settings.decodes_grid and (choice == "kernel" or (choice == "auto" and auto))
 
 
 def _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng) -> None:
     """The kernel density over the latent means of (at most :data:`KERNEL_POINTS`) training
-    configurations, at the bandwidth of :data:`KERNEL_BANDWIDTHS` whose decoded samples
-    have their energies (:func:`calibrated_scale`); the plain mixture kept beside it."""
-    from .priors import KernelPrior, LatentPrior
+    configurations (:func:`_calibrated_kernel`); the plain mixture kept beside it."""
+    from .priors import LatentPrior
 
     if len(idx) > KERNEL_POINTS:
         idx = np.sort(rng.choice(idx, KERNEL_POINTS, replace=False))
-    latent = trained.encode(dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
-    kernel = KernelPrior.fit(latent)
+    kernel, bandwidth = _calibrated_kernel(trained, dataset, idx)
+    some = rng.permutation(len(kernel.points))[:max_samples]
+    plain = LatentPrior.fit(kernel.points[some], components, trained.settings.seed)
+    trained.meta.update(latent_prior=kernel.to_dict(), latent_prior_plain=plain.to_dict(),
+                        latent_prior_scale=1.0, latent_prior_bandwidth=bandwidth)
+
+
+def _calibrated_kernel(trained, dataset, idx, gamma=None, temperature=None):
+    """(the kernel density over the latent means of configurations ``idx``, at the bandwidth
+    of :data:`KERNEL_BANDWIDTHS` whose decoded samples have their energies; that bandwidth).
+    With ``gamma``, ``temperature``: one state point's, decoded and judged there
+    (:func:`calibrated_scale`)."""
+    from .priors import KernelPrior
+
+    kernel = KernelPrior.fit(trained.encode(dataset.coords[idx], dataset.gamma[idx],
+                                            dataset.temperature[idx]))
     bandwidth = calibrated_scale(trained, kernel, dataset.coords[idx],
-                                 seed=trained.settings.seed, scales=KERNEL_BANDWIDTHS)
-    some = rng.permutation(len(latent))[:max_samples]
-    plain = LatentPrior.fit(latent[some], components, trained.settings.seed)
-    trained.meta.update(latent_prior=kernel.scaled(bandwidth).to_dict(),
-                        latent_prior_plain=plain.to_dict(), latent_prior_scale=1.0,
-                        latent_prior_bandwidth=bandwidth)
+                                 seed=trained.settings.seed, gamma=gamma,
+                                 temperature=temperature, scales=KERNEL_BANDWIDTHS)
+    return kernel.scaled(bandwidth), bandwidth
 
 
 # The spreads tried for a generation prior, as factors of the fitted mixture's.
@@ -144,9 +154,14 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
         mine = rng.permutation(idx[dataset.condition[idx] == state])
         mine = np.sort(mine[:KERNEL_POINTS if kernel else max_samples])
         report = None if progress is None else (lambda f, k=k: progress((k + f) / len(states)))
-        make = _state_kernel if kernel else _state_mixture
-        prior, scale = make(trained, dataset, mine, components, report)
-        conditions.append((dataset.gamma[mine[0]], dataset.temperature[mine[0]]))
+        condition = (dataset.gamma[mine[0]], dataset.temperature[mine[0]])
+        if kernel:
+            prior, scale = _calibrated_kernel(trained, dataset, mine, *condition)
+            if report is not None:
+                report(1.0)
+        else:
+            prior, scale = _state_mixture(trained, dataset, mine, components, report)
+        conditions.append(condition)
         priors.append(prior)
         if scale is not None:
             scales.append(scale)
@@ -170,20 +185,6 @@ def _state_mixture(trained, dataset, mine, components, report):
     scale = calibrated_scale(trained, prior, dataset.coords[mine], seed=trained.settings.seed,
                              gamma=gamma[0], temperature=temperature[0])
     return prior.scaled(scale), scale
-
-
-def _state_kernel(trained, dataset, mine, components, report):
-    """(kernel density, its calibrated bandwidth) of one state point's configurations."""
-    from .priors import KernelPrior
-
-    gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
-    kernel = KernelPrior.fit(trained.encode(dataset.coords[mine], gamma, temperature))
-    bandwidth = calibrated_scale(trained, kernel, dataset.coords[mine],
-                                 seed=trained.settings.seed, gamma=gamma[0],
-                                 temperature=temperature[0], scales=KERNEL_BANDWIDTHS)
-    if report is not None:
-        report(1.0)
-    return kernel.scaled(bandwidth), bandwidth
 
 
 def _prior_penalty(trained: TrainedModel, dataset, idx):

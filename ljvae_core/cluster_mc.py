@@ -33,10 +33,11 @@ INV_SIGMA2 = 1.0 / LJ13_SIGMA**2
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def cluster_sweeps(xt, beta, delta, n_sweeps, state, trace):
+def cluster_sweeps(xt, beta, delta, n_sweeps, state, energy, trace):
     """``n_sweeps`` sweeps of the trapped cluster xt (d, N), in place; returns the moves
     accepted. ``trace`` (n_sweeps or 0 values) receives the energy in the published
-    convention after each sweep. One loop nest with the move written out, as in
+    convention after each sweep, counted on from ``energy``, the trapped energy at the start
+    (read only for the trace). One loop nest with the move written out, as in
     :mod:`ljvae_core.mc`: helpers taking arrays would bring reference counting into it."""
     d, n = xt.shape
     trial = np.zeros(d)
@@ -44,7 +45,6 @@ def cluster_sweeps(xt, beta, delta, n_sweeps, state, trace):
     for c in range(d):
         for j in range(n):
             centre[c] += xt[c, j]
-    energy = _trapped_energy(xt)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     accepted = 0
     for sweep in range(n_sweeps):
@@ -81,22 +81,6 @@ def cluster_sweeps(xt, beta, delta, n_sweeps, state, trace):
             trace[sweep] = energy - 0.5 * squared / n
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return accepted
-
-
-@njit(cache=True, nogil=True)
-def _trapped_energy(xt):
-    """PAIR_COUNT * pair energy + 1/2 sum |x_i|^2 of a cluster xt (d, N)."""
-    d, n = xt.shape
-    energy = 0.0
-    for i in range(n):
-        for c in range(d):
-            energy += 0.5 * xt[c, i] * xt[c, i]
-        for j in range(i + 1, n):
-            r2 = 0.0
-            for c in range(d):
-                r2 += (xt[c, i] - xt[c, j]) ** 2
-            energy += PAIR_COUNT * _lj_masked(r2 * INV_SIGMA2, math.inf)
-    return energy
 
 
 class ClusterSampler(MoveCounters):
@@ -144,7 +128,10 @@ class ClusterSampler(MoveCounters):
             raise ValueError("a cluster chain keeps no snapshots; read its positions")
         n_sweeps = int(n_sweeps)
         energies = np.empty(n_sweeps if trace else 0)
+        # The trap's energy is the tether's plus N/2 |x_mean|^2; no trace, no energy needed.
+        start = (self.energy + 0.5 * np.sum(self._xt.mean(axis=1) ** 2) * self.n
+                 if trace else 0.0)
         self.accepted += cluster_sweeps(self._xt, 1.0 / self.temperature, self.step_size,
-                                        n_sweeps, self.state, energies)
+                                        n_sweeps, self.state, start, energies)
         self.moves += n_sweeps * self.n
         return energies, np.empty((0, self.n, self.dim))

@@ -134,7 +134,10 @@ def metropolis_test(du, beta, s0, s1, s2, s3):
 
 @njit(inline="always", cache=True)
 def _accepts(du, beta, state):
-    return du <= 0.0 or uniform01(state) < math.exp(-beta * du)
+    """:func:`metropolis_test` on a state array, updated in place."""
+    accept, state[0], state[1], state[2], state[3] = metropolis_test(
+        du, beta, state[0], state[1], state[2], state[3])
+    return accept
 
 
 @njit(inline="always", cache=True)
@@ -515,9 +518,6 @@ class MoveCounters:
     """Moves attempted and accepted since the counters were last reset (what step tuning
     reads of a chain)."""
 
-    moves = 0
-    accepted = 0
-
     @property
     def acceptance(self) -> float:
         """Fraction of accepted moves since the counters were last reset."""
@@ -559,8 +559,7 @@ class MetropolisSampler(MoveCounters):
         self.rc2 = cutoff_squared(cutoff)
         self.step_size = float(step_size)
         self.state = rng_state_from_seed(seed)
-        self.moves = 0
-        self.accepted = 0
+        self.reset_counters()
         self.pair_u = None
         self._grid = None
         self._setup_kernel()

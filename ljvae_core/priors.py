@@ -176,7 +176,7 @@ class KernelPrior:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latent vectors."""
         which = rng.integers(len(self.points), size=n)
-        eps = rng.normal(size=(n, self.points.shape[1]))
+        eps = rng.normal(size=(n, self.dim))
         return self.points[which] + self.bandwidth * eps @ self.factor.T
 
     def scaled(self, scale: float) -> KernelPrior:

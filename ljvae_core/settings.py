@@ -25,6 +25,10 @@ def _option(default, label: str, help: str = "", low=None, high=None, step=None,
         "choices": choices, "applies": applies})
 
 
+# What generation can sample the latent from (TrainSettings.generation_prior).
+GENERATION_PRIORS = ("auto", "mixture", "kernel")
+
+
 def _decodes_coordinates(s) -> bool:
     return s.decoder == "coordinates"
 
@@ -170,7 +174,7 @@ class TrainSettings:
     # unconditional model in a box, whose decoded energies it keeps closer
     # (docs/what-we-tried.md).
     generation_prior: str = _option(
-        "auto", "Generation prior", choices=("auto", "mixture", "kernel"),
+        "auto", "Generation prior", choices=GENERATION_PRIORS,
         applies=_not_grids,
         help="What generation samples the latent from: a Gaussian mixture over the training "
              "configurations' latent means (narrowed to decode their energies), or a kernel "
@@ -199,7 +203,7 @@ class TrainSettings:
             yield f"unknown voxel encoder {self.voxel_encoder!r}"
         if self.distance_encoder not in ("conv", "rows", "mds"):
             yield f"unknown distance encoder {self.distance_encoder!r}"
-        if self.generation_prior not in ("auto", "mixture", "kernel"):
+        if self.generation_prior not in GENERATION_PRIORS:
             yield f"unknown generation prior {self.generation_prior!r}"
         if self.generation_prior == "kernel" and self.decodes_grid:
             yield ("a kernel generation prior is for models that decode coordinates or "

@@ -67,12 +67,17 @@ def reconstruction_by_state_table(rows: list[dict]):
     return table, config
 
 
+def floor_label(fresh: bool) -> str:
+    """The floor row's name: an independent Monte Carlo run, or, for imported data, which no
+    run here can extend, the other half of its held-out configurations."""
+    return ("Monte Carlo, independent run (floor)" if fresh
+            else "the other half of the held-out data (floor)")
+
+
 def state_point_rows(point: dict) -> dict[str, dict]:
     """The rows of one judged state point: the Monte Carlo floor, then generated and
     reconstructed sets after each number of sweeps."""
-    floor = ("the other half of the held-out data (floor)" if point["cost"] is None
-             else "Monte Carlo, independent run (floor)")  # imported data: no fresh run
-    rows = {floor: point["floor"]}
+    rows = {floor_label(point["cost"] is not None): point["floor"]}
     for kind, label in (("generated", "generated"), ("reconstructed", "reconstructed")):
         for sweeps, figs in point[kind].items():
             rows[f"{label}, raw" if sweeps == "0" else f"{label} + {sweeps} sweeps"] = figs
