@@ -357,6 +357,29 @@ def heights(coords, system: System) -> np.ndarray:
     return coords[..., -1]
 
 
+@dataclass(frozen=True)
+class HeightResponse:
+    """The mean height per particle of an equilibrium ensemble and how it responds to the
+    field and the temperature, from the ensemble's own fluctuations: with the energy
+    E = U + 4 gamma N h (h: a configuration's mean height), d<h>/d gamma = -(4 N / T) Var(h)
+    and d<h>/dT = Cov(h, E) / T^2 (exact for Boltzmann samples)."""
+
+    mean: float
+    d_gamma: float
+    d_temperature: float
+
+
+def height_response(coords, energy, temperature: float) -> HeightResponse:
+    """:class:`HeightResponse` of Monte Carlo configurations (M, N, d) of one state point in
+    a box, with their total energies (M,) (pair and gravity)."""
+    h = _batch(coords)[..., -1].mean(axis=1)
+    energy = np.asarray(energy, dtype=np.float64)
+    n = _batch(coords).shape[1]
+    t = float(temperature)
+    return HeightResponse(float(h.mean()), float(-4.0 * n * h.var() / t),
+                          float(np.mean((h - h.mean()) * (energy - energy.mean())) / t**2))
+
+
 # g(r) and the structure statistics come out smooth from a few million pair distances; beyond
 # that, more configurations of a large system only cost time (30 particles have 435 pairs a
 # configuration, 300 have 44,850).

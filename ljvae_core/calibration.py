@@ -142,7 +142,8 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
     at that state point, then narrowed to decode that state point's energies
     (:func:`calibrated_scale`; not for voxel grids decoded as grids); or, where
     :func:`uses_kernel_prior`, a kernel density over them at the bandwidth that decodes
-    those energies. Kept in the meta, with the scales (the bandwidths)."""
+    those energies. Kept in the meta, with the scales (the bandwidths) and the state points'
+    mean heights and their fluctuation slopes (:meth:`ConditionalPrior.steered_state`)."""
     from .priors import ConditionalPrior
 
     idx = np.asarray(trained.meta["train_indices"])
@@ -165,8 +166,27 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
         priors.append(prior)
         if scale is not None:
             scales.append(scale)
-    trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors).to_dict()
+    heights = _height_responses(trained, dataset, idx, states)
+    trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors,
+                                                         heights).to_dict()
     trained.meta["conditional_prior_scales"] = scales
+
+
+def _height_responses(trained, dataset, idx, states):
+    """(C, 3) mean heights and their fluctuation slopes of the training configurations of each
+    state point, which steer generation between them; None for a free cluster (no field)
+    and for imported data (not known to be Boltzmann samples of a field)."""
+    from .analysis import height_response
+
+    if trained.system.free or dataset.imported:
+        return None
+    rows = []
+    for state in states:
+        mine = idx[dataset.condition[idx] == state]
+        r = height_response(dataset.coords[mine], dataset.energy[mine],
+                            dataset.temperature[mine[0]])
+        rows.append((r.mean, r.d_gamma, r.d_temperature))
+    return np.array(rows)
 
 
 def _state_mixture(trained, dataset, mine, components, report):

@@ -14,7 +14,9 @@ training dataset, or a fresh seeded Monte Carlo run where the dataset has none):
 Beside them, the ``floor``: the same figures for a second, independent Monte Carlo sample of
 the state point (what Monte Carlo scores against itself), and the model's reconstructions of
 that second sample. ``cost`` sets generated-and-relaxed samples per second against the
-decorrelated samples per second of the project's Monte Carlo (one per tau sweeps).
+decorrelated samples per second of the project's Monte Carlo (one per tau sweeps);
+``generated_at``: the state point a conditional model's samples were drawn and decoded at
+(between trained ones, steered to the mean height expected there).
 """
 
 from __future__ import annotations
@@ -168,10 +170,21 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
     return {
         "gamma": float(gamma), "temperature": float(temperature), "reference": pair.source,
         "reference_samples": int(len(pair.reference)), "samples": int(n),
+        "generated_at": _generated_at(trained, gamma, temperature, seed),
         "floor": figures(pair.second, pair.reference, system, gamma, seed),
         "generated": judged(generated), "reconstructed": judged(rebuilt),
         "cost": None if pair.fresh is None else _cost(pair.fresh, n, generating, seconds),
     }
+
+
+def _generated_at(trained, gamma, temperature, seed) -> dict | None:
+    """The (gamma, T) a conditional model's samples of this state point are drawn and
+    decoded at (:meth:`ljvae_core.trained.TrainedModel.generation_state`); None for the
+    others."""
+    if trained.conditional_prior is None:
+        return None
+    g, t = trained.generation_state(gamma, temperature, seed)
+    return {"gamma": float(g), "temperature": float(t)}
 
 
 def _cost(fresh, n, generating, seconds) -> dict:

@@ -197,3 +197,18 @@ def test_structure_by_condition_describes_each_state_point_on_its_own():
     assert parts[1]["statistics"]["height"] < 0.5 * parts[0]["statistics"]["height"]
     assert parts[1]["statistics"]["height"] == pytest.approx(
         ds.coords[ds.gamma == 2.0][..., -1].mean(), rel=0.2)
+
+
+def test_height_response_of_an_ideal_gas_is_the_barometric_law_derivatives():
+    from ljvae_core.analysis import height_response
+
+    # Independent heights of rate 4 gamma / T (an ideal gas in a very tall box): <h> = T / 4
+    # gamma, so d<h>/d gamma = -T / (4 gamma^2) and d<h>/dT = 1 / (4 gamma).
+    gamma, temperature, n = 0.5, 1.5, 30
+    z = np.random.default_rng(0).exponential(temperature / (4 * gamma), (40000, n, 1))
+    coords = np.concatenate([np.zeros((40000, n, 2)), z], axis=-1)
+    energy = 4 * gamma * z[..., 0].sum(axis=1)
+    r = height_response(coords, energy, temperature)
+    assert r.mean == pytest.approx(temperature / (4 * gamma), rel=0.01)
+    assert r.d_gamma == pytest.approx(-temperature / (4 * gamma**2), rel=0.03)
+    assert r.d_temperature == pytest.approx(1 / (4 * gamma), rel=0.03)

@@ -69,3 +69,45 @@ def test_mixture_moments_and_a_round_trip_through_a_dict():
     again = ConditionalPrior.from_dict(prior.to_dict())
     assert np.array_equal(again.conditions, prior.conditions)
     assert np.array_equal(again.priors[2].means, prior.priors[2].means)
+
+
+def _with_heights(height, slope):
+    """The test prior with trained heights height(g) and slopes d height / d gamma slope(g)."""
+    prior = _prior([(0.1, 0.1)] * 3)
+    rows = [(height(g), slope(g), 0.0) for g in GAMMAS]
+    return ConditionalPrior(prior.conditions, prior.priors, np.array(rows))
+
+
+def test_the_expected_height_interpolates_means_and_slopes_exactly_for_a_cubic():
+    def cubic(g):
+        return 2.0 - g + 0.3 * g**2 - 0.05 * g**3
+
+    prior = _with_heights(cubic, lambda g: -1.0 + 0.6 * g - 0.15 * g**2)
+    for g in (0.0, 0.3, 1.0, 1.7):
+        assert np.isclose(prior.expected_height(g, 1.0), cubic(g))
+    assert prior.expected_height(2.5, 1.0) is None  # past the trained state points
+    assert ConditionalPrior.from_dict(prior.to_dict()).expected_height(0.3, 1.0) == \
+        pytest.approx(cubic(0.3))
+
+
+def test_steering_finds_the_state_point_whose_decoded_height_is_the_expected_one():
+    prior = _with_heights(lambda g: 1.0 - 0.25 * g, lambda g: -0.25)
+
+    def decoded(g, t):  # a model too high between its state points (1 - 0.25 g at 0, 1, 2)
+        return 1.0 - 0.25 * g - 0.1 * np.sin(np.pi * g)
+
+    gamma, temperature = prior.steered_state(1.5, 1.0, decoded, grid=201)
+    assert temperature == 1.0
+    assert np.isclose(decoded(gamma, 1.0), 1.0 - 0.25 * 1.5, atol=1e-4)
+    assert gamma > 1.5  # too high there, so steered toward the stronger field
+    # Trained state points, and those past them, are never moved.
+    assert prior.steered_state(1.0, 1.0, decoded) == (1.0, 1.0)
+    assert prior.steered_state(2.5, 1.0, decoded) == (2.5, 1.0)
+
+
+def test_without_a_crossing_or_without_heights_the_state_point_stays():
+    prior = _with_heights(lambda g: 1.0 - 0.25 * g, lambda g: -0.25)
+    assert prior.steered_state(0.5, 1.0, lambda g, t: 5.0) == (0.5, 1.0)
+    bare = _prior([(0.1, 0.1)] * 3)
+    assert bare.expected_height(0.5, 1.0) is None
+    assert bare.steered_state(0.5, 1.0, lambda g, t: 0.0) == (0.5, 1.0)
