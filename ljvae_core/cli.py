@@ -510,6 +510,12 @@ def cmd_generate(args) -> int:
     if prior is not None and prior.extrapolates(gamma, temperature):
         print(f"note: gamma = {gamma:g} lies past the state points the model was trained on; "
               "its samples are extrapolated, less faithfully the further out", file=sys.stderr)
+    if prior is not None and args.prior == "default":
+        drawn = trained.generation_state(gamma, temperature, args.seed)
+        if drawn != (gamma, temperature):
+            print(f"note: drawn and decoded at gamma = {drawn[0]:.4g}, T = {drawn[1]:.4g}, "
+                  "where the model's mean height is the one its trained state points predict "
+                  f"at gamma = {gamma:g}", file=sys.stderr)
     if relaxed is not None:
         field = "" if trained.system.free else f", gamma={gamma:g}"
         print(f"relaxed by {args.sweeps} sweeps at T={temperature:g}{field}", file=sys.stderr)

@@ -429,9 +429,9 @@ def gaussian_moments(prior: LatentPrior | KernelPrior) -> tuple[np.ndarray, np.n
     return mean, 0.5 * (cov + cov.T)
 
 
-def _symmetric_power(matrix, power: float) -> np.ndarray:
+def _symmetric_power(matrix, power: float, floor: float = COVARIANCE_FLOOR) -> np.ndarray:
     values, vectors = np.linalg.eigh(0.5 * (matrix + matrix.T))
-    return (vectors * np.maximum(values, COVARIANCE_FLOOR) ** power) @ vectors.T
+    return (vectors * np.maximum(values, floor) ** power) @ vectors.T
 
 
 def transport_map(cov_a, cov_b) -> np.ndarray:
@@ -440,7 +440,9 @@ def transport_map(cov_a, cov_b) -> np.ndarray:
     (symmetric positive definite)."""
     root = _symmetric_power(cov_a, 0.5)
     inverse_root = _symmetric_power(cov_a, -0.5)
-    middle = _symmetric_power(root @ cov_b @ root, 0.5)
+    # A product of two covariances: its least eigenvalues are the floor squared (at the
+    # floor itself, a direction both leave at the floor would be stretched 300-fold).
+    middle = _symmetric_power(root @ cov_b @ root, 0.5, COVARIANCE_FLOOR**2)
     out = inverse_root @ middle @ inverse_root
     return 0.5 * (out + out.T)
 

@@ -111,3 +111,11 @@ def test_without_a_crossing_or_without_heights_the_state_point_stays():
     bare = _prior([(0.1, 0.1)] * 3)
     assert bare.expected_height(0.5, 1.0) is None
     assert bare.steered_state(0.5, 1.0, lambda g, t: 0.0) == (0.5, 1.0)
+
+
+def test_a_direction_both_gaussians_leave_at_the_floor_is_not_stretched():
+    from ljvae_core.priors import COVARIANCE_FLOOR
+
+    a = np.diag([1.0, COVARIANCE_FLOOR])
+    b = np.diag([4.0, COVARIANCE_FLOOR])
+    assert np.allclose(transport_map(a, b), np.diag([2.0, 1.0]))

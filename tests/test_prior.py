@@ -166,3 +166,35 @@ def test_a_conditional_prior_of_kernel_densities_carries_their_moments_between_s
     # the spread halfway (1 and 3 times 1.02 become 2.04 in standard deviation).
     assert np.allclose(halfway.mean(axis=0), 0.5 * (mean + b.points.mean(axis=0)), atol=0.1)
     assert np.allclose(halfway.std(axis=0), 2.0 * np.sqrt(1.04), rtol=0.06)
+
+
+class _LeaningModel:
+    """A conditional model stand-in whose samples' mean height is 0.9 - 0.2 z for latents z
+    (one particle, in a box of 5), with trained heights 1.0 at gamma 0 and 0.5 at gamma 2."""
+
+    def __init__(self):
+        from ljvae_core.priors import ConditionalPrior, LatentPrior
+        from ljvae_core.system import System
+
+        priors = [LatentPrior(np.ones(1), np.array([[g]]), np.full((1, 1, 1), 1e-6))
+                  for g in (0.0, 2.0)]
+        self.conditional_prior = ConditionalPrior([(0.0, 1.0), (2.0, 1.0)], priors,
+                                                  [(1.0, -0.25, 0.0), (0.5, -0.25, 0.0)])
+        self.system = System(box=5.0, dim=3)
+
+    def decode(self, z, gamma=None, temperature=None):
+        x = np.full((len(z), 1, 3), 2.5)
+        x[:, 0, 2] = 0.9 - 0.2 * np.asarray(z)[:, 0]
+        return x
+
+
+def test_a_model_generates_between_state_points_where_its_height_is_the_expected_one():
+    from ljvae_core.trained import TrainedModel
+
+    model = _LeaningModel()
+    # Expected at gamma = 1: 0.75 (linear between the trained heights); 0.9 - 0.2 z reaches
+    # it at z = 0.75, whose latents the prior draws at gamma' = 0.75.
+    gamma, temperature = TrainedModel.generation_state(model, 1.0, 1.0)
+    assert gamma == pytest.approx(0.75, abs=1e-3) and temperature == 1.0
+    assert TrainedModel.generation_state(model, 2.0, 1.0) == (2.0, 1.0)
+    assert model._steered  # kept: steering decodes thousands of probes
