@@ -41,6 +41,12 @@ def _not_grids(s) -> bool:
     return not s.decodes_grid
 
 
+def _refines_a_mixture(s) -> bool:
+    # A kernel density is never refined; a conditional model still refines its pooled
+    # mixture. (Auto picks kernels for free clusters too, which settings alone cannot tell.)
+    return _not_grids(s) and (s.conditional or s.generation_prior != "kernel")
+
+
 def _matches_orders(s) -> bool:
     # The mds frame and the template order (of sorted coordinates, and of the targets of
     # voxel grids) put the particles in a steady order themselves.
@@ -163,12 +169,13 @@ class TrainSettings:
              "probe). Unconditional models only; 0: the latent organizes itself.")
     prior_physics_weight: float = _option(
         300.0, "Physics weight of the generation prior", low=0.0, high=10000.0, step=10.0,
-        applies=_not_grids,
+        applies=_refines_a_mixture,
         help="After training, the generation prior (a Gaussian mixture over the latent means) "
              "is fitted with the same physics penalty on its decoded samples, so generation "
              "avoids latent regions that decode to overlapping or too wide configurations. "
              "The decoder, hence every reconstruction, is left as trained. 0: the plain "
-             "mixture (ljvae_core.priors.LatentPrior.refine).")
+             "mixture (ljvae_core.priors.LatentPrior.refine). A kernel density is never "
+             "refined (a conditional model's pooled mixture still is).")
     # auto: kernel densities for a free cluster and per state point of a conditional model,
     # where they measured closer to Monte Carlo than mixtures; the mixture for an
     # unconditional model in a box, whose decoded energies it keeps closer
@@ -279,8 +286,8 @@ FORM_LAYOUT = {
                   "match_every"),
                  ("coordinate_weight", "repel_steps", "repel_distance", "repel_trigger",
                   "log_heights"),
-                 ("beta", "warmup_epochs", "physics_weight", "prior_physics_weight",
-                  "generation_prior", "state_weight", "batch_size")),
+                 ("beta", "warmup_epochs", "physics_weight", "generation_prior",
+                  "prior_physics_weight", "state_weight", "batch_size")),
 }
 FORM_FIELDS = tuple(name for section in FORM_LAYOUT.values() for column in section
                     for name in column)

@@ -148,6 +148,11 @@ def test_a_kernel_prior_is_for_models_that_decode_coordinates():
     assert any("kernel generation prior" in e for e in grids.errors())
     assert any("unknown generation prior" in e
                for e in TrainSettings(generation_prior="flow").errors())
+    # Only a mixture is refined by the physics loss: the form disables its weight otherwise.
+    assert not TrainSettings(generation_prior="kernel").applies("prior_physics_weight")
+    assert TrainSettings(generation_prior="kernel", conditional=True).applies(
+        "prior_physics_weight")
+    assert TrainSettings().applies("prior_physics_weight")
 
 
 def test_a_conditional_prior_of_kernel_densities_carries_their_moments_between_states():
