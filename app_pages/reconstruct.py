@@ -27,6 +27,7 @@ from ljvae_ui.judging import (
     reconstruction_by_state_table,
     state_point_rows,
     state_point_title,
+    steering_caption,
 )
 from ljvae_ui.state import (
     cached_model,
@@ -188,7 +189,8 @@ def judge_panel() -> None:
             table, config = figures_table(state_point_rows(point), ds.system.free)
             st.dataframe(table, hide_index=True, width="stretch", column_config=config)
             st.caption(f"Against {point['reference_samples']} configurations of "
-                       f"{point['reference']}. {cost_caption(point)}".strip())
+                       f"{point['reference']}. {steering_caption(point)} "
+                       f"{cost_caption(point)}".strip())
 
 
 def reconstruction_figures(metrics: dict) -> None:

@@ -14,7 +14,8 @@ training dataset, or a fresh seeded Monte Carlo run where the dataset has none):
 Beside them, the ``floor``: the same figures for a second, independent Monte Carlo sample of
 the state point (what Monte Carlo scores against itself), and the model's reconstructions of
 that second sample. ``cost`` sets generated-and-relaxed samples per second against the
-decorrelated samples per second of the project's Monte Carlo (one per tau sweeps);
+decorrelated samples per second of the project's Monte Carlo (one per tau sweeps), with the
+one-off seconds spent steering beside them;
 ``generated_at``: the state point a conditional model's samples were drawn and decoded at
 (between trained ones, steered to the mean height expected there).
 """
@@ -155,6 +156,11 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
     """Every figure of one state point (see the module's description)."""
     system = dataset.system
     pair = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
+    # Steering is a one-off per state point and model, priced apart from the samples, as
+    # Monte Carlo's equilibration is left out of its rate.
+    start = time.perf_counter()
+    generated_at = _generated_at(trained, gamma, temperature, seed)
+    steering = time.perf_counter() - start
     start = time.perf_counter()
     raw = trained.generate(n, gamma, temperature, seed)
     generating = time.perf_counter() - start
@@ -170,10 +176,11 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
     return {
         "gamma": float(gamma), "temperature": float(temperature), "reference": pair.source,
         "reference_samples": int(len(pair.reference)), "samples": int(n),
-        "generated_at": _generated_at(trained, gamma, temperature, seed),
+        "generated_at": generated_at,
         "floor": figures(pair.second, pair.reference, system, gamma, seed),
         "generated": judged(generated), "reconstructed": judged(rebuilt),
-        "cost": None if pair.fresh is None else _cost(pair.fresh, n, generating, seconds),
+        "cost": (None if pair.fresh is None
+                 else _cost(pair.fresh, n, generating, seconds) | {"steering_seconds": steering}),
     }
 
 

@@ -91,6 +91,16 @@ def state_point_title(point: dict, free: bool = False) -> str:
             + ("" if point["trained"] else " (unseen)"))
 
 
+def steering_caption(point: dict) -> str:
+    """Where a conditional model's samples of this state point were drawn and decoded, when
+    that is not the state point itself (empty otherwise)."""
+    at = point.get("generated_at")
+    if at is None or (at["gamma"], at["temperature"]) == (point["gamma"], point["temperature"]):
+        return ""
+    return (f"Generated at γ = {at['gamma']:.3g}, T = {at['temperature']:.3g}, where the "
+            "model's mean height is the one the trained state points predict here.")
+
+
 def cost_caption(point: dict) -> str:
     """Generated-and-relaxed samples per second against Monte Carlo's decorrelated ones
     (empty for imported data, which no Monte Carlo run here prices)."""
@@ -99,6 +109,9 @@ def cost_caption(point: dict) -> str:
         return ""
     rates = ", ".join(f"{rate:,.0f}/s raw" if k == "0" else f"{rate:,.0f}/s with {k} sweeps"
                       for k, rate in cost["generated_per_second"].items())
+    steering = cost.get("steering_seconds", 0.0)
+    if steering >= 0.05:
+        rates += f" (after {steering:.1f} s of steering, once per state point)"
     return (f"Cost: the model makes {rates}; Monte Carlo makes "
             f"{cost['monte_carlo_decorrelated_per_second']:,.0f} decorrelated configurations "
             f"per second (one per τ = {cost['monte_carlo_tau_sweeps']:.0f} sweeps, at "

@@ -395,3 +395,13 @@ def test_models_without_figures_are_named_in_one_sentence_under_the_table():
     assert "`cli_0`" in note and "page_model" not in note and "evaluate" in note
     assert "\n" not in note
     assert unmeasured_note(cli).count("`cli_") == 3 and "and others" in unmeasured_note(cli)
+
+
+def test_a_steered_state_point_says_where_its_samples_were_drawn():
+    from ljvae_ui.judging import steering_caption
+
+    point = {"gamma": 0.75, "temperature": 1.0,
+             "generated_at": {"gamma": 0.8111, "temperature": 1.0}}
+    assert "γ = 0.811, T = 1" in steering_caption(point)
+    assert steering_caption({**point, "generated_at": {"gamma": 0.75, "temperature": 1.0}}) == ""
+    assert steering_caption({**point, "generated_at": None}) == ""
