@@ -31,6 +31,16 @@ from .physics_tf import decoded_penalty
 PACKAGE = "ljvae"
 
 
+def standard_normal(shape, seed_generator, dtype="float32"):
+    """N(0, 1) draws seeded by a Keras ``SeedGenerator``, from TensorFlow's stateless Philox
+    kernel: under XLA on a CPU, ``keras.random.normal`` took 1.9 ms for 64 x 64 draws where
+    this takes 0.3 ms, and a training step draws twice (about half of its time before)."""
+    import tensorflow as tf
+
+    return tf.random.stateless_normal(shape, seed=seed_generator.next(), dtype=dtype,
+                                      alg="philox")
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Sampling(layers.Layer):
     """Draw z ~ N(mean, exp(log_var)) by reparameterization (seeded)."""
@@ -42,7 +52,7 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         mean, log_var = inputs
-        eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        eps = standard_normal(ops.shape(mean), self.seed_generator, mean.dtype)
         return mean + ops.exp(0.5 * log_var) * eps
 
     def get_config(self):
@@ -266,8 +276,8 @@ class VAE(keras.Model):
         # the encoder uses: shaping the decoder there changed nothing generation sees.
         centre = ops.stop_gradient(ops.mean(f.mean, axis=0))
         spread = ops.stop_gradient(ops.std(f.mean, axis=0))
-        prior = centre + spread * keras.random.normal(ops.shape(f.mean),
-                                                      seed=self.sampling.seed_generator)
+        prior = centre + spread * standard_normal(ops.shape(f.mean), self.sampling.seed_generator,
+                                                  f.mean.dtype)
         prior_coordinates, prior_output = self.decode_with_coordinates(prior, batch.condition)
         return (decoded_penalty(self.physics, f.output, f.coordinates)
                 + decoded_penalty(self.physics, prior_output, prior_coordinates))
