@@ -40,14 +40,14 @@ DESCRIPTIONS = {
     "distances": "Pair distances and heights, put back into shapes in one frame → dense VAE "
                  "decoding coordinates. Its samples are the most physical (energy per particle "
                  "W1 0.025 from Monte Carlo, against 0.09 for the others), and it is the only "
-                 "choice for free clusters; median RMSD 0.25σ (90th percentile 0.51σ), 2.0 s "
+                 "choice for free clusters; median RMSD 0.25σ (90th percentile 0.51σ), 1.1 s "
                  "per epoch.",
     "coords": "Coordinates, each particle on a site of the training set's mean "
               "configuration → dense VAE decoding coordinates. The fastest and closest "
-              "reconstructions: median RMSD 0.23σ (90th percentile 0.49σ), 1.5 s per epoch.",
+              "reconstructions: median RMSD 0.23σ (90th percentile 0.49σ), 0.95 s per epoch.",
     "voxels": "Particle density on a grid, read back into particles by peak picking → dense "
               "VAE decoding coordinates. Blind to the particles' order from the start; median "
-              "RMSD 0.39σ (90th percentile 0.66σ), 1.6 s per epoch.",
+              "RMSD 0.39σ (90th percentile 0.66σ), 1.0 s per epoch.",
 }
 
 # Widget keys that differ from the setting's name.
