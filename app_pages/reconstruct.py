@@ -100,11 +100,13 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
         sets[f"generated + {sweeps} sweeps"] = relaxed
     rows = {floor_label(pair.fresh is not None): pair.second} | sets
     reference = pair.reference
-    steered = (trained.generation_state(gamma, temperature, seed)
-               if gamma is not None and prior == "default" else None)
+    drawn = (trained.generation_state(gamma, temperature, seed)
+             if gamma is not None and prior == "default" else None)
     return {"model": summary["name"], "dataset": chosen["name"], "gamma": gamma,
             "temperature": temperature, "sets": sets, "reference": reference,
-            "source": pair.source, "steered": steered,
+            "source": pair.source,
+            "generated_at": None if drawn is None else dict(zip(("gamma", "temperature"),
+                                                                 drawn, strict=True)),
             "figures": {label: figures(x, reference, ds.system, gamma or 0.0, seed)
                         for label, x in rows.items()}}
 
@@ -122,12 +124,8 @@ def show_generated(result: dict) -> None:
     st.caption(f"Each figure compares a set with {len(result['reference'])} configurations of "
                f"{result['source']}{where}; the floor row is what Monte Carlo scores against "
                "itself.")
-    steered = result.get("steered")
-    if steered is not None and steered[0] != result["gamma"]:
-        st.caption(f"Drawn and decoded at γ = {steered[0]:.3g}: between trained γ values "
-                   "the model is steered to where its samples' mean height is the one the "
-                   "trained state points' fluctuations predict at γ = "
-                   f"{result['gamma']:g}.")
+    if steering_caption(result):
+        st.caption(steering_caption(result))
     last = list(result["sets"].values())[-1]
     cols = st.columns([3, 1])
     show = cols[0].number_input("Show generated sample", 0, len(last) - 1, 0,

@@ -372,9 +372,10 @@ class HeightResponse:
 def height_response(coords, energy, temperature: float) -> HeightResponse:
     """:class:`HeightResponse` of Monte Carlo configurations (M, N, d) of one state point in
     a box, with their total energies (M,) (pair and gravity)."""
-    h = _batch(coords)[..., -1].mean(axis=1)
+    coords = _batch(coords)
+    h = coords[..., -1].mean(axis=1)
     energy = np.asarray(energy, dtype=np.float64)
-    n = _batch(coords).shape[1]
+    n = coords.shape[1]
     t = float(temperature)
     return HeightResponse(float(h.mean()), float(-4.0 * n * h.var() / t),
                           float(np.mean((h - h.mean()) * (energy - energy.mean())) / t**2))
