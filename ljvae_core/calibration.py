@@ -104,9 +104,11 @@ PRIOR_SCALES = tuple(float(s) for s in np.round(np.arange(0.5, 1.0001, 0.05), 2)
 
 def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
                      gamma=None, temperature=None, scales=PRIOR_SCALES) -> float:
-    """The factor in ``scales`` (:data:`PRIOR_SCALES`) by which to scale the spread of ``prior``
+    """The factor in ``scales`` (:data:`PRIOR_SCALES`), or midway between the best of them
+    and a neighbour, by which to scale the spread of ``prior``
     (:meth:`ljvae_core.priors.LatentPrior.scaled`) so that the energy per particle of its
-    decoded samples is closest (1D W1) to that of ``reference``, the training configurations
+    generated samples (:meth:`TrainedModel.decode_sample`) is closest (1D W1) to that of
+    ``reference``, the training configurations
     the prior was fitted on. A mixture of latent means decodes too loose a configuration
     between and around the data's, too high in energy; a narrower one is closer. Held-out
     data play no part. A prior of one state point (a conditional model's, decoded at
@@ -120,10 +122,24 @@ def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
     target = energies_per_particle(reference, system, field)
 
     def distance(scale):
-        z = prior.scaled(scale).sample(n, np.random.default_rng(seed))
-        decoded = trained.decode(z, gamma, temperature)
+        rng = np.random.default_rng(seed)
+        decoded = trained.decode_sample(prior.scaled(scale).sample(n, rng), rng, gamma,
+                                        temperature)
         return wasserstein_distance(energies_per_particle(decoded, system, field), target)
-    return min(scales, key=distance)
+    return _finest_minimum(sorted(scales), distance)
+
+
+def _finest_minimum(grid, cost) -> float:
+    """The value of an increasing ``grid`` where ``cost`` is least, then the better of it and
+    the midpoints to its neighbours: the energy of decoded samples moves by about 0.1 per
+    particle between neighbouring kernel bandwidths, where the optimum often lies between
+    two of them."""
+    costs = {value: cost(value) for value in grid}
+    k = grid.index(min(grid, key=costs.__getitem__))
+    for neighbour in grid[max(k - 1, 0):k] + grid[k + 1:k + 2]:
+        middle = 0.5 * (grid[k] + neighbour)
+        costs[middle] = cost(middle)
+    return float(min(costs, key=costs.__getitem__))
 
 
 def _split_progress(progress):

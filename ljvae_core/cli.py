@@ -33,7 +33,7 @@ TRAIN_FLAGS = (
     ("voxel_encoder", "--voxel-encoder"),
     ("coordinate_weight", "--coordinate-weight"), ("repel_steps", "--repel-steps"),
     ("repel_distance", "--repel-distance"), ("repel_trigger", "--repel-trigger"),
-    ("log_heights", "--linear-heights"),
+    ("log_heights", "--linear-heights"), ("height_noise", "--height-noise"),
     ("state_weight", "--state-weight"), ("prior_physics_weight", "--prior-physics-weight"),
     ("generation_prior", "--generation-prior"),
     ("lr_patience", "--lr-patience"), ("patience", "--patience"), ("seed", "--seed"),

@@ -90,10 +90,11 @@ def load_model(directory) -> TrainedModel:
 
 
 def _trained_from_meta(model, meta: dict) -> TrainedModel:
-    # Models saved before the hard core, its trigger, the log-heights, the state head and the
-    # prior's physics loss existed have none.
+    # Models saved before the hard core, its trigger, the log-heights, the state head, the
+    # prior's physics loss and the generated heights' noise existed have none.
     settings = TrainSettings(**{"repel_steps": 0, "repel_trigger": 0.0, "log_heights": False,
                                 "state_weight": 0.0, "prior_physics_weight": 0.0,
+                                "height_noise": 0.0,
                                 **_current_names(meta.pop("settings"))})
     rep = representation_from_dict(meta.pop("representation"))
     return TrainedModel(model, rep, settings, meta)

@@ -258,14 +258,36 @@ class TrainedModel:
         by_state = self.conditional_prior if prior == "default" else None
         if by_state is not None:
             gamma, temperature = self.generation_state(gamma, temperature, seed)
-            return self.decode(by_state.sample(n, gamma, temperature, rng), gamma, temperature)
+            return self.decode_sample(by_state.sample(n, gamma, temperature, rng), rng, gamma,
+                                      temperature)
         pooled = {"default": self.latent_prior, "pooled": self.latent_prior,
                   "unrefined": self.unrefined_latent_prior, "normal": None}[prior]
         if pooled is not None:
             z = pooled.sample(n, rng)
         else:
             z = rng.normal(size=(n, self.settings.latent_dim))
-        return self.decode(z, gamma, temperature)
+        return self.decode_sample(z, rng, gamma, temperature)
+
+    def decode_sample(self, latent, rng, gamma=None, temperature=None) -> np.ndarray:
+        """Configurations (M, N, d) generated from latent vectors as :meth:`generate` makes
+        them: decoded (at gamma, T if conditional), then their heights given the
+        ``height_noise`` setting's noise, drawn from the generator ``rng``."""
+        return self._with_height_noise(self.decode(latent, gamma, temperature), rng)
+
+    def _with_height_noise(self, coords, rng) -> np.ndarray:
+        """Decoded configurations with Gaussian noise of the ``height_noise`` setting's width
+        on every height, reflected at the floor and the ceiling; as they are for a free
+        cluster, a box periodic up, and decoders of the representation's values."""
+        system = self.system
+        width = self.settings.height_noise * system.sigma
+        if width <= 0 or system.free or not system.walls_up:
+            return coords
+        if not self.settings.decodes_coordinates:
+            return coords
+        out = np.array(coords, dtype=np.float64)
+        up = np.abs(out[..., -1] + width * rng.normal(size=out.shape[:-1]))
+        out[..., -1] = system.box - np.abs(system.box - up)
+        return out
 
     def generation_state(self, gamma, temperature, seed: int = 0) -> tuple:
         """The state point :meth:`generate` samples and decodes at when asked for (gamma, T)

@@ -80,7 +80,9 @@ def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_
     assert prior.conditions.tolist() == [[0.0, 1.0], [1.0, 1.0]]
     # By default a conditional model draws from a kernel density per state point.
     assert all(isinstance(p, KernelPrior) for p in prior.priors)
-    assert all(s in KERNEL_BANDWIDTHS for s in trained.meta["conditional_prior_scales"])
+    grid = sorted(KERNEL_BANDWIDTHS)  # its values, or midway between two neighbours
+    searched = grid + [0.5 * (a + b) for a, b in zip(grid[:-1], grid[1:], strict=True)]
+    assert all(s in searched for s in trained.meta["conditional_prior_scales"])
     assert len(trained.meta["conditional_prior_scales"]) == 2
     latent = trained.encode(ds.coords, ds.gamma, ds.temperature)
     centres = [latent[ds.gamma == g].mean(axis=0) for g in (0.0, 1.0)]
@@ -305,12 +307,13 @@ def test_models_saved_before_the_newer_options_load_without_them(small_dataset, 
                                                  epochs=1, state_weight=0.0, repel_steps=0))
     path = save_model(trained, models_dir(tmp_path) / "old")
     meta = load_signed(path / META_FILE)
-    for newer in ("repel_steps", "repel_trigger", "log_heights", "state_weight"):
+    for newer in ("repel_steps", "repel_trigger", "log_heights", "state_weight",
+                  "height_noise"):
         del meta["settings"][newer]
     dump_signed(meta, path / META_FILE)
     settings = load_model(path).settings
     assert (settings.repel_steps, settings.repel_trigger, settings.log_heights,
-            settings.state_weight) == (0, 0.0, False, 0.0)
+            settings.state_weight, settings.height_noise) == (0, 0.0, False, 0.0, 0.0)
 
 
 def test_a_failure_after_training_keeps_the_trained_model(small_dataset, cache, monkeypatch):
