@@ -1,6 +1,8 @@
 """Train: choose dataset, representation and model settings; train in the background with live
 loss curves and a stop button; the saved model joins the model list with its evaluation."""
 
+import math
+
 import streamlit as st
 
 from ljvae_core.artifacts import list_models
@@ -84,8 +86,16 @@ def setting_input(name: str, current: TrainSettings) -> TrainSettings:
                          index=options["choices"].index(default), **common)
     else:
         value = st.number_input(options["label"], options["low"], options["high"], default,
-                                step=options["step"], **common)
+                                step=options["step"], format=_decimals(options["step"]),
+                                **common)
     return current.with_value(name, value)
+
+
+def _decimals(step) -> str | None:
+    """A format with the decimals a float step needs (Streamlit shows two: 0.015 as 0.01)."""
+    if not isinstance(step, float):
+        return None
+    return f"%.{max(2, -math.floor(math.log10(step)))}f"
 
 
 def compare_representations():
