@@ -160,7 +160,7 @@ def fit_anomaly_scorer(trained, dataset, normal_idx, percentile: float = 99.0,
                        seed: int = 0) -> AnomalyScorer:
     coords = dataset.coords[normal_idx]
     gamma, temperature = dataset.gamma[normal_idx], dataset.temperature[normal_idx]
-    elbo = trained.negative_elbo(coords, gamma, temperature, seed=seed)
+    elbo = trained.elbo_of(trained.rows_data(dataset, normal_idx), seed=seed)
     pair, height = physical_statistics(coords, dataset.system)
     return AnomalyScorer.fit(elbo, pair, height, gamma, temperature, percentile)
 

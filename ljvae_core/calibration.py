@@ -30,7 +30,7 @@ def attach_latent_prior(trained: TrainedModel, dataset, components: int = 10,
         return
     if len(idx) > max_samples:
         idx = np.sort(rng.choice(idx, max_samples, replace=False))
-    latent = trained.encode(dataset.coords[idx], dataset.gamma[idx], dataset.temperature[idx])
+    latent = trained.encode_rows(dataset, idx)
     plain = prior = LatentPrior.fit(latent, components, trained.settings.seed)
     trained.meta.pop("latent_prior_plain", None)
     penalty = _prior_penalty(trained, dataset, idx)
@@ -90,8 +90,7 @@ def _calibrated_kernel(trained, dataset, idx, gamma=None, temperature=None):
     (:func:`calibrated_scale`)."""
     from .priors import KernelPrior
 
-    kernel = KernelPrior.fit(trained.encode(dataset.coords[idx], dataset.gamma[idx],
-                                            dataset.temperature[idx]))
+    kernel = KernelPrior.fit(trained.encode_rows(dataset, idx))
     bandwidth = calibrated_scale(trained, kernel, dataset.coords[idx],
                                  seed=trained.settings.seed, gamma=gamma,
                                  temperature=temperature, scales=KERNEL_BANDWIDTHS)
@@ -210,7 +209,7 @@ def _state_mixture(trained, dataset, mine, components, report):
     from .priors import LatentPrior
 
     gamma, temperature = dataset.gamma[mine], dataset.temperature[mine]
-    latent = trained.encode(dataset.coords[mine], gamma, temperature)
+    latent = trained.encode_rows(dataset, mine)
     prior = LatentPrior.fit(latent, components, trained.settings.seed)
     penalty = _prior_penalty(trained, dataset, mine)
     if penalty is not None:
@@ -257,6 +256,7 @@ def attach_after_training(trained: TrainedModel, dataset, progress=None) -> None
     follows the prior's refinement."""
     attach_anomaly_scorer(trained, dataset)
     attach_latent_prior(trained, dataset, progress=progress)
+    trained.forget_inputs()  # what training kept for these two
 
 
 def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:

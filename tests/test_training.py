@@ -246,6 +246,34 @@ def test_mds_encoder_trains_on_shapes_in_one_frame(small_dataset):
         TrainSettings(representation_params={"heights": False}).validate()
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_what_training_computed_of_the_inputs_is_what_the_model_makes_of_them(small_dataset,
+                                                                             conditional):
+    from ljvae_core.calibration import attach_after_training
+
+    settings = TrainSettings(representation="distances", latent_dim=4, epochs=1,
+                             conditional=conditional)
+    trained = train(small_dataset, settings)
+    val = np.asarray(trained.meta["validation_indices"])
+    some = np.asarray(trained.meta["train_indices"])[::3]
+    for idx, targets in ((val, True), (some, False), (val[::-2], True)):
+        kept = trained.rows_data(small_dataset, idx, targets)
+        fresh = trained.model_data(small_dataset.coords[idx], small_dataset.gamma[idx],
+                                   small_dataset.temperature[idx], targets)
+        assert kept.keys() == fresh.keys()
+        assert all(np.array_equal(kept[k], fresh[k]) for k in fresh)
+    # Rows from both parts at once are computed afresh.
+    mixed = np.r_[val[:2], some[:2]]
+    assert np.array_equal(trained.rows_data(small_dataset, mixed)["x"], trained.model_data(
+        small_dataset.coords[mixed], small_dataset.gamma[mixed],
+        small_dataset.temperature[mixed])["x"])
+    scores = trained.elbo_of(trained.rows_data(small_dataset, val))
+    assert np.array_equal(scores, trained.negative_elbo(
+        small_dataset.coords[val], small_dataset.gamma[val], small_dataset.temperature[val]))
+    attach_after_training(trained, small_dataset)
+    assert "_kept_inputs" not in trained.__dict__  # not held once the priors are fitted
+
+
 def test_xla_only_for_long_runs_of_the_coordinate_decoder():
     from ljvae_core.training import _jit_compile
 
