@@ -333,8 +333,9 @@ class TrainedModel:
         from .analysis import heights
 
         def decoded_height(g, t):
-            probe = by_state.sample(STEERING_PROBES, g, t, np.random.default_rng(seed))
-            return float(heights(self.decode(probe, g, t), self.system).mean())
+            rng = np.random.default_rng(seed)
+            probe = by_state.sample(STEERING_PROBES, g, t, rng)
+            return float(heights(self.decode_sample(probe, rng, g, t), self.system).mean())
 
         # Kept per model: steering decodes thousands of probes (about 2 s on the study system).
         known = self.__dict__.setdefault("_steered", {})

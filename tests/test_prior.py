@@ -197,6 +197,9 @@ class _LeaningModel:
         x[:, 0, 2] = 0.9 - 0.2 * np.asarray(z)[:, 0]
         return x
 
+    def decode_sample(self, z, rng, gamma=None, temperature=None):
+        return self.decode(z, gamma, temperature)
+
 
 def test_a_model_generates_between_state_points_where_its_height_is_the_expected_one():
     from ljvae_core.trained import TrainedModel
