@@ -154,7 +154,8 @@ def _expert_row(m: dict) -> dict:
     return {"model": m["name"], "valid after quench": gen.get("valid_fraction_relaxed"),
             "β": m["beta"], "physics λ": m["physics_weight"],
             "state head W": m.get("state_weight", 0.0),
-            "prior physics W": m.get("prior_physics_weight", 0.0)}
+            "prior physics W": m.get("prior_physics_weight", 0.0),
+            "height noise (σ)": m.get("height_noise", 0.0)}
 
 
 REPRESENTATION_NAMES = {"distances": "distances", "coords": "sorted coordinates",

@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
     assert out.returncode == 0, out.stderr
     out = _run("train", data, "--representation", "distances", "--latent-dim", 4,
                "--epochs", 2, "--match-every", 1, "--lr-patience", 1, "--state-weight", 10,
-               "--prior-physics-weight", 50, "--out", model)
+               "--prior-physics-weight", 50, "--height-noise", 0.02, "--out", model)
     return data, model, out
 
 
@@ -35,7 +35,7 @@ def test_train_prints_its_figures_and_keeps_the_options(trained):
     assert "epoch 2" in out.stderr
     summary = json.loads((model / "summary.json").read_text())
     assert summary["match_every"] == 1 and summary["heights"] is True
-    assert summary["prior_physics_weight"] == 50
+    assert summary["prior_physics_weight"] == 50 and summary["height_noise"] == 0.02
     assert summary["dataset"] == "tiny"  # the model list says what it was trained on
 
 
