@@ -107,13 +107,13 @@ def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
     and a neighbour, by which to scale the spread of ``prior``
     (:meth:`ljvae_core.priors.LatentPrior.scaled`) so that the energy per particle of its
     generated samples (:meth:`TrainedModel.decode_sample`) is closest (1D W1) to that of
-    ``reference``, the training configurations
-    the prior was fitted on. A mixture of latent means decodes too loose a configuration
-    between and around the data's, too high in energy; a narrower one is closer. Held-out
-    data play no part. A prior of one state point (a conditional model's, decoded at
-    ``gamma``, ``temperature``) is judged on the total energy there; a prior over several,
-    on the LJ part alone: the LJ part would leave samples that stand too tall unjudged,
-    and a strong field weighs every sigma of height at 4 gamma per particle."""
+    ``reference``, the training configurations the prior was fitted on. A mixture of latent
+    means decodes too loose a configuration between and around the data's, too high in
+    energy; a narrower one is closer. Held-out data play no part. A prior of one state
+    point (a conditional model's, decoded at ``gamma``, ``temperature``) is judged on the
+    total energy there; a prior over several, on the LJ part alone: the LJ part would leave
+    samples that stand too tall unjudged, and a strong field weighs every sigma of height
+    at 4 gamma per particle."""
     from scipy.stats import wasserstein_distance
 
     system = trained.system
@@ -254,9 +254,11 @@ def attach_after_training(trained: TrainedModel, dataset, progress=None) -> None
     """What a trained model keeps besides its weights: the anomaly scorer (fitted on the
     held-out chains) and the generation prior (on the training chains); ``progress(fraction)``
     follows the prior's refinement."""
-    attach_anomaly_scorer(trained, dataset)
-    attach_latent_prior(trained, dataset, progress=progress)
-    trained.forget_inputs()  # what training kept for these two
+    try:
+        attach_anomaly_scorer(trained, dataset)
+        attach_latent_prior(trained, dataset, progress=progress)
+    finally:  # the training inputs are hundreds of MB, and nothing after needs them
+        trained.forget_inputs()
 
 
 def attach_anomaly_scorer(trained: TrainedModel, dataset, percentile: float = 99.0) -> None:

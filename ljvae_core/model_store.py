@@ -61,7 +61,7 @@ def model_summary(trained: TrainedModel) -> dict:
         "repel_steps": s.repel_steps if s.decodes_coordinates else 0,
         "repel_distance": s.repel_distance, "repel_trigger": s.repel_trigger,
         "log_heights": s.log_heights and s.decodes_coordinates,
-        "height_noise": s.height_noise if s.decodes_coordinates else 0.0,
+        "height_noise": s.height_noise if trained.has_height_noise else 0.0,
         "state_weight": s.state_weight if meta.get("state_columns") else 0.0,
         "prior_physics_weight": (meta.get("latent_prior") or {}).get("physics_weight", 0.0),
         "epochs_run": meta.get("epochs_run"), "seconds_per_epoch": meta.get("seconds_per_epoch"),

@@ -210,6 +210,8 @@ class TrainSettings:
             yield "epochs and batch size must be at least 1"
         if self.beta < 0 or self.physics_weight < 0 or self.prior_physics_weight < 0:
             yield "beta and the physics weights cannot be negative"
+        if self.height_noise < 0:
+            yield "the height noise cannot be negative"
         if not 0 < self.validation_fraction < 1:
             yield "the validation fraction must lie strictly between 0 and 1"
         if self.physics_weight > 0 and self.decodes_grid:

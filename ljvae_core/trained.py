@@ -186,14 +186,17 @@ class TrainedModel:
         where one part holds all of them (seconds saved per ten thousand configurations
         after training), else computed."""
         idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
         kept_dataset, parts = self.__dict__.get("_kept_inputs", (None, []))
         for rows, data in parts if kept_dataset is dataset else []:
             where = np.minimum(np.searchsorted(rows, idx), len(rows) - 1)
             if len(rows) and np.array_equal(rows[where], idx):
-                out = {k: v[where] for k, v in data.items() if k != "state"}
-                if targets and "target" not in out:  # the VAE's default target is its input
-                    out["target"] = out["x"]
-                if not targets:
+                whole = np.array_equal(idx, rows)  # no copy of a whole part
+                out = {k: v if whole else v[where] for k, v in data.items() if k != "state"}
+                if self.frame is None:  # training keeps the VAE's default target only once
+                    out.setdefault("target", out["x"])
+                elif not targets:
                     out.pop("target", None)
                 return out
         return self.model_data(dataset.coords[idx], dataset.gamma[idx],
@@ -308,18 +311,26 @@ class TrainedModel:
 
     def _with_height_noise(self, coords, rng) -> np.ndarray:
         """Decoded configurations with Gaussian noise of the ``height_noise`` setting's width
-        on every height, reflected at the floor and the ceiling; as they are for a free
-        cluster, a box periodic up, and decoders of the representation's values."""
-        system = self.system
-        width = self.settings.height_noise * system.sigma
-        if width <= 0 or system.free or not system.walls_up:
+        on every height inside the box, reflected at the floor and the ceiling (a height
+        decoded outside stays there, to be counted invalid); as they are where
+        :meth:`has_height_noise` is False."""
+        if not self.has_height_noise:
             return coords
-        if not self.settings.decodes_coordinates:
-            return coords
+        box = self.system.box
         out = np.array(coords, dtype=np.float64)
-        up = np.abs(out[..., -1] + width * rng.normal(size=out.shape[:-1]))
-        out[..., -1] = system.box - np.abs(system.box - up)
+        h = out[..., -1]
+        noisy = np.abs(h + self.settings.height_noise * self.system.sigma
+                       * rng.normal(size=h.shape))
+        out[..., -1] = np.where((h >= 0) & (h <= box), box - np.abs(box - noisy), h)
         return out
+
+    @property
+    def has_height_noise(self) -> bool:
+        """Whether generated heights get noise: a width above 0, a decoder of coordinates,
+        and a box with a floor and a ceiling."""
+        system = self.system
+        return (self.settings.height_noise > 0 and self.settings.decodes_coordinates
+                and not system.free and system.walls_up)
 
     def generation_state(self, gamma, temperature, seed: int = 0) -> tuple:
         """The state point :meth:`generate` samples and decodes at when asked for (gamma, T)

@@ -217,11 +217,13 @@ class _FlatModel:
     """Stands in for a TrainedModel whose decoder puts particles on the floor, on the
     ceiling and in between."""
 
-    def __init__(self, height_noise, system):
+    def __init__(self, height_noise, system, decoder="coordinates"):
         from ljvae_core.settings import TrainSettings
+        from ljvae_core.trained import TrainedModel
 
-        self.settings = TrainSettings(height_noise=height_noise)
+        self.settings = TrainSettings(height_noise=height_noise, decoder=decoder)
         self.system = system
+        self.has_height_noise = TrainedModel.has_height_noise.fget(self)
 
 
 def _decoded(n=4000):
@@ -235,8 +237,10 @@ def test_generated_heights_get_their_noise_inside_the_box():
     from ljvae_core.trained import TrainedModel
 
     model = _FlatModel(0.02, System(box=5.0, dim=3))
-    decoded = _decoded()
+    decoded = np.concatenate([_decoded(), [[[2.5, 2.5, 5.5]] * 3]])  # the last: outside
     noisy = TrainedModel._with_height_noise(model, decoded, np.random.default_rng(0))
+    assert np.array_equal(noisy[-1], decoded[-1])  # still outside, to be counted invalid
+    noisy, decoded = noisy[:-1], decoded[:-1]
     h = noisy[..., 2]
     assert np.all((h >= 0) & (h <= 5.0)) and np.array_equal(noisy[..., :2], decoded[..., :2])
     assert np.std(h[:, 1]) == pytest.approx(0.02, rel=0.05)  # away from the walls
@@ -254,6 +258,23 @@ def test_no_height_noise_without_a_width_or_a_floor():
     decoded = _decoded(10)
     for model in (_FlatModel(0.0, System(box=5.0, dim=3)),
                   _FlatModel(0.02, System(box=5.0, dim=3, periodic="xyz")),
-                  _FlatModel(0.02, System(box=None, dim=3))):
+                  _FlatModel(0.02, System(box=None, dim=3)),
+                  _FlatModel(0.02, System(box=5.0, dim=3), decoder="direct")):
         out = TrainedModel._with_height_noise(model, decoded, np.random.default_rng(0))
         assert np.array_equal(out, decoded)
+
+
+def test_the_calibration_looks_between_the_grid_values_beside_the_best():
+    from ljvae_core.calibration import _finest_minimum
+
+    tried = []
+
+    def cost(x):
+        tried.append(x)
+        return abs(x - 0.27)
+
+    assert _finest_minimum([0.1, 0.2, 0.3, 0.4], cost) == 0.25
+    assert sorted(tried[4:]) == [0.25, 0.35]  # the two midpoints beside 0.3, nothing else
+    assert _finest_minimum([0.1, 0.2, 0.3], lambda x: x) == 0.1  # at an end: one midpoint
+    assert _finest_minimum([0.1, 0.2, 0.3], lambda x: -x) == 0.3
+    assert _finest_minimum([0.5], lambda x: x) == 0.5

@@ -143,6 +143,8 @@ def test_bad_settings_are_refused(small_dataset):
         TrainSettings(representation="coords", coordinate_weight=0.0).validate()
     with pytest.raises(TrainingError, match="validation fraction"):
         TrainSettings(validation_fraction=1.5).validate()
+    with pytest.raises(TrainingError, match="height noise cannot be negative"):
+        TrainSettings(height_noise=-0.01).validate()
 
 
 def test_distance_regressor_learns_coordinates(small_dataset):
@@ -246,27 +248,34 @@ def test_mds_encoder_trains_on_shapes_in_one_frame(small_dataset):
         TrainSettings(representation_params={"heights": False}).validate()
 
 
-@pytest.mark.parametrize("conditional", [False, True])
-def test_what_training_computed_of_the_inputs_is_what_the_model_makes_of_them(small_dataset,
-                                                                             conditional):
+@pytest.mark.parametrize("encoder,conditional", [("mds", False), ("rows", True)])
+def test_what_training_computed_of_the_inputs_is_what_the_model_makes_of_them(
+        small_dataset, encoder, conditional, monkeypatch):
     from ljvae_core.calibration import attach_after_training
+    from ljvae_core.trained import TrainedModel
 
     settings = TrainSettings(representation="distances", latent_dim=4, epochs=1,
-                             conditional=conditional)
+                             conditional=conditional, distance_encoder=encoder, match_every=0)
     trained = train(small_dataset, settings)
     val = np.asarray(trained.meta["validation_indices"])
     some = np.asarray(trained.meta["train_indices"])[::3]
+    computed = TrainedModel.model_data
+    calls = []
+    monkeypatch.setattr(TrainedModel, "model_data",
+                        lambda self, *a, **k: calls.append(1) or computed(self, *a, **k))
     for idx, targets in ((val, True), (some, False), (val[::-2], True)):
         kept = trained.rows_data(small_dataset, idx, targets)
-        fresh = trained.model_data(small_dataset.coords[idx], small_dataset.gamma[idx],
-                                   small_dataset.temperature[idx], targets)
+        assert not calls  # sliced from what training kept, not computed again
+        fresh = computed(trained, small_dataset.coords[idx], small_dataset.gamma[idx],
+                         small_dataset.temperature[idx], targets)
         assert kept.keys() == fresh.keys()
         assert all(np.array_equal(kept[k], fresh[k]) for k in fresh)
     # Rows from both parts at once are computed afresh.
     mixed = np.r_[val[:2], some[:2]]
-    assert np.array_equal(trained.rows_data(small_dataset, mixed)["x"], trained.model_data(
-        small_dataset.coords[mixed], small_dataset.gamma[mixed],
+    assert np.array_equal(trained.rows_data(small_dataset, mixed)["x"], computed(
+        trained, small_dataset.coords[mixed], small_dataset.gamma[mixed],
         small_dataset.temperature[mixed])["x"])
+    assert calls
     scores = trained.elbo_of(trained.rows_data(small_dataset, val))
     assert np.array_equal(scores, trained.negative_elbo(
         small_dataset.coords[val], small_dataset.gamma[val], small_dataset.temperature[val]))
