@@ -96,6 +96,7 @@ EXPERT_COLUMNS = {
     "physics λ": "Weight of the physics loss during training.",
     "state head W": "Weight of the linear head reading (γ, T) off the latent.",
     "prior physics W": "Weight of the physics penalty in the generation prior's fit.",
+    "height noise (σ)": "Width of the noise on generated heights (0: none).",
 }
 
 
