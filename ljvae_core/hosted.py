@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .settings import AUTO_EPOCHS_CONDITIONAL
+
 _CACHE_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("ljvae_cache_root",
                                                                          default=None)
 SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -44,7 +46,7 @@ class Limits:
     max_samples: int = 20_000  # in all conditions and chains together
     max_conditions: int = 6
     max_chains: int = 8
-    max_epochs: int = 60
+    max_epochs: int = AUTO_EPOCHS_CONDITIONAL  # the defaults train on the demo too
     max_training_samples: int = 20_000
     max_upload_bytes: int = 2 * 2**20
     # Heavy jobs of all visitors together that run at once; the others queue.
@@ -79,8 +81,8 @@ def check_simulation(params, limits: Limits = HOSTED) -> None:
 
 def check_training(settings, n_samples: int, limits: Limits = HOSTED) -> None:
     problems = [
-        (settings.epochs > limits.max_epochs,
-         f"at most {limits.max_epochs} epochs (asked {settings.epochs})"),
+        (settings.planned_epochs > limits.max_epochs,
+         f"at most {limits.max_epochs} epochs (asked {settings.planned_epochs})"),
         (n_samples > limits.max_training_samples,
          f"datasets of at most {limits.max_training_samples} samples (this one has "
          f"{n_samples})"),

@@ -25,6 +25,12 @@ def _option(default, label: str, help: str = "", low=None, high=None, step=None,
         "choices": choices, "applies": applies})
 
 
+# Epochs trained when the setting is 0 (automatic). A conditional model's validation loss
+# keeps falling past 40 epochs and levels off by 120, as its learning rate is halved on
+# plateaus; the per-state-point figures follow it (docs/results.md, "How long to train").
+AUTO_EPOCHS = 40
+AUTO_EPOCHS_CONDITIONAL = 120
+
 # What generation can sample the latent from (TrainSettings.generation_prior).
 GENERATION_PRIORS = ("auto", "mixture", "kernel")
 
@@ -78,7 +84,11 @@ class TrainSettings:
     conditional: bool = _option(False, "Conditional on (γ, T)",
                                 help="Feeds γ and T to encoder and decoder, so the decoder "
                                      "can generate at a chosen γ.")
-    epochs: int = _option(40, "Epochs", low=1, high=2000)
+    epochs: int = _option(
+        0, "Epochs (0: automatic)", low=0, high=2000,
+        help=f"0 trains {AUTO_EPOCHS} epochs, or {AUTO_EPOCHS_CONDITIONAL} for a conditional "
+             "model: its samples, judged one state point at a time against Monte Carlo, keep "
+             "improving until then, where an unconditional model's figures are met sooner.")
     batch_size: int = _option(64, "Batch size", low=1, high=4096)
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25
@@ -206,8 +216,9 @@ class TrainSettings:
             yield f"unknown representation {self.representation!r}"
         if self.latent_dim < 1:
             yield "the latent size must be at least 1"
-        if self.epochs < 1 or self.batch_size < 1:
-            yield "epochs and batch size must be at least 1"
+        if self.epochs < 0 or self.batch_size < 1:
+            yield ("the epochs cannot be negative (0: automatic) and the batch size must be "
+                   "at least 1")
         if self.beta < 0 or self.physics_weight < 0 or self.prior_physics_weight < 0:
             yield "beta and the physics weights cannot be negative"
         if self.height_noise < 0:
@@ -244,6 +255,14 @@ class TrainSettings:
                        "rows or conv encoder")
             if self.decoder != "coordinates":
                 yield "the mds encoder needs the decoder through coordinates"
+
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs training runs at most: the setting, or where it is 0 (automatic)
+        :data:`AUTO_EPOCHS`, :data:`AUTO_EPOCHS_CONDITIONAL` for a conditional model."""
+        if self.epochs > 0:
+            return self.epochs
+        return AUTO_EPOCHS_CONDITIONAL if self.conditional else AUTO_EPOCHS
 
     @property
     def decodes_coordinates(self) -> bool:

@@ -58,7 +58,7 @@ def split_by_chain(dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.
 def _jit_compile(settings, n_train: int, strategy) -> bool | str:
     """Keras' ``jit_compile`` argument: True (XLA) for long runs of the coordinates decoder,
     where it was measured to pay, else "auto" (Keras decides)."""
-    long_run = settings.epochs * n_train >= XLA_MIN_SAMPLE_EPOCHS
+    long_run = settings.planned_epochs * n_train >= XLA_MIN_SAMPLE_EPOCHS
     # Not for convolutions of voxel grids: XLA's CPU convolutions are slow to compile.
     through = settings.decodes_coordinates and not settings.convolves_grids
     return True if through and long_run and strategy is None else "auto"
@@ -122,7 +122,8 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
         model = _compiled_vae(dataset, rep, settings, train_idx, states, strategy,
                               x_train["x"].shape[1:])
     timer, early = EpochTimer(), _EarlyStopping(settings.patience)
-    callbacks = [timer, early, *_schedules(settings), _Progress(settings.epochs, progress, stop)]
+    callbacks = [timer, early, *_schedules(settings),
+                 _Progress(settings.planned_epochs, progress, stop)]
     matcher = None
     if settings.match_every > 0 and settings.applies("match_every"):
         matcher = OrderMatcher(trained.output_representation,
@@ -250,10 +251,10 @@ def _fit(model, x_train, x_val, settings, callbacks, matcher=None) -> dict:
     between which the targets' particle orders are matched to the decoder's. The history as
     plain lists, with the fraction of re-ordered particles after each stretch."""
     history: dict = {}
-    done = 0
-    stretch = settings.match_every if matcher is not None else settings.epochs
-    while done < settings.epochs:
-        end = min(done + stretch, settings.epochs)
+    done, epochs = 0, settings.planned_epochs
+    stretch = settings.match_every if matcher is not None else epochs
+    while done < epochs:
+        end = min(done + stretch, epochs)
         train_data = matcher.data("train") if matcher else x_train
         val_data = matcher.data("validation") if matcher else x_val
         fitted = model.fit(
@@ -263,7 +264,7 @@ def _fit(model, x_train, x_val, settings, callbacks, matcher=None) -> dict:
         for key, values in fitted.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         done += len(fitted.history.get("loss", []))
-        if model.stop_training or done < end or done >= settings.epochs:
+        if model.stop_training or done < end or done >= epochs:
             break
         history.setdefault("reordered", []).append(matcher.match(model))
     return history

@@ -46,6 +46,11 @@ def test_training_over_the_limits_is_refused():
     with pytest.raises(LimitError, match="samples"):
         check_training(TrainSettings(epochs=5), HOSTED.max_training_samples + 1)
     check_training(TrainSettings(epochs=5), 1000)
+    # The defaults train on the hosted demo, a conditional model's longer automatic run too.
+    check_training(TrainSettings(), 1000)
+    check_training(TrainSettings(conditional=True), 1000)
+    with pytest.raises(LimitError, match="epochs"):
+        check_training(TrainSettings(epochs=HOSTED.max_epochs + 1, conditional=True), 1000)
 
 
 @pytest.mark.parametrize("token", ["../../etc", "short", "a/b" * 10, "", "x" * 65, "..%2f" * 5])

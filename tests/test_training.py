@@ -120,6 +120,30 @@ def test_stop_event_ends_training_early(small_dataset):
     assert trained.meta["epochs_run"] == 2
 
 
+def test_automatic_epochs_are_longer_for_a_conditional_model():
+    from ljvae_core.settings import AUTO_EPOCHS, AUTO_EPOCHS_CONDITIONAL
+
+    assert TrainSettings().planned_epochs == AUTO_EPOCHS
+    assert TrainSettings(conditional=True).planned_epochs == AUTO_EPOCHS_CONDITIONAL
+    assert AUTO_EPOCHS_CONDITIONAL > AUTO_EPOCHS
+    # A number given is trained as given, conditional or not.
+    assert TrainSettings(epochs=7, conditional=True).planned_epochs == 7
+    with pytest.raises(TrainingError, match="epochs cannot be negative"):
+        TrainSettings(epochs=-1).validate()
+
+
+def test_training_runs_the_automatic_epochs(small_dataset, monkeypatch):
+    import ljvae_core.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "AUTO_EPOCHS_CONDITIONAL", 3)
+    seen = []
+    settings = TrainSettings(representation="coords", latent_dim=2, conditional=True,
+                             patience=50)
+    trained = train(small_dataset, settings, progress=seen.append)
+    assert trained.meta["epochs_run"] == 3
+    assert {p["epochs"] for p in seen} == {3}
+
+
 def test_physics_loss_lowers_decoded_energies(small_dataset):
     def decoded_energy(weight):
         settings = TrainSettings(representation="distances", latent_dim=4, epochs=8,
