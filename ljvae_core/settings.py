@@ -312,7 +312,7 @@ class TrainSettings:
 # rest under "Advanced" in three (architecture, hard core, loss). Each setting comes after
 # those that decide whether it applies, as :func:`settings_from_form` reads them.
 FORM_LAYOUT = {
-    "basic": (("representation",), ("latent_dim", "epochs"), ("seed", "conditional")),
+    "basic": (("representation",), ("latent_dim", "seed"), ("conditional", "epochs")),
     "advanced": (("decoder", "distance_encoder", "voxel_encoder", "representation_params",
                   "match_every"),
                  ("coordinate_weight", "repel_steps", "repel_distance", "repel_trigger",

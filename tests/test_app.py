@@ -374,6 +374,14 @@ def test_the_train_page_shows_a_newcomers_few_settings_and_hides_the_rest(stored
 
     assert at.number_input(key="epochs").value == TrainSettings.epochs
     assert at.number_input(key="latent_dim").value == TrainSettings.latent_dim
+    # The automatic epochs are named, and follow the conditional box above them.
+    from ljvae_core.settings import AUTO_EPOCHS, AUTO_EPOCHS_CONDITIONAL
+
+    assert any(f"Automatic: {AUTO_EPOCHS} epochs" in c.value for c in at.caption)
+    at.checkbox(key="conditional").check().run()
+    assert any(f"Automatic: {AUTO_EPOCHS_CONDITIONAL} epochs" in c.value for c in at.caption)
+    at.number_input(key="epochs").set_value(7).run()
+    assert not any("Automatic:" in c.value for c in at.caption)
 
 
 def test_icons_are_material_symbols_that_ship_with_streamlit():
