@@ -17,6 +17,7 @@ from conftest import streamlit_server
 from playwright import sync_api as playwright_api
 
 from experiments.serving import CHROMIUM, CHROMIUM_ARGS, IDLE
+from ljvae_core.settings import setting_options
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("LJVAE_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))
@@ -186,7 +187,7 @@ def _score_uploads_on_the_latent_page(page, server, tmp_path):
 
 def _train_on_the_demo_dataset(page, server):
     _open(page, server, "train")  # on the demo's dataset
-    _set(page, "Epochs", 2)
+    _set(page, setting_options("epochs")["label"], 2)
     page.get_by_role("button", name="Train", exact=True).click()
     _wait_for_text(page, "Saved model", 300)
     _settle(page)
