@@ -103,7 +103,7 @@ st.markdown(
     f"{DEMO_PARAMS.n_particles} particles in 3D (L = {DEMO_PARAMS.box:g}, T = 1) at γ = {g}, "
     f"{DEMO_PARAMS.n_samples} configurations per γ — then loads the "
     f"default model that ships with ljvae (a distances VAE with latent size "
-    f"{BUILD_SETTINGS.latent_dim}, trained for {BUILD_SETTINGS.epochs} epochs on 16 000 "
+    f"{BUILD_SETTINGS.latent_dim}, trained for {BUILD_SETTINGS.planned_epochs} epochs on 16 000 "
     "configurations of the same system), judges it on the fresh data and prepares its latent "
     f"map. About 20 s on two cores; it replaces the dataset `{DEMO_DATASET}` and the model "
     f"`{DEMO_MODEL}`. To train a model yourself, open **Train**.")

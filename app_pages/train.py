@@ -117,10 +117,8 @@ def form_section(section: str, settings: TrainSettings) -> TrainSettings:
                 settings = setting_input(name, settings)
                 if name == "representation":
                     st.caption(DESCRIPTIONS[settings.representation])
-                if name == "epochs" and settings.epochs == 0:
-                    kind = "a conditional" if settings.conditional else "an unconditional"
-                    st.caption(f"Automatic: {settings.planned_epochs} epochs, as for every "
-                               f"{kind} model.")
+                if name == "epochs" and settings.automatic_epochs_note:
+                    st.caption(settings.automatic_epochs_note)
     return settings
 
 

@@ -388,7 +388,8 @@ def cmd_train(args) -> int:
 
     def progress(p):
         _progress_bar(p["epoch"] / p["epochs"],
-                      f"epoch {p['epoch']}: loss {p['loss']:.4g}, val {p['val_loss']:.4g}")
+                      f"epoch {p['epoch']}/{p['epochs']}: loss {p['loss']:.4g}, "
+                      f"val {p['val_loss']:.4g}")
 
     trained = train(dataset, settings, progress)
     trained.meta["dataset_name"] = dataset_name(args.dataset)
@@ -397,6 +398,7 @@ def cmd_train(args) -> int:
     sys.stderr.write("\n")
     path = save_model(trained, args.out)
     print(json.dumps({"model": str(path), "epochs_run": trained.meta["epochs_run"],
+                      "epochs_planned": trained.meta["epochs_planned"],
                       "seconds_per_epoch": trained.meta["seconds_per_epoch"],
                       "val_loss": trained.history["val_loss"][-1]}))
     return 0

@@ -17,8 +17,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .settings import AUTO_EPOCHS_CONDITIONAL
-
 _CACHE_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("ljvae_cache_root",
                                                                          default=None)
 SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -46,7 +44,7 @@ class Limits:
     max_samples: int = 20_000  # in all conditions and chains together
     max_conditions: int = 6
     max_chains: int = 8
-    max_epochs: int = AUTO_EPOCHS_CONDITIONAL  # the defaults train on the demo too
+    max_epochs: int = 120  # at least a conditional model's automatic epochs (tested)
     max_training_samples: int = 20_000
     max_upload_bytes: int = 2 * 2**20
     # Heavy jobs of all visitors together that run at once; the others queue.

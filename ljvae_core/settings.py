@@ -86,9 +86,9 @@ class TrainSettings:
                                      "can generate at a chosen γ.")
     epochs: int = _option(
         0, "Epochs (0: automatic)", low=0, high=2000,
-        help=f"0 trains {AUTO_EPOCHS} epochs, or {AUTO_EPOCHS_CONDITIONAL} for a conditional "
-             "model: its samples, judged one state point at a time against Monte Carlo, keep "
-             "improving until then, where an unconditional model's figures are met sooner.")
+        help=f"0: up to {AUTO_EPOCHS} epochs, or {AUTO_EPOCHS_CONDITIONAL} for a conditional "
+             "model, whose samples at each state point keep improving until then (docs: "
+             "Results). Early stopping may end training sooner.")
     batch_size: int = _option(64, "Batch size", low=1, high=4096)
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25
@@ -216,9 +216,10 @@ class TrainSettings:
             yield f"unknown representation {self.representation!r}"
         if self.latent_dim < 1:
             yield "the latent size must be at least 1"
-        if self.epochs < 0 or self.batch_size < 1:
-            yield ("the epochs cannot be negative (0: automatic) and the batch size must be "
-                   "at least 1")
+        if self.epochs < 0:
+            yield "the epochs cannot be negative (0: automatic)"
+        if self.batch_size < 1:
+            yield "the batch size must be at least 1"
         if self.beta < 0 or self.physics_weight < 0 or self.prior_physics_weight < 0:
             yield "beta and the physics weights cannot be negative"
         if self.height_noise < 0:
@@ -258,11 +259,21 @@ class TrainSettings:
 
     @property
     def planned_epochs(self) -> int:
-        """The epochs training runs at most: the setting, or where it is 0 (automatic)
-        :data:`AUTO_EPOCHS`, :data:`AUTO_EPOCHS_CONDITIONAL` for a conditional model."""
+        """The epochs training runs at most (early stopping may end it sooner): the setting,
+        or if it is 0 (automatic) :data:`AUTO_EPOCHS`, or :data:`AUTO_EPOCHS_CONDITIONAL`
+        for a conditional model."""
         if self.epochs > 0:
             return self.epochs
         return AUTO_EPOCHS_CONDITIONAL if self.conditional else AUTO_EPOCHS
+
+    @property
+    def automatic_epochs_note(self) -> str | None:
+        """What the automatic epochs come to for these settings, in words (None when the
+        epochs are given)."""
+        if self.epochs > 0:
+            return None
+        kind = "conditional" if self.conditional else "unconditional"
+        return f"Automatic: up to {self.planned_epochs} epochs, as for every {kind} model."
 
     @property
     def decodes_coordinates(self) -> bool:
@@ -310,7 +321,8 @@ class TrainSettings:
 
 # The Train page's layout: the settings a newcomer needs first, in three columns, then the
 # rest under "Advanced" in three (architecture, hard core, loss). Each setting comes after
-# those that decide whether it applies, as :func:`settings_from_form` reads them.
+# those that decide whether it applies, as :func:`settings_from_form` reads them (the epochs
+# after the conditional box, whose value the automatic epochs' note under them follows).
 FORM_LAYOUT = {
     "basic": (("representation",), ("latent_dim", "seed"), ("conditional", "epochs")),
     "advanced": (("decoder", "distance_encoder", "voxel_encoder", "representation_params",

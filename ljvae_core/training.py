@@ -138,7 +138,8 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     trained.model = model
     if matcher is None:  # the inputs as model_data makes them (a matcher re-orders targets)
         trained.keep_inputs(dataset, [(train_idx, x_train), (val_idx, x_val)])
-    trained.meta.update(_training_record(model, dataset, history, timer, train_idx, val_idx))
+    trained.meta.update(_training_record(model, dataset, history, timer, train_idx, val_idx),
+                        epochs_planned=settings.planned_epochs)
     return trained
 
 

@@ -31,8 +31,9 @@ def trained(tmp_path_factory):
 def test_train_prints_its_figures_and_keeps_the_options(trained):
     _, model, out = trained
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["epochs_run"] == 2
-    assert "epoch 2" in out.stderr
+    printed = json.loads(out.stdout)
+    assert printed["epochs_run"] == printed["epochs_planned"] == 2
+    assert "epoch 2/2" in out.stderr
     summary = json.loads((model / "summary.json").read_text())
     assert summary["match_every"] == 1 and summary["heights"] is True
     assert summary["prior_physics_weight"] == 50 and summary["height_noise"] == 0.02
