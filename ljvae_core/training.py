@@ -138,18 +138,19 @@ def train(dataset, settings: TrainSettings | None = None, progress=None, stop=No
     trained.model = model
     if matcher is None:  # the inputs as model_data makes them (a matcher re-orders targets)
         trained.keep_inputs(dataset, [(train_idx, x_train), (val_idx, x_val)])
-    trained.meta.update(_training_record(model, dataset, history, timer, train_idx, val_idx),
-                        epochs_planned=settings.planned_epochs)
+    trained.meta.update(_training_record(model, dataset, history, timer, settings.planned_epochs,
+                                         train_idx, val_idx))
     return trained
 
 
-def _training_record(model, dataset, history, timer, train_idx, val_idx) -> dict:
+def _training_record(model, dataset, history, timer, planned_epochs, train_idx,
+                     val_idx) -> dict:
     """What a trained model's meta keeps of its training."""
     return {
         "version": META_VERSION,
         "history": history,
         "seconds_per_epoch": timer.median(),
-        "epochs_run": len(history.get("loss", [])),
+        "epochs_run": len(history.get("loss", [])), "epochs_planned": planned_epochs,
         "train_indices": train_idx, "validation_indices": val_idx,
         "dataset_fingerprint": dataset_fingerprint(dataset),
         "dataset_params": dict(dataset.params),
