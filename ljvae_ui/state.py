@@ -116,6 +116,9 @@ def models_table(models: list[dict], expert: bool = False):
     # Sized to their content, the columns left model names a few letters short; long
     # dataset names (the default ones spell out every γ and T) pushed the figures out of sight.
     config["model"] = st.column_config.Column("model", help=helps.get("model"), width=140)
+    if "representation" in helps:  # wide enough for "distances, conditional"
+        config["representation"] = st.column_config.Column(
+            "representation", help=helps["representation"], width=150)
     if not expert:
         config["trained on"] = st.column_config.Column("trained on", width=72,
                                                        help=helps["trained on"])
