@@ -129,7 +129,14 @@ def metropolis_test(du, beta, s0, s1, s2, s3):
     if du <= 0.0:
         return True, s0, s1, s2, s3
     u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-    return u < math.exp(-beta * du), s0, s1, s2, s3
+    x = beta * du
+    # exp(-x) lies between 1 - x and 1 / (1 + x): only a u between the two needs the
+    # exponential, which is the slowest step of a move that gets this far.
+    if u < 1.0 - x:
+        return True, s0, s1, s2, s3
+    if u * (1.0 + x) >= 1.0:
+        return False, s0, s1, s2, s3
+    return u < math.exp(-x), s0, s1, s2, s3
 
 
 @njit(inline="always", cache=True)
@@ -154,11 +161,14 @@ def _record(sweep, record_every, xt, energy, trace, snapshots):
 
 # --------------------------------------------------------------------------- pair-matrix kernel
 @njit(inline="always", cache=True)
-def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u):
-    """Pair energies of a particle at (t0, t1, t2) with every other one, into new_u (the
-    i-th entry 0); returns their sum. One fused pass per partner: the squared distance
-    never goes through memory, and the loop vectorizes across partners."""
+def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u, pair_u):
+    """Pair energies of particle i moved to (t0, t1, t2) with every other one, into new_u
+    (the i-th entry 0); returns their sum and that of its row of pair_u (its energy where
+    it is). One fused pass per partner: the squared distance never goes through memory, and
+    the loop vectorizes across partners. Summing the old row here costs less than keeping
+    per-particle totals up to date after every accepted move."""
     e_new = 0.0
+    e_old = 0.0
     for j in range(x3.shape[1]):
         d0 = x3[0, j] - t0
         d1 = x3[1, j] - t1
@@ -171,11 +181,12 @@ def _partner_energies(x3, t0, t1, t2, i, wrap, pbox, inv_box, rc2, new_u):
         val = _lj_masked(d0 * d0 + d1 * d1 + d2 * d2, rc2)
         new_u[j] = val if j != i else 0.0
         e_new += new_u[j]
-    return e_new
+        e_old += pair_u[i, j]
+    return e_new, e_old
 
 
 def sweeps_pair_matrix(
-    xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
+    xt, pair_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
     energy, state, trace, snapshots,
 ):
     """Run n_sweeps sweeps in place on positions xt (d, N), d <= 3; returns (energy, accepted
@@ -187,13 +198,13 @@ def sweeps_pair_matrix(
     partner loops behind a run-time flag takes 1.3x as long per move.
     """
     kernel = _sweeps_wrapped if np.any(pmask != 0.0) else _sweeps_open
-    return kernel(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
+    return kernel(xt, pair_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
                   record_every, energy, state, trace, snapshots)
 
 
 @njit(inline="always", cache=True)
 def _pair_matrix_sweeps(
-    xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
+    xt, pair_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps, record_every,
     energy, state, trace, snapshots, wrap,
 ):
     """:func:`sweeps_pair_matrix` for a constant ``wrap`` (whether any axis is periodic).
@@ -231,17 +242,15 @@ def _pair_matrix_sweeps(
                 elif v > box:
                     v = 2.0 * box - v
                 trial[c] = v
-            e_new = _partner_energies(x3, trial[0], trial[1], trial[2], i, wrap, pbox,
-                                      inv_box, rc2, new_u)
-            du = e_new - part_u[i] + gamma4 * (trial[up] - xt[up, i])
+            e_new, e_old = _partner_energies(x3, trial[0], trial[1], trial[2], i, wrap, pbox,
+                                             inv_box, rc2, new_u, pair_u)
+            du = e_new - e_old + gamma4 * (trial[up] - xt[up, i])
             accept, s0, s1, s2, s3 = metropolis_test(du, beta, s0, s1, s2, s3)
             if accept:
                 for j in range(n):
-                    part_u[j] += new_u[j] - pair_u[i, j]
                     pair_u[i, j] = new_u[j]
                 for j in range(n):
                     pair_u[j, i] = new_u[j]
-                part_u[i] = e_new
                 for c in range(d):
                     xt[c, i] = trial[c]
                     x3[c, i] = trial[c]
@@ -253,16 +262,16 @@ def _pair_matrix_sweeps(
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _sweeps_open(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
+def _sweeps_open(xt, pair_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
                  record_every, energy, state, trace, snapshots):
-    return _pair_matrix_sweeps(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta,
+    return _pair_matrix_sweeps(xt, pair_u, box, pmask, rc2, gamma4, beta, delta,
                                n_sweeps, record_every, energy, state, trace, snapshots, False)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _sweeps_wrapped(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
+def _sweeps_wrapped(xt, pair_u, box, pmask, rc2, gamma4, beta, delta, n_sweeps,
                     record_every, energy, state, trace, snapshots):
-    return _pair_matrix_sweeps(xt, pair_u, part_u, box, pmask, rc2, gamma4, beta, delta,
+    return _pair_matrix_sweeps(xt, pair_u, box, pmask, rc2, gamma4, beta, delta,
                                n_sweeps, record_every, energy, state, trace, snapshots, True)
 
 
@@ -615,7 +624,6 @@ class MetropolisSampler(MoveCounters):
             )
         if self.pair_u is None:
             self.pair_u = pair_energy_matrix(self.positions, self.box, self.pmask, self.rc2)
-            self.part_u = self.pair_u.sum(axis=1)
 
     def _delta(self) -> float:
         return min(self.step_size, 0.5 * self.box)
@@ -637,7 +645,7 @@ class MetropolisSampler(MoveCounters):
         self._setup_kernel()
         if not self.uses_cell_list:
             self.energy, acc = sweeps_pair_matrix(
-                self._xt, self.pair_u, self.part_u, self.box, self.pmask, self.rc2, gamma4,
+                self._xt, self.pair_u, self.box, self.pmask, self.rc2, gamma4,
                 beta, delta, n_sweeps, record_every, self.energy, self.state, energy_trace,
                 snapshots,
             )

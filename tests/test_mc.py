@@ -29,6 +29,24 @@ def test_generator_is_uniform_and_seeded():
     assert not np.array_equal(draws[:100], uniform_array(rng_state_from_seed(8), 100))
 
 
+def test_metropolis_test_decides_as_the_exponential_does():
+    # The test skips the exponential when u falls outside (1 - x, 1 / (1 + x)); each decision
+    # must still be u < exp(-x) for the u it drew, and only uphill moves may draw one.
+    state, beta = rng_state_from_seed(3), 1.3
+    du = np.concatenate([np.random.default_rng(0).exponential(0.5, 3000), [-0.4, 0.0, 1e-12, 60.0]])
+    regions = set()
+    for step in du:
+        u = uniform_array(state.copy(), 1)[0]
+        accepted, *after = mc.metropolis_test(step, beta, *state)
+        x = beta * step
+        assert accepted == (step <= 0.0 or u < math.exp(-x))
+        assert np.array_equal(after, state) == (step <= 0.0)
+        if step > 0.0:
+            regions.add("below" if u < 1.0 - x else "above" if u * (1.0 + x) >= 1.0 else "between")
+        state = np.array(after, dtype=np.uint64)
+    assert regions == {"below", "above", "between"}
+
+
 @pytest.mark.parametrize("dim,periodic", [(3, ""), (2, ""), (3, "xy"), (2, "x")])
 def test_particles_stay_in_box_and_running_energy_is_exact(dim, periodic):
     s = _sampler(40, dim, 5.0 if dim == 3 else 7.0, gamma=0.5, periodic=periodic)
