@@ -174,7 +174,7 @@ def _problems(p: SimulationParams):
     if spacing < MIN_START_SPACING:
         yield (
             f"the density N/L^{p.dim} = {p.density:.3g} is too high: no start without overlaps "
-            f"exists (lattice spacing {spacing:.2f} sigma < {MIN_START_SPACING} sigma); "
+            f"exists (its lattice spacing {spacing:.2f}σ is under {MIN_START_SPACING}σ); "
             "use a larger box or fewer particles"
         )
 

@@ -81,7 +81,7 @@ def density_profile_chart(coords, gamma, temperature, box: float, bins: int = 30
         x=alt.X("height:Q", title="height z (σ)"), y=alt.Y("ρ:Q", title=f"ρ(z) ({unit})"),
         color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE),
         strokeDash=alt.StrokeDash("source:N", title="curve"),
-    ).properties(title="Density profile ρ(z) and the barometric law ρ ∝ exp(−4γz/T)")
+    ).properties(title="Density profile ρ(z) (dashed: ∝ exp(−4γz/T))")
 
 
 def centre_distance_chart(coords, system) -> alt.Chart:
