@@ -67,15 +67,16 @@ if summary is None:
     st.stop()
 
 
-def setting_input(name: str, current: TrainSettings) -> TrainSettings:
+def setting_input(name: str, current: TrainSettings, free: bool) -> TrainSettings:
     """The widget of one training setting (label, range, help and default from the settings
-    themselves), disabled where ``current`` makes it irrelevant; ``current`` with its value."""
+    themselves), disabled where ``current`` or the system (``free``: a free cluster) makes
+    it irrelevant; ``current`` with its value."""
     if name == "representation_params":
-        return current.with_value(name, representation_widgets(current))
+        return current.with_value(name, representation_widgets(current), free)
     options = setting_options(name)
     default, key = options["default"], KEYS.get(name, name)
     common = {"key": key, "help": options["help"] or None,
-              "disabled": not current.applies(name)}
+              "disabled": not current.applies(name, free)}
     if isinstance(default, bool):
         value = st.checkbox(options["label"], default, **common)
     elif options["choices"] and name == "representation":
@@ -88,7 +89,7 @@ def setting_input(name: str, current: TrainSettings) -> TrainSettings:
         value = st.number_input(options["label"], options["low"], options["high"], default,
                                 step=options["step"], format=_decimals(options["step"]),
                                 **common)
-    return current.with_value(name, value)
+    return current.with_value(name, value, free)
 
 
 def _decimals(step) -> str | None:
@@ -108,13 +109,13 @@ def compare_representations():
                    "other configuration of the same γ is 0.71σ away (docs: Results).")
 
 
-def form_section(section: str, settings: TrainSettings) -> TrainSettings:
+def form_section(section: str, settings: TrainSettings, free: bool) -> TrainSettings:
     """One section of :data:`FORM_LAYOUT`, its columns side by side."""
     for column, names in zip(st.columns(len(FORM_LAYOUT[section])), FORM_LAYOUT[section],
                              strict=True):
         with column:
             for name in names:
-                settings = setting_input(name, settings)
+                settings = setting_input(name, settings, free)
                 if name == "representation":
                     st.caption(DESCRIPTIONS[settings.representation])
                 if name == "epochs" and settings.automatic_epochs_note:
@@ -122,14 +123,15 @@ def form_section(section: str, settings: TrainSettings) -> TrainSettings:
     return settings
 
 
-def settings_from_widgets() -> tuple[TrainSettings, str | None]:
-    """The settings a newcomer needs first, then the rest under "Advanced"."""
-    settings = form_section("basic", TrainSettings())
+def settings_from_widgets(free: bool) -> tuple[TrainSettings, str | None]:
+    """The settings a newcomer needs first, then the rest under "Advanced" (``free``: for a
+    free cluster)."""
+    settings = form_section("basic", TrainSettings(), free)
     compare_representations()
     name = st.text_input("Model name (optional)", key="model_name",
                          placeholder="dataset-representation-z<latent size>")
     with st.expander("Advanced settings (the defaults are the ones the documented results use)"):
-        settings = form_section("advanced", settings)
+        settings = form_section("advanced", settings, free)
     settings.validate()
     return settings, name.strip() or None
 
@@ -184,7 +186,7 @@ def job_panel():
 
 
 try:
-    settings, name = settings_from_widgets()
+    settings, name = settings_from_widgets(free=summary["box"] is None)
 except TrainingError as err:
     st.error(f"Please fix the settings: {err}.")
     settings = None

@@ -60,13 +60,9 @@ KERNEL_POINTS = 20_000
 
 
 def uses_kernel_prior(trained: TrainedModel) -> bool:
-    """Whether this model generates from kernel densities (per state point for a conditional
-    model): asked for, or auto for a free cluster or a conditional model; never for voxel
-    grids decoded as grids, which cannot calibrate one."""
-    settings = trained.settings
-    auto = trained.system.free or settings.conditional
-    choice = settings.generation_prior
-    return not settings.decodes_grid and (choice == "kernel" or (choice == "auto" and auto))
+    """Whether this model generates from kernel densities
+    (:meth:`ljvae_core.settings.TrainSettings.kernel_prior` for its system)."""
+    return trained.settings.kernel_prior(trained.system.free)
 
 
 def _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng) -> None:

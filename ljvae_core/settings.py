@@ -18,8 +18,9 @@ class TrainingError(ValueError):
 def _option(default, label: str, help: str = "", low=None, high=None, step=None,
             choices=None, applies=None):
     """A training setting with what a form needs to offer it: its label, range or choices,
-    help text, and ``applies(settings)``, whether it matters for the rest of the settings
-    (forms disable it where it does not)."""
+    help text, and ``applies(settings, free)``, whether it matters for the rest of the
+    settings and for a free cluster (``free``) or a box (forms disable it where it does
+    not)."""
     return field(default=default, metadata={
         "label": label, "help": help, "low": low, "high": high, "step": step,
         "choices": choices, "applies": applies})
@@ -35,25 +36,30 @@ AUTO_EPOCHS_CONDITIONAL = 120
 GENERATION_PRIORS = ("auto", "mixture", "kernel")
 
 
-def _decodes_coordinates(s) -> bool:
+def _decodes_coordinates(s, free=False) -> bool:
     return s.decoder == "coordinates"
 
 
-def _has_hard_core(s) -> bool:
+def _has_hard_core(s, free=False) -> bool:
     return _decodes_coordinates(s) and s.repel_steps > 0
 
 
-def _not_grids(s) -> bool:
+def _not_grids(s, free=False) -> bool:
     return not s.decodes_grid
 
 
-def _refines_a_mixture(s) -> bool:
+def _refines_a_mixture(s, free=False) -> bool:
     # A kernel density is never refined; a conditional model still refines its pooled
-    # mixture. (Auto picks kernels for free clusters too, which settings alone cannot tell.)
-    return _not_grids(s) and (s.conditional or s.generation_prior != "kernel")
+    # mixture.
+    return _not_grids(s) and (s.conditional or not s.kernel_prior(free))
 
 
-def _matches_orders(s) -> bool:
+def _heights_in_a_box(s, free=False) -> bool:
+    # A free cluster has no up, hence no heights to decode as logarithms or to blur.
+    return _decodes_coordinates(s) and not free
+
+
+def _matches_orders(s, free=False) -> bool:
     # The mds frame and the template order (of sorted coordinates, and of the targets of
     # voxel grids) put the particles in a steady order themselves.
     if s.representation == "distances":
@@ -124,7 +130,7 @@ class TrainSettings:
              "frame and the template order of sorted coordinates order them themselves.")
     distance_encoder: str = _option(
         "mds", "Distance encoder", choices=("mds", "rows", "conv"),
-        applies=lambda s: s.representation == "distances",
+        applies=lambda s, free=False: s.representation == "distances",
         help="mds: classical MDS turns each matrix back into its shape, put in one frame "
              "(turned, shifted and ordered onto the training set's mean shape), then a dense "
              "network (needs the height channels and the coordinates decoder); rows: kernels "
@@ -132,7 +138,8 @@ class TrainSettings:
              "distances; conv: 3x3 convolutions.")
     voxel_encoder: str = _option(
         "peaks", "Voxel encoder", choices=("peaks", "conv"),
-        applies=lambda s: s.representation == "voxels" and s.decoder == "coordinates",
+        applies=lambda s, free=False: (s.representation == "voxels"
+                                       and s.decoder == "coordinates"),
         help="peaks: the encoder's first stage is fixed -- greedy peak picking turns each grid "
              "back into particles, put in the template order of sorted coordinates -- then a "
              "dense network; conv: strided 3D convolutions learn from the grid itself.")
@@ -166,7 +173,7 @@ class TrainSettings:
              "than this; the others pass unchanged and keep their thermal contacts. 0: "
              "every configuration.")
     log_heights: bool = _option(
-        True, "Decode log-heights", applies=_decodes_coordinates,
+        True, "Decode log-heights", applies=_heights_in_a_box,
         help="The decoder emits the logarithm of each height: decoded particles stay above the "
              "floor, and a barometric profile's scale is one shift.")
     # A mean decoder puts floor particles on the floor itself (at gamma = 2, 9.5 % of the
@@ -174,7 +181,7 @@ class TrainSettings:
     # reconstruction loss tells it where within a hundredth of a sigma of it they rest.
     height_noise: float = _option(
         0.015, "Height noise of generated samples (σ)", low=0.0, high=0.5, step=0.005,
-        applies=_decodes_coordinates,
+        applies=_heights_in_a_box,
         help="Generated configurations get Gaussian noise of this width on every height, "
              "reflected at the floor and the ceiling, so that the bottom layer is not one "
              "flat sheet on the floor. Reconstructions are left as decoded. 0: generated "
@@ -183,7 +190,7 @@ class TrainSettings:
     # instead of 0.98. Conditional models, and datasets of one state point, have none.
     state_weight: float = _option(
         100.0, "State head weight", low=0.0, high=1000.0, step=1.0,
-        applies=lambda s: not s.conditional,
+        applies=lambda s, free=False: not s.conditional,
         help="Weight of a linear head reading (γ, T) off the latent, so that the latent "
              "carries the state point where a straight line reads it (the Latent page's γ "
              "probe). Unconditional models only; 0: the latent organizes itself.")
@@ -303,16 +310,26 @@ class TrainSettings:
         if problems:
             raise TrainingError("; ".join(problems))
 
-    def applies(self, name: str) -> bool:
-        """Whether setting ``name`` matters given the others (forms disable it otherwise)."""
+    def applies(self, name: str, free: bool = False) -> bool:
+        """Whether setting ``name`` matters given the others, for a free cluster (``free``)
+        or a box (forms disable it otherwise)."""
         rule = setting_options(name).get("applies")
-        return rule is None or bool(rule(self))
+        return rule is None or bool(rule(self, free))
 
-    def with_value(self, name: str, value) -> TrainSettings:
+    def kernel_prior(self, free: bool = False) -> bool:
+        """Whether generation samples kernel densities (per state point for a conditional
+        model): asked for, or auto for a free cluster (``free``) or a conditional model;
+        never for voxel grids decoded as grids, which cannot calibrate one."""
+        auto = free or self.conditional
+        choice = self.generation_prior
+        return not self.decodes_grid and (choice == "kernel" or (choice == "auto" and auto))
+
+    def with_value(self, name: str, value, free: bool = False) -> TrainSettings:
         """These settings with ``name`` set to ``value`` as a form gives it, or to its default
-        where it does not apply given the others (its widget is disabled then)."""
+        where it does not apply given the others and the system (``free``: a free
+        cluster; its widget is disabled then)."""
         default = setting_options(name)["default"]
-        if not self.applies(name):
+        if not self.applies(name, free):
             value = default
         elif not isinstance(default, dict):
             value = type(default)(value)
@@ -368,13 +385,13 @@ def representation_params(representation: str, values: dict) -> dict:
             if name in values and values[name] != spec["default"]}
 
 
-def settings_from_form(values: dict) -> TrainSettings:
+def settings_from_form(values: dict, free: bool = False) -> TrainSettings:
     """Training settings from a form's values ({field name: value}, in :data:`FORM_FIELDS`
-    order); fields left out keep their defaults."""
+    order) for a free cluster (``free``) or a box; fields left out keep their defaults."""
     settings = TrainSettings()
     for name in FORM_FIELDS:
         if name in values:
-            settings = settings.with_value(name, values[name])
+            settings = settings.with_value(name, values[name], free)
     return settings
 
 

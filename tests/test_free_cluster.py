@@ -215,3 +215,15 @@ def test_the_train_page_offers_a_free_cluster_distances_only(store, monkeypatch)
     at.run()
     assert not at.exception and "trains on distance matrices" in at.error[0].value
     assert at.button(key="train").disabled
+
+
+def test_the_train_page_disables_what_a_free_cluster_makes_moot(store, monkeypatch):
+    # Auto samples a free cluster's kernel density, which the physics loss never refines; it
+    # has no up for log-heights or height noise. A box keeps all three.
+    at = _opened(store, monkeypatch, "app_pages/train.py")
+    moot = ("prior_physics_weight", "log_heights", "height_noise")
+    widgets = {w.key: w for w in [*at.number_input, *at.checkbox] if w.key in moot}
+    assert sorted(widgets) == sorted(moot) and all(w.disabled for w in widgets.values())
+    at.radio(key="generation_prior").set_value("mixture")
+    at.run()
+    assert not at.number_input(key="prior_physics_weight").disabled

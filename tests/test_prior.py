@@ -278,3 +278,19 @@ def test_the_calibration_looks_between_the_grid_values_beside_the_best():
     assert _finest_minimum([0.1, 0.2, 0.3], lambda x: x) == 0.1  # at an end: one midpoint
     assert _finest_minimum([0.1, 0.2, 0.3], lambda x: -x) == 0.3
     assert _finest_minimum([0.5], lambda x: x) == 0.5
+
+
+def test_a_free_cluster_settles_what_its_settings_alone_cannot():
+    # Auto means a kernel density for a free cluster and a mixture in a box: only the mixture
+    # is refined, and only a box has heights.
+    from ljvae_core.settings import TrainSettings
+
+    auto = TrainSettings()
+    assert auto.kernel_prior(free=True) and not auto.kernel_prior(free=False)
+    assert not auto.applies("prior_physics_weight", free=True)
+    assert TrainSettings(generation_prior="mixture").applies("prior_physics_weight", free=True)
+    assert TrainSettings(conditional=True).applies("prior_physics_weight", free=True)
+    for name in ("log_heights", "height_noise"):
+        assert auto.applies(name) and not auto.applies(name, free=True)
+    assert auto.with_value("height_noise", 0.1, free=True).height_noise == auto.height_noise
+    assert auto.with_value("height_noise", 0.1).height_noise == 0.1
