@@ -72,7 +72,7 @@ def setting_input(name: str, current: TrainSettings, free: bool) -> TrainSetting
     themselves), disabled where ``current`` or the system (``free``: a free cluster) makes
     it irrelevant; ``current`` with its value."""
     if name == "representation_params":
-        return current.with_value(name, representation_widgets(current), free)
+        return current.with_value(name, representation_widgets(current, free), free)
     options = setting_options(name)
     default, key = options["default"], KEYS.get(name, name)
     common = {"key": key, "help": options["help"] or None,
@@ -136,13 +136,15 @@ def settings_from_widgets(free: bool) -> tuple[TrainSettings, str | None]:
     return settings, name.strip() or None
 
 
-def representation_widgets(settings: TrainSettings) -> dict:
-    """The chosen representation's own parameters, each from its metadata."""
+def representation_widgets(settings: TrainSettings, free: bool) -> dict:
+    """The chosen representation's own parameters, each from its metadata (those a free
+    cluster makes moot disabled for one)."""
     values = {}
     for name, spec in REPRESENTATION_PARAMS.get(settings.representation, {}).items():
         key, default = PARAM_KEYS.get(name, name), spec["default"]
         if isinstance(default, bool):
-            values[name] = st.checkbox(spec["label"], default, key=key, help=spec["help"])
+            values[name] = st.checkbox(spec["label"], default, key=key, help=spec["help"],
+                                       disabled=free and spec.get("box_only", False))
         elif spec.get("choices") and isinstance(default, str):
             values[name] = st.radio(spec["label"], spec["choices"], horizontal=True,
                                     index=spec["choices"].index(default), key=key,

@@ -355,6 +355,7 @@ FORM_FIELDS = tuple(name for section in FORM_LAYOUT.values() for column in secti
 
 # Each representation's own parameters (TrainSettings.representation_params), with what the
 # command line and the Train page offer; the defaults are the representations' own (tested).
+# "box_only": moot for a free cluster, which has no up.
 REPRESENTATION_PARAMS = {
     "coords": {"sort_axis": {
         "default": "template", "label": "Particle order", "flag": "--particle-order",
@@ -363,7 +364,7 @@ REPRESENTATION_PARAMS = {
                 "set's mean configuration (optimal assignment); x, up: particles sorted along "
                 "x (as the original study did) or by height."}},
     "distances": {"heights": {
-        "default": True, "label": "Height channels", "flag": "--no-heights",
+        "default": True, "label": "Height channels", "flag": "--no-heights", "box_only": True,
         "help": "Adds each particle's height to the matrix (two more channels): a distance "
                 "matrix alone has no up, so it cannot tell gravity's layers apart or be stood "
                 "upright again."}},

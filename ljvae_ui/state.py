@@ -31,8 +31,9 @@ def box_text(box) -> str:
 
 def dataset_label(summary: dict) -> str:
     gammas = ", ".join(f"{g:g}" for g in summary["gammas"])
+    field = "" if summary["box"] is None else f", γ∈{{{gammas}}}"  # a free cluster has none
     return (f"{summary['name']} — N={summary['particles']}, {summary['dim']}D, "
-            f"{box_text(summary['box'])}, γ∈{{{gammas}}}, {summary['samples']} samples")
+            f"{box_text(summary['box'])}{field}, {summary['samples']} samples")
 
 
 def _remembered_choice(summaries: list[dict], label: str, remember: str, key: str, describe):

@@ -219,9 +219,9 @@ def test_the_train_page_offers_a_free_cluster_distances_only(store, monkeypatch)
 
 def test_the_train_page_disables_what_a_free_cluster_makes_moot(store, monkeypatch):
     # Auto samples a free cluster's kernel density, which the physics loss never refines; it
-    # has no up for log-heights or height noise. A box keeps all three.
+    # has no up for height channels, log-heights or height noise. A mixture is refined.
     at = _opened(store, monkeypatch, "app_pages/train.py")
-    moot = ("prior_physics_weight", "log_heights", "height_noise")
+    moot = ("prior_physics_weight", "log_heights", "height_noise", "distance_heights")
     widgets = {w.key: w for w in [*at.number_input, *at.checkbox] if w.key in moot}
     assert sorted(widgets) == sorted(moot) and all(w.disabled for w in widgets.values())
     at.radio(key="generation_prior").set_value("mixture")
