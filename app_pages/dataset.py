@@ -22,7 +22,7 @@ from ljvae_ui.charts import (
     radial_distribution_chart,
 )
 from ljvae_ui.hosting import hosted_limits
-from ljvae_ui.state import SELECTED_DATASET, cached_dataset, pick_dataset
+from ljvae_ui.state import SELECTED_DATASET, cached_dataset, pick_dataset, state_text
 from ljvae_ui.views import configuration_html
 
 # g(r) and the statistics use at most this many configurations per condition, and fewer for
@@ -195,7 +195,7 @@ def show_diagnostics(ds) -> None:
         st.info("Imported frames carry no sampling diagnostics: the energy traces, τ and "
                 "acceptance rates are those of runs made by this project's simulator.")
         return
-    labels = [f"T = {c['temperature']:g}, γ = {c['gamma']:g}" for c in ds.conditions]
+    labels = [state_text(c["gamma"], c["temperature"], ds.system.free) for c in ds.conditions]
     left, right = st.columns(2)
     cond_index = left.selectbox("Condition", range(len(labels)),
                                 format_func=labels.__getitem__, key="diag_condition")
@@ -250,7 +250,7 @@ def show_configuration(ds) -> None:
                               key="sample_index")
     n_chains = ds.conditions[ds.condition[index]].get("n_chains") or len(
         ds.conditions[ds.condition[index]]["chains"])
-    left.markdown(f"γ = {ds.gamma[index]:g}, T = {ds.temperature[index]:g}, "
+    left.markdown(f"{state_text(ds.gamma[index], ds.temperature[index], ds.system.free)}, "
                   f"{'block' if ds.imported else 'chain'} {chain_number(ds, index)} of "
                   f"{n_chains}  \nU/N = {ds.energy[index] / ds.n_particles:.4f} ε")
     left.caption("Particles are coloured by height (red at the top, blue at the "

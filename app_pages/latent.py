@@ -268,7 +268,8 @@ selection = event.selection if event and event.selection else {}
 with right:
     k, c = clicked(selection, "picked", "index"), clicked(selection, "cell", "cell")
     if k is not None:
-        show_configuration(f"**Configuration {k}** (γ = {ds.gamma[k]:g}, "
+        field = "" if ds.system.free else f"γ = {ds.gamma[k]:g}, "
+        show_configuration(f"**Configuration {k}** ({field}"
                            f"{'held out' if k in set(held.tolist()) else 'training'})",
                            ds.coords[k])
     elif c is not None and emap is not None:

@@ -37,6 +37,7 @@ from ljvae_ui.state import (
     pick_model,
     redraw_when_finished,
     start_job,
+    state_text,
 )
 from ljvae_ui.views import configuration_html
 
@@ -275,7 +276,8 @@ cols[2].metric("U/N original", energy_text(energy[0]))
 cols[3].metric("U/N reconstructed", energy_text(energy[1]))
 left, right = st.columns(2)
 with left:
-    st.markdown(f"**Original** (γ = {ds.gamma[k]:g}, T = {ds.temperature[k]:g}), by height")
+    st.markdown(f"**Original** ({state_text(ds.gamma[k], ds.temperature[k], ds.system.free)}"
+                "), by height")
     st.iframe(configuration_html(original, ds.box, width=460, height=360), height=380)
 with right:
     st.markdown("**Reconstruction**, matched and aligned, by displacement (blue 0 → red max)")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from ljvae_ui.state import state_text
+
 # Figure key: (header, format, what it measures).
 FIGURE_COLUMNS = {
     "auc": ("classifier AUC", "%.2f",
@@ -86,8 +88,7 @@ def state_point_rows(point: dict) -> dict[str, dict]:
 
 def state_point_title(point: dict, free: bool = False) -> str:
     """The tab title of a judged state point (a free cluster has no field: T alone)."""
-    where = f"T = {point['temperature']:g}"
-    return ((where if free else f"γ = {point['gamma']:g}, {where}")
+    return (state_text(point["gamma"], point["temperature"], free)
             + ("" if point["trained"] else " (unseen)"))
 
 

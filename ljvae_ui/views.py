@@ -53,9 +53,9 @@ def configuration_html(coords, box: float | None, width: int = 520, height: int 
         })
     view.zoomTo()
     if box is None:
-        # zoomTo fits the particles' centres: a cluster a few radii across would fill the
-        # view with its spheres and lose the outer ones past the edges once turned.
-        view.zoom(0.7)
+        # zoomTo leaves a cluster of 13 a fifth of the view across; this makes it about half,
+        # with room to turn it without losing spheres past the edges.
+        view.zoom(1.5)
     if dim == 3:
         view.rotate(-70, "x")
     return view.write_html()

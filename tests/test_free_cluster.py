@@ -170,6 +170,12 @@ def test_every_page_shows_the_cluster_model(store, monkeypatch, page):
     at = _opened(store, monkeypatch, page)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    # A free cluster has no field: no page names a γ for its configurations (the Train
+    # page's figures of the study system in a box keep theirs).
+    shown = [m.value for m in [*at.markdown, *at.caption]] + [
+        str(o) for box in at.selectbox for o in box.options]
+    assert not [text for text in shown
+                if ("γ = " in text or "γ∈" in text) and "study system" not in text]
 
 
 def test_generating_on_the_reconstruct_page_judges_raw_and_relaxed_samples(store, monkeypatch):
