@@ -330,8 +330,8 @@ class ConditionalPrior:
             low, high = values.min(), values.max()
             return f"= {low:g}" if low == high else f"from {low:g} to {high:g}"
 
-        return (f"gamma = {gamma:g}, T = {temperature:g} is too far from the state points "
-                f"this model was trained on (gamma {span(self.conditions[:, 0])}, "
+        return (f"γ = {gamma:g}, T = {temperature:g} is too far from the state points "
+                f"this model was trained on (γ {span(self.conditions[:, 0])}, "
                 f"T {span(self.conditions[:, 1])}) to generate there")
 
     def _sample_at(self, target, n: int, rng) -> np.ndarray:

@@ -107,7 +107,7 @@ def monte_carlo_pair(trained, dataset, gamma, temperature, n: int,
         held = _held_out_reference(trained, dataset, gamma, temperature, 2 * n, rng)
         if held is None:
             raise ValueError(f"the imported dataset holds no held-out configurations at "
-                             f"gamma = {gamma:g}, T = {temperature:g} to judge against")
+                             f"γ = {gamma:g}, T = {temperature:g} to judge against")
         half = len(held) // 2
         return MonteCarloPair(held[:half], "held-out imported data", held[half:])
     reference = _held_out_reference(trained, dataset, gamma, temperature, n, rng)
