@@ -326,12 +326,17 @@ seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
 priors = trained.available_priors()
 prior = priors[0]
 if len(priors) > 1:
+    # A conditional model's plain mixture is its pooled one before the physics refinement.
+    names = dict(PRIOR_NAMES, unrefined="the same mixture, as fitted") if (
+        "pooled" in priors) else PRIOR_NAMES
     prior = st.radio("Sample the latent from", priors, horizontal=True, key="generate_prior",
-                     format_func=PRIOR_NAMES.get,
+                     format_func=names.get,
                      help="The fitted prior is a Gaussian mixture or a kernel density over "
                           "the latent means of the training configurations (for a conditional "
-                          "model, one per trained state point, carried between them); the "
-                          "plain mixture is the mixture as fitted, at its full spread. A "
+                          "model, one per trained state point, carried between them, beside "
+                          "one mixture pooled over every state point); the plain mixture is "
+                          "the mixture as fitted, before the physics refinement, at its full "
+                          "spread. A "
                           "latent that holds much information fills only part of N(0, I), and "
                           "samples elsewhere decode to configurations unlike the training "
                           "data.")

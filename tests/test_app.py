@@ -278,6 +278,39 @@ def test_train_page_compares_every_representation_with_its_figures(stored_datase
     assert at.radio(key="sort_axis").value == "template"
 
 
+def test_reconstruct_page_generates_a_conditional_model_at_the_gamma_asked_for(
+        stored_dataset, cache):
+    from ljvae_core.settings import TrainSettings
+    from ljvae_core.workflows import train_and_save
+
+    settings = TrainSettings(latent_dim=3, epochs=2, conditional=True)
+    train_and_save(stored_dataset, settings, "conditional", cache, n_generate=20)
+    at = _app()
+    at.switch_page("app_pages/reconstruct.py")
+    at.run()
+    assert not at.exception and not at.error
+    # Its plain mixture is the one pooled over every state point, before the refinement.
+    assert at.radio(key="generate_prior").options == [
+        "the fitted prior", "one mixture over every state point",
+        "the same mixture, as fitted", "N(0, I)"]
+    at.number_input(key="n_generate").set_value(20)
+    at.number_input(key="generate_gamma").set_value(0.5)  # between the trained 0 and 1
+    at.number_input(key="generate_sweeps").set_value(2)
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    table = at.dataframe[-1].value
+    assert table["set"].tolist()[1:] == ["generated, raw", "generated + 2 sweeps"]
+    assert any("at γ = 0.5" in c.value for c in at.caption)  # a fresh run there to compare
+    at.number_input(key="generate_gamma").set_value(5.0)
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Could not generate: γ = 5, T = 1 is too far from the state points this model was "
+        "trained on (γ from 0 to 1, T = 1) to generate there."]
+
+
 def test_train_page_refuses_bad_settings(stored_dataset):
     at = _app()
     at.switch_page("app_pages/train.py")
