@@ -334,9 +334,9 @@ if len(priors) > 1:
                      help="The fitted prior is a Gaussian mixture or a kernel density over "
                           "the latent means of the training configurations (for a conditional "
                           "model, one per trained state point, carried between them, beside "
-                          "one mixture pooled over every state point); the plain mixture is "
-                          "the mixture as fitted, before the physics refinement, at its full "
-                          "spread. A "
+                          "one mixture pooled over every state point); the plain mixture (for "
+                          "a conditional model, the same pooled mixture) is the mixture as "
+                          "fitted, before the physics refinement, at its full spread. A "
                           "latent that holds much information fills only part of N(0, I), and "
                           "samples elsewhere decode to configurations unlike the training "
                           "data.")
@@ -348,7 +348,7 @@ except ValueError:
     pass  # too far: the Generate button says so in one sentence
 if st.button("Generate", type="primary", key="generate"):
     try:
-        with st.spinner("Decoding, relaxing, and comparing with Monte Carlo of this γ…"):
+        with st.spinner("Decoding, relaxing, and comparing with Monte Carlo…"):
             st.session_state[GENERATED] = generated_and_judged(
                 int(n), None if gamma is None else float(gamma), temperature,
                 0 if gamma is None else int(sweeps), int(seed), prior)

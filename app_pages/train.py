@@ -142,9 +142,12 @@ def representation_widgets(settings: TrainSettings, free: bool) -> dict:
     values = {}
     for name, spec in REPRESENTATION_PARAMS.get(settings.representation, {}).items():
         key, default = PARAM_KEYS.get(name, name), spec["default"]
+        moot = free and spec.get("box_only", False)
         if isinstance(default, bool):
-            values[name] = st.checkbox(spec["label"], default, key=key, help=spec["help"],
-                                       disabled=free and spec.get("box_only", False))
+            shown = st.checkbox(spec["label"], default, key=key, help=spec["help"],
+                                disabled=moot)
+            # A disabled box keeps what was ticked before; what it stands for is the default.
+            values[name] = default if moot else shown
         elif spec.get("choices") and isinstance(default, str):
             values[name] = st.radio(spec["label"], spec["choices"], horizontal=True,
                                     index=spec["choices"].index(default), key=key,

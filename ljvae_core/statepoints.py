@@ -232,7 +232,9 @@ def evaluate_state_points(trained, dataset, unseen_gammas=(), n: int = STATE_SAM
         if cancel is not None and cancel.is_set():
             raise Cancelled("judging per state point was cancelled")
         if progress is not None:
-            progress(k / len(points), f"judging gamma = {gamma:g}, T = {temperature:g}")
+            where = f"T = {temperature:g}" if dataset.system.free else (
+                f"γ = {gamma:g}, T = {temperature:g}")
+            progress(k / len(points), f"judging {where}")
         result = judge_state_point(trained, dataset, gamma, temperature, n, sweeps, seed + k)
         results.append({"trained": seen, **result})
     if progress is not None:

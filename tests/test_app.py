@@ -301,7 +301,7 @@ def test_reconstruct_page_generates_a_conditional_model_at_the_gamma_asked_for(
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     table = at.dataframe[-1].value
     assert table["set"].tolist()[1:] == ["generated, raw", "generated + 2 sweeps"]
-    assert any("at γ = 0.5" in c.value for c in at.caption)  # a fresh run there to compare
+    assert any("fresh Monte Carlo at γ = 0.5;" in c.value for c in at.caption)
     at.number_input(key="generate_gamma").set_value(5.0)
     at.button(key="generate").click()
     at.run()
