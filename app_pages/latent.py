@@ -226,8 +226,11 @@ cols[2].metric("Variance in view", "100%" if projection.pca is None
 
 left, right = st.columns([2, 1])
 map_area = left.container()
-colour = right.radio("Colour by", ("γ", "T", "U/N"), horizontal=True, key="latent_colour")
 show_map = right.checkbox("Energy map of decoded configurations", key="energy_map")
+colour = right.radio("Colour points by", ("γ", "T", "U/N"), horizontal=True, key="latent_colour",
+                     disabled=show_map,
+                     help="Over the energy map the points are drawn white: one colour scale, "
+                          "the map's.")
 emap = None
 if show_map:
     gamma_map = right.number_input("Decode at γ", -10.0, 10.0, float(ds.gamma[0]),

@@ -204,8 +204,11 @@ def _map_the_latent_space(at):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert -1 <= float(metrics["γ silhouette"]) <= 1
+    assert not at.radio(key="latent_colour").disabled
     at.checkbox(key="energy_map").check()
     at.run()
+    # Over the map the points are white: the colour choice has nothing left to colour.
+    assert at.radio(key="latent_colour").disabled
     at.slider(key="map_resolution").set_value(8)
     at.run()
     assert not at.exception
