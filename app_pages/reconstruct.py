@@ -354,6 +354,8 @@ if st.button("Generate", type="primary", key="generate"):
                 0 if gamma is None else int(sweeps), int(seed), prior)
     except ValueError as err:
         st.error(f"Could not generate: {err}.")
+        # The samples below would otherwise read as the answer to the refused request.
+        st.session_state.pop(GENERATED, None)
 
 result = st.session_state.get(GENERATED)
 if result and result["model"] == summary["name"] and result["dataset"] == chosen["name"]:

@@ -92,8 +92,10 @@ MODEL_COLUMNS = {
     "valid generated": "Share of generated configurations with no pair closer than 0.8 σ, "
                        "before relaxation.",
     "U/N W1, quenched": "Wasserstein distance between the energy per particle of "
-                              "quenched generated samples and of equally quenched Monte Carlo "
-                              "configurations (0: identical).",
+                        "quenched generated samples and of equally quenched Monte Carlo "
+                        "configurations (0: identical). None for a free cluster, whose "
+                        "samples are judged as they are and after thermal sweeps instead "
+                        "(Reconstruct page).",
     "trained on": "The dataset the model was trained on.",
 }
 EXPERT_COLUMNS = {

@@ -312,6 +312,8 @@ def test_reconstruct_page_generates_a_conditional_model_at_the_gamma_asked_for(
     assert [e.value for e in at.error] == [
         "Could not generate: γ = 5, T = 1 is too far from the state points this model was "
         "trained on (γ from 0 to 1, T = 1) to generate there."]
+    # The γ = 0.5 samples no longer stand under the refusal.
+    assert not [d for d in at.dataframe if "set" in d.value]
 
 
 def test_train_page_refuses_bad_settings(stored_dataset):
