@@ -51,7 +51,8 @@ def demo_summary(result: dict) -> None:
     rec, gen, lat = result["reconstruction"], result["generation"], result["latent"]
     st.success(f"Done in {result['seconds']:.0f} s: the pre-trained model, judged on "
                f"{result['held_out_samples']} fresh Monte Carlo configurations it never saw.")
-    cols = st.columns(4)
+    # Two by two: four side by side cut every label short on a 1024-pixel screen.
+    cols = [*st.columns(2), *st.columns(2)]
     cols[0].metric("Median reconstruction error", f"{rec['rmsd_median']:.2f} σ",
                    help="Root-mean-square displacement between each configuration and its "
                         "reconstruction, after matching particles and aligning. A random other "
@@ -60,7 +61,7 @@ def demo_summary(result: dict) -> None:
                    help="Share of configurations decoded from the latent prior with no pair "
                         "of particles closer than 0.8 σ, before any relaxation.")
     w1 = gen["energy_w1_relaxed_vs_quenched_mc"]
-    cols[2].metric("Energy distance to Monte Carlo", f"{w1:.3f}",
+    cols[2].metric("Energy gap to Monte Carlo", f"{w1:.3f}",
                    help="Wasserstein distance between the energy-per-particle distributions of "
                         "generated and Monte Carlo configurations, both relaxed by the same "
                         "zero-temperature quench (ε per particle; 0 is identical).")
@@ -68,11 +69,10 @@ def demo_summary(result: dict) -> None:
                    else f"{lat['gamma_r2']:.2f}",
                    help="A straight line from the latent space to γ, scored on chains it was "
                         "not fitted on (1 is perfect).")
-    left, right = st.columns(2)
-    left.page_link("app_pages/reconstruct.py", label="See reconstructions and generated samples",
-                   icon=":material/compare:")
-    right.page_link("app_pages/latent.py", label="Explore the latent map and score uploads",
-                    icon=":material/scatter_plot:")
+    st.page_link("app_pages/reconstruct.py", label="See reconstructions and generated samples",
+                 icon=":material/compare:")
+    st.page_link("app_pages/latent.py", label="Explore the latent map and score uploads",
+                 icon=":material/scatter_plot:")
 
 
 @st.fragment(run_every=1.0)

@@ -111,7 +111,7 @@ def drawn_uploads(uploaded: pd.DataFrame, shown: int) -> pd.DataFrame:
 
 def show_configuration(title: str, coords, energies=None):
     st.markdown(title)
-    st.iframe(configuration_html(coords, ds.box, width=340, height=300, values=energies,
+    st.iframe(configuration_html(coords, ds.box, height=300, values=energies,
                                  value_range=PARTICLE_ENERGY_RANGE if energies is not None
                                  else None), height=320)
 

@@ -270,7 +270,9 @@ shown = matched if ds.box is None else np.clip(matched, 0.0, ds.box)
 displacement = np.linalg.norm(matched - original, axis=1)
 energy = energies_per_particle(np.stack([original, decoded]), ds.system, ds.gamma[k])
 cols = st.columns(4)
-cols[0].metric("RMSD (matched, aligned)", f"{np.sqrt(np.mean(displacement**2)):.3f} σ")
+cols[0].metric("RMSD", f"{np.sqrt(np.mean(displacement**2)):.3f} σ",
+               help="Root-mean-square displacement of the particles, after matching them to "
+                    "the original's and aligning the two configurations.")
 cols[1].metric("Largest displacement", f"{displacement.max():.3f} σ")
 cols[2].metric("U/N original", energy_text(energy[0]))
 cols[3].metric("U/N reconstructed", energy_text(energy[1]))
@@ -278,17 +280,17 @@ left, right = st.columns(2)
 with left:
     st.markdown(f"**Original** ({state_text(ds.gamma[k], ds.temperature[k], ds.system.free)}"
                 "), by height")
-    st.iframe(configuration_html(original, ds.box, width=460, height=360), height=380)
+    st.iframe(configuration_html(original, ds.box, height=360), height=380)
 with right:
     st.markdown("**Reconstruction**, matched and aligned, by displacement (blue 0 → red max)")
-    st.iframe(configuration_html(shown, ds.box, width=460, height=360, values=displacement,
+    st.iframe(configuration_html(shown, ds.box, height=360, values=displacement,
                                  value_range=(0.0, max(displacement.max(), 1e-9))), height=380)
 d_orig, d_rec = pairwise_distances(original), pairwise_distances(matched)
 vmax = float(max(d_orig.max(), d_rec.max()))
-st.altair_chart(distance_heatmap(d_orig, "Distances, original", vmax)
-                | distance_heatmap(d_rec, "Distances, reconstruction", vmax)
-                | distance_heatmap(np.abs(d_rec - d_orig), "|difference|", vmax),
-                width="content")
+for column, matrix, title in zip(st.columns(3), (d_orig, d_rec, np.abs(d_rec - d_orig)),
+                                ("Distances: original", "reconstruction", "|difference|"),
+                                strict=True):
+    column.altair_chart(distance_heatmap(matrix, title, vmax), width="stretch")
 
 st.subheader("Generate")
 cols = st.columns(4)

@@ -141,12 +141,14 @@ def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
     n = distances.shape[0]
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     frame = pd.DataFrame({"i": i.ravel(), "j": j.ravel(), "r": np.asarray(distances).ravel()})
+    # As wide as its column, the legend below (inside the height, with the title): three
+    # side by side fit a narrow window.
     return alt.Chart(frame).mark_rect().encode(
         x=alt.X("j:O", axis=None), y=alt.Y("i:O", axis=None),
         color=alt.Color("r:Q", scale=alt.Scale(scheme="viridis", domain=[0, vmax]),
-                        title="r (σ)"),
+                        title="r (σ)", legend=alt.Legend(orient="bottom")),
         tooltip=["i:O", "j:O", alt.Tooltip("r:Q", format=".3f")],
-    ).properties(title=title, width=230, height=230)
+    ).properties(title=title, width="container", height=300)
 
 
 def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:

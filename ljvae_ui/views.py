@@ -19,10 +19,11 @@ def _colour(fraction: float) -> str:
     return "#" + "".join(f"{int(round(c)):02x}" for c in rgb)
 
 
-def configuration_html(coords, box: float | None, width: int = 520, height: int = 420,
+def configuration_html(coords, box: float | None, width: int | str = "100%", height: int = 420,
                        radius: float = 0.5, values=None, value_range=None) -> str:
     """HTML page with a 3D view of one configuration, particles coloured by height, or by
     per-particle ``values`` (blue low, red high, over ``value_range`` or their own range).
+    ``width`` in pixels or as CSS (the default fills the frame it is shown in).
 
     2D configurations are drawn in the z = 0 plane, seen from above. A free cluster (``box``
     None) is drawn without a box, coloured over its own range of heights.
