@@ -138,8 +138,9 @@ def show_parameters(ds) -> None:
     cols[1].metric("Dimension", f"{ds.dim}D")
     cols[2].metric("Box L", "none" if ds.box is None else f"{ds.box:g} σ")
     cols[3].metric("Samples", len(ds))
-    cols[4].metric("Blocks per condition" if ds.imported else "Chains per condition",
-                   params["n_chains"])
+    cols[4].metric("Blocks" if ds.imported else "Chains", params["n_chains"],
+                   help=("Blocks of successive imported frames" if ds.imported else
+                         "Independent Monte Carlo chains") + " per state point.")
     if ds.imported:
         show_import(ds)
         return

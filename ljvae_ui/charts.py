@@ -15,6 +15,16 @@ ENERGY_TITLE = "U / N (ε)"
 SWEEP_TITLE = "sweep"
 LAG_TITLE = "lag (sweeps)"
 ACF_TITLE = "energy autocorrelation"
+# Legends under half-width charts, so that a narrow window leaves the plot its width: short
+# labels (γ values) in a row, long ones one per line.
+BELOW = alt.Legend(orient="bottom")
+BELOW_LIST = alt.Legend(orient="bottom", direction="vertical")
+
+
+def _titled(title: str, note: str | None = None) -> alt.TitleParams:
+    """A chart title, with what a dashed mark means as its subtitle (one line each, so
+    neither is cut short in half a page)."""
+    return alt.TitleParams(title, subtitle=note or "", anchor="start")
 
 
 def energy_trace_chart(trace, equilibration_sweep: int, n_particles: int) -> alt.Chart:
@@ -29,7 +39,8 @@ def energy_trace_chart(trace, equilibration_sweep: int, n_particles: int) -> alt
     rule = alt.Chart(pd.DataFrame({"sweep": [equilibration_sweep]})).mark_rule(
         color="firebrick", strokeDash=[6, 3]).encode(
         x=x, tooltip=[alt.Tooltip("sweep:Q", title="equilibrated from sweep")])
-    return (line + rule).properties(title="Energy trace (dashed: equilibrated from here)")
+    return (line + rule).properties(title=_titled("Energy trace",
+                                                  "dashed: equilibrated from here"))
 
 
 def autocorrelation_chart(series, tau: float, lag: int, threshold: float) -> alt.Chart:
@@ -46,7 +57,7 @@ def autocorrelation_chart(series, tau: float, lag: int, threshold: float) -> alt
     marks = pd.DataFrame({"lag": [tau, lag], "what": what})
     # Colours apart from the curve's blue and from the trace's red equilibration mark.
     rules = alt.Chart(marks).mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
-        x=x, color=alt.Color("what:N", title="marked lags", sort=what,
+        x=x, color=alt.Color("what:N", title="marked lags", sort=what, legend=BELOW_LIST,
                              scale=alt.Scale(domain=what, range=["#7b3294", "darkorange"])))
     level = alt.Chart(pd.DataFrame({"autocorrelation": [threshold]})).mark_rule(
         color="gray").encode(y=y)
@@ -59,7 +70,7 @@ def energy_histogram_chart(energy, gamma, n_particles: int) -> alt.Chart:
     return alt.Chart(frame).mark_bar(opacity=0.55, binSpacing=0).encode(
         x=alt.X("U / N:Q", bin=alt.Bin(maxbins=50), title=ENERGY_TITLE),
         y=alt.Y("count():Q", stack=None, title="configurations"),
-        color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE),
+        color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE, legend=BELOW),
     ).properties(title="Energy per particle")
 
 
@@ -79,9 +90,11 @@ def density_profile_chart(coords, gamma, temperature, box: float, bins: int = 30
     unit = "σ⁻³" if np.shape(coords)[-1] == 3 else "σ⁻²"
     return alt.Chart(frame).mark_line().encode(
         x=alt.X("height:Q", title="height z (σ)"), y=alt.Y("ρ:Q", title=f"ρ(z) ({unit})"),
-        color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE),
-        strokeDash=alt.StrokeDash("source:N", title="curve"),
-    ).properties(title="Density profile ρ(z) (dashed: ∝ exp(−4γz/T))")
+        color=alt.Color(f"{GAMMA_TITLE}:N", title=GAMMA_TITLE, legend=BELOW),
+        # The subtitle says what is dashed: a second legend would take the plot's height.
+        strokeDash=alt.StrokeDash("source:N", title="curve", legend=None),
+    ).properties(title=_titled("Density profile ρ(z)",
+                               "dashed: the barometric law ρ ∝ exp(−4γz/T)"))
 
 
 def centre_distance_chart(coords, system) -> alt.Chart:
@@ -100,7 +113,7 @@ def radial_distribution_chart(curves: pd.DataFrame, free: bool = False) -> alt.C
     y = alt.Y("g:Q", title="pair-distance density (per σ)" if free else "g(r)")
     line = alt.Chart(curves).mark_line().encode(
         x=alt.X("r:Q", title="r (σ)"), y=y,
-        color=alt.Color("condition:N", title=GAMMA_TITLE),
+        color=alt.Color("condition:N", title=GAMMA_TITLE, legend=BELOW),
         tooltip=[alt.Tooltip("condition:N", title=GAMMA_TITLE),
                  alt.Tooltip("r:Q", title="r (σ)", format=".2f"),
                  alt.Tooltip("g:Q", title="density" if free else "g(r)", format=".3f")],
@@ -109,7 +122,8 @@ def radial_distribution_chart(curves: pd.DataFrame, free: bool = False) -> alt.C
         return line.properties(title="Pair distances")
     ideal = alt.Chart(pd.DataFrame({"g": [1.0]})).mark_rule(color="gray", strokeDash=[4, 4]) \
         .encode(y=y)
-    return (line + ideal).properties(title="Radial distribution g(r) (dashed: ideal gas)")
+    return (line + ideal).properties(title=_titled("Radial distribution g(r)",
+                                                   "dashed: ideal gas"))
 
 
 def training_charts(epoch_log: list[dict]) -> tuple[alt.Chart, alt.Chart]:
@@ -132,7 +146,7 @@ def training_charts(epoch_log: list[dict]) -> tuple[alt.Chart, alt.Chart]:
     total = base.transform_filter(alt.datum.panel == "total").properties(
         title="Training loss per configuration", height=380)
     terms = base.transform_filter(alt.datum.panel == "terms").properties(
-        title="Terms of the training loss (each before its weight)", height=380)
+        title=_titled("Terms of the training loss", "each before its weight"), height=380)
     return total, terms
 
 

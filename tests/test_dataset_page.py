@@ -189,7 +189,7 @@ def test_an_uploaded_trajectory_becomes_a_dataset_shown_like_a_simulated_one(cac
     assert "Saved dataset 'mine': 40 configurations of 6 particles" in at.success[0].value
     assert [d["name"] for d in list_datasets()] == ["mine"]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Box L"] == "5 σ" and metrics["Blocks per condition"] == "8"
+    assert metrics["Box L"] == "5 σ" and metrics["Blocks"] == "8"
     assert any("Imported from run.xyz" in c.value for c in at.caption)
     assert any("no sampling diagnostics" in i.value for i in at.info)
 
