@@ -214,7 +214,7 @@ points, projection, scores = encoded(summary["path"], summary["modified"], chose
 cols = st.columns(3)
 cols[0].metric("γ silhouette", "—" if scores["gamma_silhouette"] is None
                else f"{scores['gamma_silhouette']:.3f}")
-cols[1].metric("γ probe R² (held-out chains)", "—" if scores["gamma_r2"] is None
+cols[1].metric("γ probe R²", "—" if scores["gamma_r2"] is None
                else f"{scores['gamma_r2']:.3f}",
                help="A ridge regression latent → γ, fitted on some chains and scored on others: "
                     "on the model's own validation chains when this is its training dataset "
@@ -226,7 +226,9 @@ cols[2].metric("Variance in view", "100%" if projection.pca is None
 
 left, right = st.columns([2, 1])
 map_area = left.container()
-show_map = right.checkbox("Energy map of decoded configurations", key="energy_map")
+show_map = right.checkbox("Energy map", key="energy_map",
+                          help="Colours the map by the energy per particle of the "
+                               "configuration decoded at each point of a grid.")
 colour = right.radio("Colour points by", ("γ", "T", "U/N"), horizontal=True, key="latent_colour",
                      disabled=show_map,
                      help="Over the energy map the points are drawn white: one colour scale, "
