@@ -11,6 +11,7 @@ from ljvae_core.artifacts import safe_name, save_dataset
 from ljvae_core.hosted import LimitError, check_import
 from ljvae_core.io import MAX_UPLOAD_BYTES, extxyz_text, npz_bytes
 from ljvae_core.sampling import ParameterError, parse_values
+from ljvae_core.statepoints import state_text
 from ljvae_core.system import POTENTIALS
 from ljvae_core.trajectory import ImportFailure, ImportOptions, describe, import_dataset
 from ljvae_ui.charts import (
@@ -22,7 +23,7 @@ from ljvae_ui.charts import (
     radial_distribution_chart,
 )
 from ljvae_ui.hosting import hosted_limits
-from ljvae_ui.state import SELECTED_DATASET, cached_dataset, pick_dataset, state_text
+from ljvae_ui.state import SELECTED_DATASET, cached_dataset, pick_dataset
 from ljvae_ui.views import configuration_html
 
 # g(r) and the statistics use at most this many configurations per condition, and fewer for

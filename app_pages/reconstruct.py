@@ -18,6 +18,7 @@ from ljvae_core.statepoints import (
     figures,
     monte_carlo_pair,
     pooled_monte_carlo_pair,
+    state_text,
 )
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
 from ljvae_ui.judging import (
@@ -37,7 +38,6 @@ from ljvae_ui.state import (
     pick_model,
     redraw_when_finished,
     start_job,
-    state_text,
 )
 from ljvae_ui.views import configuration_html
 

@@ -38,6 +38,12 @@ FRESH_CHAINS = 2
 COST_SWEEPS = 2000
 
 
+def state_text(gamma: float, temperature: float, free: bool = False) -> str:
+    """A state point in words: γ and T, or T alone for a free cluster (it has no field)."""
+    where = f"T = {temperature:g}"
+    return where if free else f"γ = {gamma:g}, {where}"
+
+
 def figures(sample, reference, system, gamma: float, seed: int = 0) -> dict:
     """The classifier AUC and the distribution distances of ``sample`` to ``reference``."""
     from .analysis import compare_distributions
@@ -232,9 +238,8 @@ def evaluate_state_points(trained, dataset, unseen_gammas=(), n: int = STATE_SAM
         if cancel is not None and cancel.is_set():
             raise Cancelled("judging per state point was cancelled")
         if progress is not None:
-            where = f"T = {temperature:g}" if dataset.system.free else (
-                f"γ = {gamma:g}, T = {temperature:g}")
-            progress(k / len(points), f"judging {where}")
+            progress(k / len(points),
+                     f"judging {state_text(gamma, temperature, dataset.system.free)}")
         result = judge_state_point(trained, dataset, gamma, temperature, n, sweeps, seed + k)
         results.append({"trained": seen, **result})
     if progress is not None:

@@ -21,10 +21,10 @@ BELOW = alt.Legend(orient="bottom")
 BELOW_LIST = alt.Legend(orient="bottom", direction="vertical")
 
 
-def _titled(title: str, note: str | None = None) -> alt.TitleParams:
+def _titled(title: str, note: str) -> alt.TitleParams:
     """A chart title, with what a dashed mark means as its subtitle (one line each, so
     neither is cut short in half a page)."""
-    return alt.TitleParams(title, subtitle=note or "", anchor="start")
+    return alt.TitleParams(title, subtitle=note, anchor="start")
 
 
 def energy_trace_chart(trace, equilibration_sweep: int, n_particles: int) -> alt.Chart:
@@ -160,7 +160,7 @@ def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
     return alt.Chart(frame).mark_rect().encode(
         x=alt.X("j:O", axis=None), y=alt.Y("i:O", axis=None),
         color=alt.Color("r:Q", scale=alt.Scale(scheme="viridis", domain=[0, vmax]),
-                        title="r (σ)", legend=alt.Legend(orient="bottom")),
+                        title="r (σ)", legend=BELOW),
         tooltip=["i:O", "j:O", alt.Tooltip("r:Q", format=".3f")],
     ).properties(title=title, width="container", height=300)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ljvae_ui.state import state_text
+from ljvae_core.statepoints import state_text
 
 # Figure key: (header, format, what it measures).
 FIGURE_COLUMNS = {

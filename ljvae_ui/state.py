@@ -24,13 +24,6 @@ def cached_dataset(path: str, modified: float):
     return load_dataset(path)
 
 
-def state_text(gamma: float, temperature: float, free: bool = False) -> str:
-    """A state point as the pages name it: γ and T, or T alone for a free cluster (it has no
-    field)."""
-    where = f"T = {temperature:g}"
-    return where if free else f"γ = {gamma:g}, {where}"
-
-
 def box_text(box) -> str:
     """A box length as a dataset list shows it; None is a free cluster."""
     return "free cluster" if box is None else f"L={box:g}"
