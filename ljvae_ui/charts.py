@@ -162,7 +162,7 @@ def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
         color=alt.Color("r:Q", scale=alt.Scale(scheme="viridis", domain=[0, vmax]),
                         title="r (σ)", legend=BELOW),
         tooltip=["i:O", "j:O", alt.Tooltip("r:Q", format=".3f")],
-    ).properties(title=title, width="container", height=300)
+    ).properties(title=title, width="container", height=360)
 
 
 def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
