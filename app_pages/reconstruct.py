@@ -335,8 +335,10 @@ if len(priors) > 1:
                      format_func=names.get,
                      help="The fitted prior is a Gaussian mixture or a kernel density over "
                           "the latent means of the training configurations (for a conditional "
-                          "model, one per trained state point, carried between them, beside "
-                          "one mixture pooled over every state point); the plain mixture (for "
+                          "model, one per trained state point, carried between them, whose "
+                          "decoded samples get that state point's thermal jitter and height "
+                          "profile back, beside one mixture pooled over every state point); "
+                          "the plain mixture (for "
                           "a conditional model, the same pooled mixture) is the mixture as "
                           "fitted, before the physics refinement, at its full spread. A "
                           "latent that holds much information fills only part of N(0, I), and "

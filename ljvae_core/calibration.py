@@ -79,17 +79,16 @@ def _attach_kernel_prior(trained, dataset, idx, components, max_samples, rng) ->
                         latent_prior_scale=1.0, latent_prior_bandwidth=bandwidth)
 
 
-def _calibrated_kernel(trained, dataset, idx, gamma=None, temperature=None):
+def _calibrated_kernel(trained, dataset, idx):
     """(the kernel density over the latent means of configurations ``idx``, at the bandwidth
-    of :data:`KERNEL_BANDWIDTHS` whose decoded samples have their energies; that bandwidth).
-    With ``gamma``, ``temperature``: one state point's, decoded and judged there
-    (:func:`calibrated_scale`)."""
+    of :data:`KERNEL_BANDWIDTHS` whose decoded samples have their energies; that bandwidth)
+    (:func:`calibrated_scale`). A conditional model's, one per state point, also calibrates
+    what generation puts back (:func:`_calibrated_state`)."""
     from .priors import KernelPrior
 
     kernel = KernelPrior.fit(trained.encode_rows(dataset, idx))
     bandwidth = calibrated_scale(trained, kernel, dataset.coords[idx],
-                                 seed=trained.settings.seed, gamma=gamma,
-                                 temperature=temperature, scales=KERNEL_BANDWIDTHS)
+                                 seed=trained.settings.seed, scales=KERNEL_BANDWIDTHS)
     return kernel.scaled(bandwidth), bandwidth
 
 
@@ -161,14 +160,15 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
     rng = np.random.default_rng(trained.settings.seed)
     states = np.unique(dataset.condition[idx])
     kernel = uses_kernel_prior(trained)
-    conditions, priors, scales = [], [], []
+    conditions, priors, scales, disorder = [], [], [], []
     for k, state in enumerate(states):
         mine = rng.permutation(idx[dataset.condition[idx] == state])
         mine = np.sort(mine[:KERNEL_POINTS if kernel else max_samples])
         report = None if progress is None else (lambda f, k=k: progress((k + f) / len(states)))
         condition = (dataset.gamma[mine[0]], dataset.temperature[mine[0]])
         if kernel:
-            prior, scale = _calibrated_kernel(trained, dataset, mine, *condition)
+            prior, scale, noise, kept = _calibrated_state(trained, dataset, mine, *condition)
+            disorder.append((noise, kept))
             if report is not None:
                 report(1.0)
         else:
@@ -178,9 +178,81 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
         if scale is not None:
             scales.append(scale)
     heights = _height_responses(trained, dataset, idx, states)
+    noise, ensembles = _stacked(disorder)
     trained.meta["conditional_prior"] = ConditionalPrior(np.array(conditions), priors,
-                                                         heights).to_dict()
+                                                         heights, noise, ensembles).to_dict()
     trained.meta["conditional_prior_scales"] = scales
+
+
+# The widths (sigma) of the noise on decoded coordinates tried per state point.
+NOISE_WIDTHS = tuple(float(w) for w in np.round(np.arange(0.0, 0.0601, 0.005), 3))
+
+
+def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
+    """One state point's kernel density over the latent means of its training
+    configurations ``idx``, with what generation puts back there
+    (:mod:`ljvae_core.disorder`): (the kernel at its calibrated bandwidth, the bandwidth,
+    the width of the noise on decoded coordinates, the training ensemble whose heights
+    generated ones are mapped onto (:func:`ljvae_core.disorder.ensemble`) or None where
+    heights are not mapped). Judged on the training configurations, samples' heights
+    mapped onto theirs: for each width of :data:`NOISE_WIDTHS` in turn, the bandwidth that
+    decodes their energies (:func:`_finest_minimum`), until the samples' nearest-neighbour
+    distances move away from theirs (W1) or the least bandwidth is the best; the last pair
+    before is kept. The noise sets how
+    disordered each sample is, which the nearest-neighbour distances show; the kernel how
+    far samples stray from the training shapes, which moves their energy the other way."""
+    from scipy.stats import wasserstein_distance
+
+    from .analysis import nearest_neighbour_distances
+    from .disorder import ensemble, height_quantiles, map_heights
+    from .priors import KernelPrior
+
+    system, seed = trained.system, trained.settings.seed
+    kernel = KernelPrior.fit(trained.encode_rows(dataset, idx))
+    reference = dataset.coords[idx]
+    kept = None
+    if trained.settings.decodes_coordinates and system.walls_up and not system.free:
+        # Imported data are not known to be Boltzmann samples: not reweighted.
+        kept = ensemble(reference, None if dataset.imported else dataset.energy[idx], gamma,
+                        seed=seed)
+    quantiles = None if kept is None else height_quantiles(kept["heights"])
+    energies = energies_per_particle(reference, system, gamma)
+    neighbours = nearest_neighbour_distances(reference[:n], system).ravel()
+
+    def sample(bandwidth, width):
+        rng = np.random.default_rng(seed)
+        coords = trained.decode_sample(kernel.scaled(bandwidth).sample(n, rng), rng, gamma,
+                                       temperature, jitter=width)
+        if quantiles is None:
+            return coords
+        return map_heights(coords, height_quantiles(coords[..., -1]), quantiles,
+                           system.box)
+
+    best, grid = None, sorted(KERNEL_BANDWIDTHS)
+    for width in NOISE_WIDTHS:
+        bandwidth = _finest_minimum(grid, lambda b, w=width: wasserstein_distance(
+            energies_per_particle(sample(b, w), system, gamma), energies))
+        gap = wasserstein_distance(
+            nearest_neighbour_distances(sample(bandwidth, width), system).ravel(), neighbours)
+        # Past where a kernel of the least bandwidth still decodes energies too high.
+        if best is not None and (gap >= best[0] or bandwidth == grid[0]):
+            break
+        best = (gap, bandwidth, width)
+        # More noise raises the energy, which a narrower kernel lowers again.
+        grid = [b for b in grid if b <= bandwidth] + [b for b in grid if b > bandwidth][:1]
+    _, bandwidth, width = best
+    return kernel.scaled(bandwidth), bandwidth, width, kept
+
+
+def _stacked(disorder):
+    """(noise widths (C,), ensembles (C)) of the state points' calibrations, each None where
+    there is none."""
+    if not disorder:
+        return None, None
+    noise = np.array([w for w, _ in disorder])
+    if any(e is None for _, e in disorder):
+        return noise, None
+    return noise, [e for _, e in disorder]
 
 
 def _height_responses(trained, dataset, idx, states):

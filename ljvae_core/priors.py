@@ -268,6 +268,13 @@ class ConditionalPrior:
     # (C, 3) per trained state point: the training data's mean height per particle and its
     # derivatives by gamma and T (ljvae_core.analysis.HeightResponse); None: not steered.
     heights: np.ndarray | None = None
+    # (C,) per trained state point: the width (sigma) of the noise generation adds to every
+    # decoded coordinate (ljvae_core.disorder.jitter); None: none.
+    noise: np.ndarray | None = None
+    # Per trained state point, its training configurations' heights and energies without the
+    # field (ljvae_core.disorder.ensemble), onto whose height distribution generated heights
+    # are mapped; None: not mapped.
+    ensembles: list | None = None
 
     def __post_init__(self):
         self.conditions = np.asarray(self.conditions, dtype=np.float64).reshape(-1, 2)
@@ -275,6 +282,8 @@ class ConditionalPrior:
             raise ValueError("a conditional prior needs one mixture per state point")
         if self.heights is not None:
             self.heights = np.asarray(self.heights, dtype=np.float64).reshape(-1, 3)
+        if self.noise is not None:
+            self.noise = np.asarray(self.noise, dtype=np.float64).reshape(-1)
 
     def sample(self, n: int, gamma, temperature, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latents at (gamma, T): scalars, or one value per sample."""
@@ -400,6 +409,40 @@ class ConditionalPrior:
         state = start + crossings[np.abs(crossings - t).argmin()] * step
         return float(state[0]), float(state[1])
 
+    def noise_width(self, gamma: float, temperature: float) -> float:
+        """The width (sigma) of the noise on decoded coordinates at (gamma, T): the trained
+        state points' own, linear along the segment between two, the last one's past them;
+        0 without calibrated widths."""
+        if self.noise is None:
+            return 0.0
+        a, b, t = self.path(gamma, temperature)
+        t = min(t, 1.0)
+        return float((1.0 - t) * self.noise[a] + t * self.noise[b])
+
+    def height_target(self, gamma: float, temperature: float):
+        """(the state point whose generated heights define the map, the height quantiles
+        they are mapped onto) at (gamma, T), or None without trained ensembles. At a
+        trained state point, its training heights'. Between or past trained state points,
+        those of the nearest two Boltzmann reweighted to (gamma, T)
+        (:func:`ljvae_core.disorder.reweighted_quantiles`); where their configurations do
+        not cover it, the nearest trained state point's map, defined there and applied as
+        it is."""
+        from .disorder import height_quantiles, reweighted_quantiles
+
+        if self.ensembles is None:
+            return None
+        a, b, t = self.path(gamma, temperature)
+        here = (float(gamma), float(temperature))
+        if a == b or t == 0.0:
+            return here, height_quantiles(self.ensembles[a]["heights"])
+        quantiles = reweighted_quantiles([self.ensembles[a], self.ensembles[b]],
+                                         self.conditions[[a, b]], here)
+        if quantiles is not None:
+            return here, quantiles
+        near = a if t < 0.5 else b
+        return (tuple(float(v) for v in self.conditions[near]),
+                height_quantiles(self.ensembles[near]["heights"]))
+
     def extrapolates(self, gamma: float, temperature: float) -> bool:
         """Whether (gamma, T) lies past the trained state points (on the path's extension)."""
         return self.path(gamma, temperature)[2] > 1.0
@@ -410,12 +453,12 @@ class ConditionalPrior:
 
     def to_dict(self) -> dict:
         return {"conditions": self.conditions, "priors": [p.to_dict() for p in self.priors],
-                "heights": self.heights}
+                "heights": self.heights, "noise": self.noise, "ensembles": self.ensembles}
 
     @classmethod
     def from_dict(cls, data: dict) -> ConditionalPrior:
         return cls(data["conditions"], [prior_from_dict(p) for p in data["priors"]],
-                   data.get("heights"))
+                   data.get("heights"), data.get("noise"), data.get("ensembles"))
 
 
 def gaussian_moments(prior: LatentPrior | KernelPrior) -> tuple[np.ndarray, np.ndarray]:

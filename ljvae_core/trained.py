@@ -28,6 +28,9 @@ PRIORS = ("default", "pooled", "unrefined", "normal")
 # Latent draws decoded per probed state point when steering generation between state points
 # (the mean height of 512 has a standard error of 0.002-0.004 sigma on the study system).
 STEERING_PROBES = 512
+# Samples whose heights define the height map of a state point (the quantiles of their
+# 60 000 heights on the study system; the calibration judges batches of as many).
+MAP_PROBES = 2000
 
 
 def dataset_fingerprint(dataset) -> str:
@@ -292,9 +295,7 @@ class TrainedModel:
         rng = np.random.default_rng(seed)
         by_state = self.conditional_prior if prior == "default" else None
         if by_state is not None:
-            gamma, temperature = self.generation_state(gamma, temperature, seed)
-            return self.decode_sample(by_state.sample(n, gamma, temperature, rng), rng, gamma,
-                                      temperature)
+            return self._generate_by_state(by_state, n, gamma, temperature, seed, rng)
         pooled = {"default": self.latent_prior, "pooled": self.latent_prior,
                   "unrefined": self.unrefined_latent_prior, "normal": None}[prior]
         if pooled is not None:
@@ -303,11 +304,63 @@ class TrainedModel:
             z = rng.normal(size=(n, self.settings.latent_dim))
         return self.decode_sample(z, rng, gamma, temperature)
 
-    def decode_sample(self, latent, rng, gamma=None, temperature=None) -> np.ndarray:
-        """Configurations (M, N, d) generated from latent vectors as :meth:`generate` makes
-        them: decoded (at gamma, T if conditional), then their heights given the
-        ``height_noise`` setting's noise, drawn from the generator ``rng``."""
-        return self._with_height_noise(self.decode(latent, gamma, temperature), rng)
+    def _generate_by_state(self, by_state, n, gamma, temperature, seed, rng) -> np.ndarray:
+        """n samples of a conditional model's per-state-point prior, a state point at a
+        time (one value of gamma and T for all, or one per sample)."""
+        states = np.stack(np.broadcast_arrays(np.asarray(gamma, float),
+                                              np.asarray(temperature, float),
+                                              np.empty(n))[:2], axis=-1).reshape(n, 2)
+        out = None
+        for state in np.unique(states, axis=0):
+            rows = np.flatnonzero((states == state).all(axis=1))
+            g, t = (float(v) for v in state)
+            coords = self.mapped_heights(self._unmapped(by_state, len(rows), g, t, seed, rng),
+                                         g, t, seed)
+            out = np.empty((n, *coords.shape[1:])) if out is None else out
+            out[rows] = coords
+        return out
+
+    def _unmapped(self, by_state, n, gamma, temperature, seed, rng) -> np.ndarray:
+        """n samples at (gamma, T) before their heights are mapped: drawn and decoded at the
+        steered state point (:meth:`generation_state`), with the state point's noise."""
+        state = self.generation_state(gamma, temperature, seed)
+        return self.decode_sample(by_state.sample(n, *state, rng), rng, *state,
+                                  jitter=by_state.noise_width(gamma, temperature))
+
+    def mapped_heights(self, coords, gamma: float, temperature: float,
+                       seed: int = 0) -> np.ndarray:
+        """A conditional model's samples at (gamma, T) with their heights mapped onto the
+        height distribution of that state point
+        (:meth:`ljvae_core.priors.ConditionalPrior.height_target`). The map's source is the
+        height distribution of :data:`MAP_PROBES` samples generated alike (seeded by
+        ``seed``), computed once per state point and model."""
+        from .disorder import height_quantiles, map_heights
+
+        by_state = self.conditional_prior
+        target = None if by_state is None else by_state.height_target(gamma, temperature)
+        if target is None:
+            return coords
+        anchor, quantiles = target
+        known = self.__dict__.setdefault("_height_sources", {})
+        key = (*anchor, int(seed))
+        if key not in known:
+            # A stream of its own: probes drawn as the samples are would map them onto
+            # themselves.
+            probes = self._unmapped(by_state, MAP_PROBES, *anchor, seed,
+                                    np.random.default_rng([int(seed), 1]))
+            known[key] = height_quantiles(probes[..., -1])
+        return map_heights(coords, known[key], quantiles, self.system.box)
+
+    def decode_sample(self, latent, rng, gamma=None, temperature=None,
+                      jitter: float = 0.0) -> np.ndarray:
+        """Configurations (M, N, d) decoded from latent vectors as :meth:`generate` decodes
+        them: at gamma, T if conditional, their heights given the ``height_noise`` setting's
+        noise, then every coordinate noise of width ``jitter`` (sigma,
+        :func:`ljvae_core.disorder.jitter`), drawn from the generator ``rng``."""
+        from .disorder import jitter as disorder
+
+        coords = self._with_height_noise(self.decode(latent, gamma, temperature), rng)
+        return disorder(coords, jitter, self.system, rng)
 
     def _with_height_noise(self, coords, rng) -> np.ndarray:
         """Decoded configurations with Gaussian noise of the ``height_noise`` setting's width

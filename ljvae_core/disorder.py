@@ -1,0 +1,131 @@
+"""What a decoder of mean shapes leaves out of the configurations it generates, put back per
+state point: the thermal disorder of every coordinate and the density profile along the field.
+
+A decoder outputs the mean of the configurations its latent stands for. Means are too ordered
+(their pair energies too low, their nearest-neighbour distances piled at the hard core's
+contact) and squeeze the layers along the field (the floor layer too high, the next too low).
+A conditional model's generation adds Gaussian noise of a width calibrated per state point to
+every coordinate (:func:`jitter`), then maps its heights monotonically onto the training
+heights' distribution at that state point (:func:`map_heights`, a one-dimensional optimal
+transport). Both use what training saw; held-out data play no part.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The probability levels at which height distributions are kept: 201 quantiles resolve the
+# floor layer (the lowest percent of the heights lies within about 0.01 sigma of the floor).
+HEIGHT_LEVELS = np.linspace(0.0, 1.0, 201)
+
+
+def height_quantiles(heights) -> np.ndarray:
+    """The :data:`HEIGHT_LEVELS` quantiles of all the ``heights`` (any shape)."""
+    return np.quantile(np.asarray(heights, dtype=np.float64), HEIGHT_LEVELS)
+
+
+def map_heights(coords, source, target, box: float) -> np.ndarray:
+    """Configurations with each height h inside [0, box] replaced by the target distribution's
+    quantile at the source distribution's level of h (the monotone map that carries the
+    source quantiles ``source`` onto ``target``); heights outside stay there, to be counted
+    invalid."""
+    source = np.maximum.accumulate(np.asarray(source, dtype=np.float64))
+    # Equal source quantiles (heights piled at the floor) would make the map ambiguous.
+    source = source + 1e-12 * np.arange(len(source))
+    out = np.array(coords, dtype=np.float64)
+    h = out[..., -1]
+    inside = (h >= 0.0) & (h <= box)
+    out[..., -1] = np.where(inside, np.interp(h, source, target), h)
+    return out
+
+
+def jitter(coords, width: float, system, rng: np.random.Generator) -> np.ndarray:
+    """Configurations with Gaussian noise of standard deviation ``width`` (in units of sigma)
+    on every coordinate: wrapped on periodic axes, reflected at walls for coordinates that
+    were inside them (one outside stays there, to be counted invalid)."""
+    out = np.array(coords, dtype=np.float64)
+    if width <= 0.0:
+        return out
+    noisy = out + width * system.sigma * rng.normal(size=out.shape)
+    if system.free:
+        return system.placed(noisy)
+    box = system.box
+    for axis, periodic in enumerate(system.mask):
+        x, y = out[..., axis], noisy[..., axis]
+        if periodic:
+            out[..., axis] = np.mod(y, box)
+        else:
+            reflected = box - np.abs(box - np.abs(y))
+            out[..., axis] = np.where((x >= 0.0) & (x <= box), reflected, x)
+    return out
+
+
+# Configurations per trained state point kept for height maps, and the fewest effective
+# configurations a reweighted height distribution may rest on.
+ENSEMBLE_SIZE = 4000
+MIN_EFFECTIVE = 100
+
+
+def ensemble(coords, energy, gamma: float, n_max: int = ENSEMBLE_SIZE, seed: int = 0) -> dict:
+    """What a trained state point keeps for height maps: the heights (M, N) of at most
+    ``n_max`` of its configurations and, where their total ``energy`` (in the field
+    ``gamma``) is known, the energy without the field, which reweighting needs (else
+    None)."""
+    coords = np.asarray(coords)
+    rows = np.sort(np.random.default_rng(seed).permutation(len(coords))[:n_max])
+    heights = coords[rows][..., -1]
+    internal = None
+    if energy is not None:
+        field = 4.0 * gamma * heights.sum(axis=1)  # ljvae_core.potential.gravity_energy
+        internal = np.asarray(energy, dtype=np.float64)[rows] - field
+    return {"heights": heights.astype(np.float32), "internal_energy": internal}
+
+
+def reweighted_quantiles(ensembles, conditions, target) -> np.ndarray | None:
+    """Height quantiles at the state point ``target`` (gamma, T) from the configurations of
+    two trained state points (``ensembles`` and their (gamma, T) ``conditions``), Boltzmann
+    reweighted: each weighs exp(-u_target) over the mixture of the two ensembles' densities
+    (Bennett's acceptance ratio fixes their free-energy difference), with the reduced
+    energy u = (U + 4 gamma N h) / T. None where an energy is unknown or fewer than
+    :data:`MIN_EFFECTIVE` configurations carry the weight."""
+    from scipy.optimize import brentq
+    from scipy.special import logsumexp
+
+    if any(e["internal_energy"] is None for e in ensembles):
+        return None
+    heights = np.concatenate([e["heights"] for e in ensembles]).astype(np.float64)
+    internal = np.concatenate([e["internal_energy"] for e in ensembles])
+    sizes = np.array([len(e["heights"]) for e in ensembles], dtype=np.float64)
+    field = 4.0 * heights.sum(axis=1)
+
+    def reduced(state):
+        return (internal + state[0] * field) / state[1]
+
+    u = np.stack([reduced(c) for c in conditions])
+    gap = u[1] - u[0]
+
+    def log_mixture(df):
+        return logsumexp(np.log(sizes)[:, None] + np.array([0.0, df])[:, None] - u, axis=0)
+
+    def mismatch(df):  # the self-consistent free-energy difference f_b - f_a
+        mix = log_mixture(df)
+        return logsumexp(-u[0] - mix) - logsumexp(-u[1] - mix) - df
+
+    # It lies within the range of the energy differences.
+    df = brentq(mismatch, gap.min() - 1.0, gap.max() + 1.0)
+    log_w = -reduced(target) - log_mixture(df)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    if 1.0 / np.sum(w**2) < MIN_EFFECTIVE:
+        return None
+    return weighted_quantiles(heights, w)
+
+
+def weighted_quantiles(heights, weights) -> np.ndarray:
+    """The :data:`HEIGHT_LEVELS` quantiles of the heights (M, N), configuration m weighing
+    ``weights[m]``."""
+    flat = heights.ravel()
+    order = np.argsort(flat)
+    w = np.repeat(weights, heights.shape[1])[order]
+    levels = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(HEIGHT_LEVELS, levels, flat[order])

@@ -1,0 +1,136 @@
+"""What generation puts back into decoded mean shapes (ljvae_core.disorder) and how a
+conditional prior places it between state points."""
+
+import numpy as np
+import pytest
+
+from ljvae_core.disorder import (
+    HEIGHT_LEVELS,
+    ensemble,
+    height_quantiles,
+    jitter,
+    map_heights,
+    reweighted_quantiles,
+)
+from ljvae_core.priors import ConditionalPrior, KernelPrior
+from ljvae_core.system import System
+
+BOX = 5.0
+
+
+def _barometric(gamma, n, particles=4, seed=0, temperature=1.0):
+    """Configurations (n, particles, 3) of an ideal gas in the field: every height an
+    independent draw of the truncated exponential of rate 4 gamma / T on [0, BOX]."""
+    rng = np.random.default_rng(seed)
+    rate = 4.0 * gamma / temperature
+    u = rng.random((n, particles))
+    h = -np.log1p(-u * (1.0 - np.exp(-rate * BOX))) / rate
+    x = rng.random((n, particles, 3)) * BOX
+    x[..., 2] = h
+    return x
+
+
+def _barometric_quantiles(gamma, temperature=1.0):
+    rate = 4.0 * gamma / temperature
+    # The top level's exp(-rate BOX) can round to 0, which puts it at BOX.
+    with np.errstate(divide="ignore"):
+        return np.minimum(-np.log1p(-HEIGHT_LEVELS * (1.0 - np.exp(-rate * BOX))) / rate, BOX)
+
+
+def _gas_ensemble(gamma, n=4000, seed=0):
+    coords = _barometric(gamma, n, seed=seed)
+    energy = 4.0 * gamma * coords[..., 2].sum(axis=1)  # an ideal gas: the field alone
+    return ensemble(coords, energy, gamma)
+
+
+def test_mapped_heights_take_the_target_distribution_and_keep_their_order():
+    source = _barometric(2.0, 3000, seed=1)
+    mapped = map_heights(source, height_quantiles(source[..., 2]), _barometric_quantiles(1.0),
+                         BOX)
+    fresh = _barometric(1.0, 3000, seed=2)[..., 2]
+    floor = np.abs(height_quantiles(fresh) - _barometric_quantiles(1.0)).mean()
+    assert np.abs(height_quantiles(mapped[..., 2]) - _barometric_quantiles(1.0)).mean() \
+        <= 2 * floor + 1e-3
+    # Monotone: within every configuration the particles keep their order in height.
+    assert (np.argsort(mapped[..., 2], axis=1) == np.argsort(source[..., 2], axis=1)).all()
+    assert np.array_equal(mapped[..., :2], source[..., :2])
+
+
+def test_a_height_outside_the_box_is_not_mapped_into_it():
+    x = _barometric(1.0, 10)
+    x[0, 0, 2] = -0.3
+    mapped = map_heights(x, height_quantiles(x[..., 2]), _barometric_quantiles(2.0), BOX)
+    assert mapped[0, 0, 2] == -0.3
+
+
+def test_jitter_has_its_width_and_keeps_walls_and_periodic_axes():
+    rng = np.random.default_rng(0)
+    system = System(box=BOX, dim=3, periodic="x")
+    x = rng.random((2000, 5, 3)) * BOX
+    x[0, 0] = [4.99, 2.5, 0.001]  # at the periodic axis' end and on the floor
+    x[1, 0, 1] = 5.5  # outside a wall: stays there, to be counted invalid
+    out = jitter(x, 0.05, system, np.random.default_rng(1))
+    assert np.array_equal(jitter(x, 0.0, system, rng), x)
+    assert out[1, 0, 1] == 5.5
+    inside = np.ones(x.shape[:2], bool)
+    inside[1, 0] = False
+    assert ((out[inside] >= 0) & (out[inside] <= BOX)).all()
+    middle = (x[..., 1] > 0.5) & (x[..., 1] < BOX - 0.5)
+    assert np.std(out[..., 1][middle] - x[..., 1][middle]) == pytest.approx(0.05, rel=0.05)
+    assert 0.0 <= out[0, 0, 0] < BOX
+
+
+def test_reweighting_two_ensembles_gives_the_height_distribution_between_them():
+    ensembles = [_gas_ensemble(1.0, seed=3), _gas_ensemble(2.0, seed=4)]
+    conditions = np.array([[1.0, 1.0], [2.0, 1.0]])
+    quantiles = reweighted_quantiles(ensembles, conditions, (1.5, 1.0))
+    exact = _barometric_quantiles(1.5)
+    sampled = height_quantiles(_barometric(1.5, 4000, seed=5)[..., 2])
+    floor = np.abs(sampled - exact).mean()
+    assert np.abs(quantiles - exact).mean() <= 2 * floor + 1e-3
+    # At a temperature instead: gamma 2 at T = 4/3 is the same gas as gamma 1.5 at T = 1.
+    warmer = reweighted_quantiles(ensembles, conditions, (2.0, 4.0 / 3.0))
+    assert np.abs(warmer - exact).mean() <= 2 * floor + 1e-3
+
+
+def test_reweighting_refuses_where_the_ensembles_do_not_reach_or_energies_are_unknown():
+    ensembles = [_gas_ensemble(1.0, seed=3), _gas_ensemble(2.0, seed=4)]
+    conditions = np.array([[1.0, 1.0], [2.0, 1.0]])
+    assert reweighted_quantiles(ensembles, conditions, (40.0, 1.0)) is None
+    unknown = [ensemble(_barometric(1.0, 100), None, 1.0), ensembles[1]]
+    assert reweighted_quantiles(unknown, conditions, (1.5, 1.0)) is None
+
+
+def _prior(ensembles=None, noise=None):
+    kernels = [KernelPrior.fit(np.random.default_rng(k).normal(size=(50, 2))) for k in range(2)]
+    return ConditionalPrior([(1.0, 1.0), (2.0, 1.0)], kernels, noise=noise,
+                            ensembles=ensembles)
+
+
+def test_a_conditional_prior_maps_heights_onto_its_state_points_and_between_them(
+        monkeypatch):
+    ensembles = [_gas_ensemble(1.0, seed=3), _gas_ensemble(2.0, seed=4)]
+    prior = ConditionalPrior.from_dict(_prior(ensembles).to_dict())
+    anchor, trained = prior.height_target(2.0, 1.0)
+    assert anchor == (2.0, 1.0)
+    assert np.allclose(trained, height_quantiles(ensembles[1]["heights"]))
+    anchor, between = prior.height_target(1.5, 1.0)
+    assert anchor == (1.5, 1.0)
+    conditions = np.array([[1.0, 1.0], [2.0, 1.0]])
+    assert np.allclose(between, reweighted_quantiles(ensembles, conditions, (1.5, 1.0)))
+    # Where the trained ensembles do not reach, the nearest trained state point's map.
+    monkeypatch.setattr("ljvae_core.disorder.MIN_EFFECTIVE", 10**9)
+    anchor, past = prior.height_target(2.9, 1.0)
+    assert anchor == (2.0, 1.0) and np.array_equal(past, trained)
+    anchor, near = prior.height_target(1.2, 1.0)
+    assert anchor == (1.0, 1.0)
+    assert np.allclose(near, height_quantiles(ensembles[0]["heights"]))
+    assert _prior().height_target(1.5, 1.0) is None
+
+
+def test_the_noise_width_runs_linearly_between_state_points_and_stays_past_them():
+    prior = _prior(noise=np.array([0.01, 0.03]))
+    assert prior.noise_width(1.0, 1.0) == pytest.approx(0.01)
+    assert prior.noise_width(1.5, 1.0) == pytest.approx(0.02)
+    assert prior.noise_width(2.5, 1.0) == pytest.approx(0.03)
+    assert _prior().noise_width(1.5, 1.0) == 0.0
