@@ -93,6 +93,21 @@ def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_
         trained.generate(3, gamma=5.0, temperature=1.0)
     again = import_model(export_model(trained, tmp_path / "portable"))
     assert np.array_equal(again.conditional_prior.priors[1].points, prior.priors[1].points)
+    _generated_heights_take_the_training_heights(again, ds)
+
+
+def _generated_heights_take_the_training_heights(trained, ds):
+    from scipy.stats import wasserstein_distance
+
+    from ljvae_core.calibration import NOISE_WIDTHS
+
+    prior = trained.conditional_prior
+    assert all(w in NOISE_WIDTHS for w in prior.noise)
+    held = ds.coords[ds.gamma == 1.0][..., -1].ravel()
+    rng = np.random.default_rng(0)
+    unmapped = trained._unmapped(prior, 1000, 1.0, 1.0, 0, rng)[..., -1].ravel()
+    mapped = trained.generate(1000, 1.0, 1.0)[..., -1].ravel()
+    assert wasserstein_distance(mapped, held) < 0.5 * wasserstein_distance(unmapped, held)
 
 
 def test_training_under_a_one_device_strategy(small_dataset, tmp_path):
