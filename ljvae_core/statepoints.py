@@ -17,7 +17,8 @@ that second sample. ``cost`` sets generated-and-relaxed samples per second again
 decorrelated samples per second of the project's Monte Carlo (one per tau sweeps), with the
 one-off seconds spent steering beside them;
 ``generated_at``: the state point a conditional model's samples were drawn and decoded at
-(between trained ones, steered to the mean height expected there).
+(between trained ones, steered to the mean height expected there) and the noise their
+coordinates got (:mod:`ljvae_core.disorder`).
 """
 
 from __future__ import annotations
@@ -192,12 +193,15 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
 
 def _generated_at(trained, gamma, temperature, seed) -> dict | None:
     """The (gamma, T) a conditional model's samples of this state point are drawn and
-    decoded at (:meth:`ljvae_core.trained.TrainedModel.generation_state`); None for the
-    others."""
-    if trained.conditional_prior is None:
+    decoded at (:meth:`ljvae_core.trained.TrainedModel.generation_state`) and the width
+    (sigma) of the noise their coordinates get (``noise``,
+    :meth:`ljvae_core.priors.ConditionalPrior.noise_width`); None for the others."""
+    by_state = trained.conditional_prior
+    if by_state is None:
         return None
     g, t = trained.generation_state(gamma, temperature, seed)
-    return {"gamma": float(g), "temperature": float(t)}
+    return {"gamma": float(g), "temperature": float(t),
+            "noise": by_state.noise_width(gamma, temperature)}
 
 
 def _cost(fresh, n, generating, seconds) -> dict:

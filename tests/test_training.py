@@ -108,6 +108,10 @@ def _generated_heights_take_the_training_heights(trained, ds):
     unmapped = trained._unmapped(prior, 1000, 1.0, 1.0, 0, rng)[..., -1].ravel()
     mapped = trained.generate(1000, 1.0, 1.0)[..., -1].ravel()
     assert wasserstein_distance(mapped, held) < 0.5 * wasserstein_distance(unmapped, held)
+    # evaluate reports the noise a state point's samples got.
+    from ljvae_core.statepoints import _generated_at
+
+    assert _generated_at(trained, 1.0, 1.0, 0)["noise"] == prior.noise[1]
 
 
 def test_training_under_a_one_device_strategy(small_dataset, tmp_path):
