@@ -23,6 +23,7 @@ from ljvae_core.statepoints import (
 from ljvae_ui.charts import distance_heatmap, sample_comparison_charts
 from ljvae_ui.judging import (
     cost_caption,
+    disorder_caption,
     figures_table,
     floor_label,
     reconstruction_by_state_table,
@@ -108,6 +109,8 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
             "source": pair.source,
             "generated_at": None if drawn is None else dict(zip(("gamma", "temperature"),
                                                                  drawn, strict=True)),
+            "disorder": "" if drawn is None else disorder_caption(
+                trained.conditional_prior, gamma, temperature, ds.system.free),
             "figures": {label: figures(x, reference, ds.system, gamma or 0.0, seed)
                         for label, x in rows.items()}}
 
@@ -125,8 +128,9 @@ def show_generated(result: dict) -> None:
     st.caption(f"Each figure compares a set with {len(result['reference'])} configurations of "
                f"{result['source']}{where}; the floor row is what Monte Carlo scores against "
                "itself.")
-    if steering_caption(result):
-        st.caption(steering_caption(result))
+    for caption in (steering_caption(result), result.get("disorder")):
+        if caption:
+            st.caption(caption)
     last = list(result["sets"].values())[-1]
     cols = st.columns([3, 1])
     show = cols[0].number_input("Show generated sample", 0, len(last) - 1, 0,

@@ -185,9 +185,11 @@ def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
     # The gravity system's LJ part (gravity shows in ρ(z)); the LJ13 cluster's whole energy.
     energy_name, symbol = (("Energy", "U") if system.potential == "lj13"
                            else ("LJ energy", "U_LJ"))
+    # Overlapping configurations' energies are astronomically large: drawn at 5 per particle.
+    # A short axis title, which a third of a 1024-pixel window cuts at about 22 characters.
     hist = alt.Chart(pd.concat(energy)).transform_density(
         "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(
-        x=alt.X("U_LJ / N:Q", title=f"{symbol} / N (ε), capped at 5"),
+        x=alt.X("U_LJ / N:Q", title=f"{symbol} / N (ε), cap 5"),
         y=alt.Y("density:Q", title="probability density"), color=colour).properties(
         title=f"{energy_name} per particle", height=400)
     free = system.free

@@ -102,6 +102,33 @@ def steering_caption(point: dict) -> str:
             "model's mean height is the one the trained state points predict here.")
 
 
+def disorder_caption(prior, gamma: float, temperature: float, free: bool = False) -> str:
+    """What a conditional model's generation at (gamma, T) puts back into its decoded mean
+    shapes (:mod:`ljvae_core.disorder`): the noise on every coordinate and where the heights'
+    distribution comes from; empty where it puts back neither (older models, free
+    clusters)."""
+    if prior is None:
+        return ""
+    parts = []
+    width = prior.noise_width(gamma, temperature)
+    if width > 0:
+        parts.append(f"{width:.2g}σ of noise on every coordinate")
+    target = prior.height_target(gamma, temperature)
+    if target is not None:
+        a, b, t = prior.path(gamma, temperature)
+        if a == b or t == 0.0:
+            source = "this state point's training heights"
+        elif target[0] == (float(gamma), float(temperature)):
+            ends = " and ".join(state_text(*prior.conditions[k], free) for k in (a, b))
+            source = f"the training heights of {ends}, Boltzmann-reweighted to here"
+        else:
+            source = f"the training heights of {state_text(*target[0], free)}, the nearest"
+        parts.append(f"heights mapped onto {source}")
+    if not parts:
+        return ""
+    return "Decoded, the samples got " + " and ".join(parts) + "."
+
+
 def cost_caption(point: dict) -> str:
     """Generated-and-relaxed samples per second against Monte Carlo's decorrelated ones
     (empty for imported data, which no Monte Carlo run here prices)."""

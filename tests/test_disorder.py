@@ -134,3 +134,20 @@ def test_the_noise_width_runs_linearly_between_state_points_and_stays_past_them(
     assert prior.noise_width(1.5, 1.0) == pytest.approx(0.02)
     assert prior.noise_width(2.5, 1.0) == pytest.approx(0.03)
     assert _prior().noise_width(1.5, 1.0) == 0.0
+
+
+def test_the_reconstruct_page_says_what_generation_put_back(monkeypatch):
+    from ljvae_ui.judging import disorder_caption
+
+    ensembles = [_gas_ensemble(1.0, seed=3), _gas_ensemble(2.0, seed=4)]
+    prior = _prior(ensembles, noise=np.array([0.01, 0.03]))
+    assert disorder_caption(prior, 2.0, 1.0) == (
+        "Decoded, the samples got 0.03σ of noise on every coordinate and heights mapped onto "
+        "this state point's training heights.")
+    assert "γ = 1, T = 1 and γ = 2, T = 1, Boltzmann-reweighted" in disorder_caption(
+        prior, 1.5, 1.0)
+    monkeypatch.setattr("ljvae_core.disorder.MIN_EFFECTIVE", 10**9)
+    assert disorder_caption(prior, 2.9, 1.0).endswith(
+        "heights mapped onto the training heights of γ = 2, T = 1, the nearest.")
+    assert disorder_caption(_prior(), 1.5, 1.0) == ""
+    assert disorder_caption(None, 1.5, 1.0) == ""
