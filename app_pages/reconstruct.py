@@ -110,7 +110,8 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
             "generated_at": None if drawn is None else dict(zip(("gamma", "temperature"),
                                                                  drawn, strict=True)),
             "disorder": "" if drawn is None else disorder_caption(
-                trained.conditional_prior, gamma, temperature, ds.system.free),
+                trained.conditional_prior, gamma, temperature, ds.system.free,
+                trained.settings.repel_distance),
             "figures": {label: figures(x, reference, ds.system, gamma or 0.0, seed)
                         for label, x in rows.items()}}
 

@@ -275,6 +275,9 @@ class ConditionalPrior:
     # field (ljvae_core.disorder.ensemble), onto whose height distribution generated heights
     # are mapped; None: not mapped.
     ensembles: list | None = None
+    # (C,) per trained state point: the distance (sigma) decoded contacts are pushed out to
+    # before the noise (the hard core's own: none); None: none.
+    contacts: np.ndarray | None = None
 
     def __post_init__(self):
         self.conditions = np.asarray(self.conditions, dtype=np.float64).reshape(-1, 2)
@@ -284,6 +287,8 @@ class ConditionalPrior:
             self.heights = np.asarray(self.heights, dtype=np.float64).reshape(-1, 3)
         if self.noise is not None:
             self.noise = np.asarray(self.noise, dtype=np.float64).reshape(-1)
+        if self.contacts is not None:
+            self.contacts = np.asarray(self.contacts, dtype=np.float64).reshape(-1)
 
     def sample(self, n: int, gamma, temperature, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latents at (gamma, T): scalars, or one value per sample."""
@@ -413,11 +418,19 @@ class ConditionalPrior:
         """The width (sigma) of the noise on decoded coordinates at (gamma, T): the trained
         state points' own, linear along the segment between two, the last one's past them;
         0 without calibrated widths."""
-        if self.noise is None:
-            return 0.0
+        return self._along(self.noise, gamma, temperature, 0.0)
+
+    def contact_distance(self, gamma: float, temperature: float) -> float | None:
+        """The distance (sigma) decoded contacts are pushed out to at (gamma, T), as
+        :meth:`noise_width` runs; None without calibrated distances."""
+        return self._along(self.contacts, gamma, temperature, None)
+
+    def _along(self, values, gamma, temperature, missing):
+        if values is None:
+            return missing
         a, b, t = self.path(gamma, temperature)
         t = min(t, 1.0)
-        return float((1.0 - t) * self.noise[a] + t * self.noise[b])
+        return float((1.0 - t) * values[a] + t * values[b])
 
     def height_target(self, gamma: float, temperature: float):
         """(the state point whose generated heights define the map, the height quantiles
@@ -453,12 +466,14 @@ class ConditionalPrior:
 
     def to_dict(self) -> dict:
         return {"conditions": self.conditions, "priors": [p.to_dict() for p in self.priors],
-                "heights": self.heights, "noise": self.noise, "ensembles": self.ensembles}
+                "heights": self.heights, "noise": self.noise, "ensembles": self.ensembles,
+                "contacts": self.contacts}
 
     @classmethod
     def from_dict(cls, data: dict) -> ConditionalPrior:
         return cls(data["conditions"], [prior_from_dict(p) for p in data["priors"]],
-                   data.get("heights"), data.get("noise"), data.get("ensembles"))
+                   data.get("heights"), data.get("noise"), data.get("ensembles"),
+                   data.get("contacts"))
 
 
 def gaussian_moments(prior: LatentPrior | KernelPrior) -> tuple[np.ndarray, np.ndarray]:

@@ -325,7 +325,8 @@ class TrainedModel:
         steered state point (:meth:`generation_state`), with the state point's noise."""
         state = self.generation_state(gamma, temperature, seed)
         return self.decode_sample(by_state.sample(n, *state, rng), rng, *state,
-                                  jitter=by_state.noise_width(gamma, temperature))
+                                  jitter=by_state.noise_width(gamma, temperature),
+                                  contact=by_state.contact_distance(gamma, temperature))
 
     def mapped_heights(self, coords, gamma: float, temperature: float,
                        seed: int = 0) -> np.ndarray:
@@ -351,16 +352,36 @@ class TrainedModel:
             known[key] = height_quantiles(probes[..., -1])
         return map_heights(coords, known[key], quantiles, self.system.box)
 
-    def decode_sample(self, latent, rng, gamma=None, temperature=None,
-                      jitter: float = 0.0) -> np.ndarray:
+    def decode_sample(self, latent, rng, gamma=None, temperature=None, jitter: float = 0.0,
+                      contact: float | None = None) -> np.ndarray:
         """Configurations (M, N, d) decoded from latent vectors as :meth:`generate` decodes
-        them: at gamma, T if conditional, their heights given the ``height_noise`` setting's
-        noise, then every coordinate noise of width ``jitter`` (sigma,
-        :func:`ljvae_core.disorder.jitter`), drawn from the generator ``rng``."""
+        them: at gamma, T if conditional; their contacts pushed out to ``contact`` (sigma,
+        :meth:`pushed_apart`) where it exceeds the hard core's own distance; their heights
+        given the ``height_noise`` setting's noise; then every coordinate noise of width
+        ``jitter`` (sigma, :func:`ljvae_core.disorder.jitter`), drawn from ``rng``."""
         from .disorder import jitter as disorder
 
-        coords = self._with_height_noise(self.decode(latent, gamma, temperature), rng)
-        return disorder(coords, jitter, self.system, rng)
+        coords = self.decode(latent, gamma, temperature)
+        if contact is not None and contact > self.settings.repel_distance + 1e-9:
+            coords = self.pushed_apart(coords, contact)
+        return disorder(self._with_height_noise(coords, rng), jitter, self.system, rng)
+
+    def pushed_apart(self, coords, distance: float) -> np.ndarray:
+        """Configurations (M, N, d) with every pair closer than ``distance`` (sigma) pushed
+        apart by the decoder's own hard core (its last layer, a
+        :class:`ljvae_core.models.Repel`, made again at that distance and for every
+        configuration), heights kept in the box."""
+        hard_core = self.model.decoder.get_layer("decoder_coordinates")
+        config = hard_core.get_config()
+        if "distance" not in config:
+            raise ValueError("this model's decoder has no hard core to push contacts apart")
+        m, n, d = np.shape(coords)
+        push = type(hard_core).from_config({**config, "name": "pushed_apart", "trigger": None,
+                                            "distance": distance * self.system.sigma})
+        flat = np.asarray(coords, dtype=np.float32).reshape(m, n * d)
+        step = max(1, CHUNK_VALUES // (n * n * d))  # bounded pair arrays
+        parts = [np.asarray(push(flat[k:k + step])) for k in range(0, m, step)]
+        return np.concatenate(parts).reshape(m, n, d).astype(np.float64)
 
     def _with_height_noise(self, coords, rng) -> np.ndarray:
         """Decoded configurations with Gaussian noise of the ``height_noise`` setting's width

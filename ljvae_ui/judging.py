@@ -102,14 +102,18 @@ def steering_caption(point: dict) -> str:
             "model's mean height is the one the trained state points predict here.")
 
 
-def disorder_caption(prior, gamma: float, temperature: float, free: bool = False) -> str:
+def disorder_caption(prior, gamma: float, temperature: float, free: bool = False,
+                     hard_core: float | None = None) -> str:
     """What a conditional model's generation at (gamma, T) puts back into its decoded mean
-    shapes (:mod:`ljvae_core.disorder`): the noise on every coordinate and where the heights'
-    distribution comes from; empty where it puts back neither (older models, free
-    clusters)."""
+    shapes (:mod:`ljvae_core.disorder`): contacts pushed out past the hard core's distance
+    ``hard_core`` (sigma), the noise on every coordinate and where the heights' distribution
+    comes from; empty where it puts back none of them (older models, free clusters)."""
     if prior is None:
         return ""
     parts = []
+    contact = prior.contact_distance(gamma, temperature)
+    if contact is not None and hard_core is not None and contact > hard_core + 1e-9:
+        parts.append(f"contacts pushed out to {contact:.3g}σ")
     width = prior.noise_width(gamma, temperature)
     if width > 0:
         parts.append(f"{width:.2g}σ of noise on every coordinate")
@@ -126,7 +130,8 @@ def disorder_caption(prior, gamma: float, temperature: float, free: bool = False
         parts.append(f"heights mapped onto {source}")
     if not parts:
         return ""
-    return "Decoded, the samples got " + " and ".join(parts) + "."
+    return "Decoded, the samples got " + ", ".join(parts[:-1]) + (
+        " and " if len(parts) > 1 else "") + parts[-1] + "."
 
 
 def cost_caption(point: dict) -> str:

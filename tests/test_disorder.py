@@ -134,6 +134,10 @@ def test_the_noise_width_runs_linearly_between_state_points_and_stays_past_them(
     assert prior.noise_width(1.5, 1.0) == pytest.approx(0.02)
     assert prior.noise_width(2.5, 1.0) == pytest.approx(0.03)
     assert _prior().noise_width(1.5, 1.0) == 0.0
+    pushed = ConditionalPrior.from_dict({**prior.to_dict(), "contacts": np.array([1.06, 1.1])})
+    assert pushed.contact_distance(1.5, 1.0) == pytest.approx(1.08)
+    assert pushed.contact_distance(2.5, 1.0) == pytest.approx(1.1)
+    assert prior.contact_distance(1.5, 1.0) is None
 
 
 def test_the_reconstruct_page_says_what_generation_put_back(monkeypatch):
@@ -150,4 +154,9 @@ def test_the_reconstruct_page_says_what_generation_put_back(monkeypatch):
     assert disorder_caption(prior, 2.9, 1.0).endswith(
         "heights mapped onto the training heights of γ = 2, T = 1, the nearest.")
     assert disorder_caption(_prior(), 1.5, 1.0) == ""
+    pushed = ConditionalPrior(prior.conditions, prior.priors, noise=prior.noise,
+                              contacts=np.array([1.06, 1.09]))
+    assert disorder_caption(pushed, 2.0, 1.0, hard_core=1.06) == (
+        "Decoded, the samples got contacts pushed out to 1.09σ and 0.03σ of noise on every "
+        "coordinate.")
     assert disorder_caption(None, 1.5, 1.0) == ""

@@ -108,6 +108,15 @@ def _generated_heights_take_the_training_heights(trained, ds):
     unmapped = trained._unmapped(prior, 1000, 1.0, 1.0, 0, rng)[..., -1].ravel()
     mapped = trained.generate(1000, 1.0, 1.0)[..., -1].ravel()
     assert wasserstein_distance(mapped, held) < 0.5 * wasserstein_distance(unmapped, held)
+    # The decoder's own hard core, made again at a larger distance, pushes contacts out.
+    from ljvae_core.analysis import nearest_neighbour_distances
+
+    decoded = trained.decode(prior.sample(50, 1.0, 1.0, rng), 1.0, 1.0)
+    wider = trained.settings.repel_distance + 0.1
+    pushed = trained.pushed_apart(decoded, wider)
+    def close(x):  # share of particles with a neighbour well inside the wider contact
+        return np.mean(nearest_neighbour_distances(x, trained.system) < wider - 0.03)
+    assert close(decoded) > 0.2 and close(pushed) < 0.5 * close(decoded)
     # evaluate reports the noise a state point's samples got.
     from ljvae_core.statepoints import _generated_at
 
