@@ -207,8 +207,8 @@ NOISE_WIDTHS = tuple(float(w) for w in np.round(np.arange(0.0, 0.0601, 0.005), 3
 # the LJ well (minimum at 1.12), where noise costs the most energy.
 CONTACT_DISTANCES = (1.09,)
 # How far (W1, epsilon per particle) the samples' energies may stay from the training ones
-# when the noise is widened: under the 0.05 the evaluation asks of them against held-out
-# Monte Carlo, whose own spread there is about 0.01.
+# when pushed contacts pay for wider noise: under the 0.05 the evaluation asks of them
+# against held-out Monte Carlo, whose own spread there is about 0.01.
 ENERGY_TOLERANCE = 0.04
 
 
@@ -264,23 +264,24 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
                     nearest_neighbour_distances(sample(b, w), system).ravel(), neighbours))
 
     contact = settings.repel_distance
-    gap, bandwidth, width, stuck = _noise_walk(*judged(contact))
-    # Where the energy stopped the noise, contacts moved to the well's bottom pay for more.
+    gap, bandwidth, width, stuck = _noise_walk(*judged(contact), tolerance=0.0)
+    # Where the energy stopped the noise, contacts moved to the well's bottom pay for more,
+    # as long as the energies stay within the tolerance.
     if stuck and settings.repel_steps > 0:
         for pushed in CONTACT_DISTANCES:
-            walk = _noise_walk(*judged(pushed))
+            walk = _noise_walk(*judged(pushed), tolerance=ENERGY_TOLERANCE)
             if walk[0] < gap:
                 (gap, bandwidth, width, _), contact = walk, pushed
     return StateDisorder(kernel.scaled(bandwidth), bandwidth, width, contact, kept)
 
 
-def _noise_walk(energy_gap, neighbour_gap):
+def _noise_walk(energy_gap, neighbour_gap, tolerance: float):
     """(nearest-neighbour gap, bandwidth, noise width, whether the energy stopped it) where a
     walk up :data:`NOISE_WIDTHS` stops: for each width in turn, the bandwidth of
     :data:`KERNEL_BANDWIDTHS` (or midway) whose samples decode the training energies, until
     the samples' nearest-neighbour distances move away from the training ones, or even the
-    least bandwidth leaves the energies further than :data:`ENERGY_TOLERANCE` from theirs;
-    the last pair before is kept. The noise sets how disordered each sample is, which the
+    least bandwidth leaves the energies further than ``tolerance`` (W1) from theirs; the
+    last pair before is kept. The noise sets how disordered each sample is, which the
     nearest-neighbour distances show; the kernel how far samples stray from the training
     shapes, which moves their energy the other way."""
     grid, best, stuck = sorted(KERNEL_BANDWIDTHS), None, False
@@ -294,7 +295,7 @@ def _noise_walk(energy_gap, neighbour_gap):
         gap = neighbour_gap(bandwidth, width)
         # Where even the least bandwidth decodes energies too high, no narrower kernel can
         # pay for more noise.
-        stuck = bandwidth == grid[0] and cost(bandwidth) > ENERGY_TOLERANCE
+        stuck = bandwidth == grid[0] and cost(bandwidth) > tolerance
         if best is not None and (gap >= best[0] or stuck):
             break
         best = (gap, bandwidth, width)
