@@ -227,10 +227,11 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
     """One state point's kernel density over the latent means of its training
     configurations ``idx``, with what generation puts back there (:mod:`ljvae_core.disorder`,
     :class:`StateDisorder`). Judged on the training configurations, the samples' heights
-    mapped onto theirs: for the hard core's contact distance and each of
-    :data:`CONTACT_DISTANCES`, a walk up the noise widths (:func:`_noise_walk`); the contact
-    distance whose walk ends with the samples' nearest-neighbour distances closest to the
-    training configurations' (W1) is kept."""
+    mapped onto theirs: a walk up the noise widths (:func:`_noise_walk`) with the decoded
+    contacts where the hard core left them; where the energy stopped it, a walk for each of
+    :data:`CONTACT_DISTANCES`, contacts pushed out to it first, energies allowed within
+    :data:`ENERGY_TOLERANCE`. The walk that ends with the samples' nearest-neighbour
+    distances closest to the training configurations' (W1) is kept."""
     from scipy.stats import wasserstein_distance
 
     from .analysis import nearest_neighbour_distances
