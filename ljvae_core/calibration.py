@@ -250,11 +250,16 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
     energies = energies_per_particle(reference, system, gamma)
     neighbours = nearest_neighbour_distances(reference[:n], system).ravel()
 
+    decoded = {}  # a bandwidth's decoded latents serve every noise width
+
     def judged(contact):
         def sample(bandwidth, width):
             rng = np.random.default_rng(settings.seed)
-            coords = trained.decode_sample(kernel.scaled(bandwidth).sample(n, rng), rng,
-                                           gamma, temperature, jitter=width, contact=contact)
+            latent = kernel.scaled(bandwidth).sample(n, rng)
+            if (bandwidth, contact) not in decoded:
+                decoded[bandwidth, contact] = trained.decode_pushed(latent, gamma, temperature,
+                                                                    contact)
+            coords = trained.noised(decoded[bandwidth, contact], rng, width)
             if quantiles is None:
                 return coords
             return map_heights(coords, height_quantiles(coords[..., -1]), quantiles,

@@ -359,11 +359,23 @@ class TrainedModel:
         :meth:`pushed_apart`) where it exceeds the hard core's own distance; their heights
         given the ``height_noise`` setting's noise; then every coordinate noise of width
         ``jitter`` (sigma, :func:`ljvae_core.disorder.jitter`), drawn from ``rng``."""
-        from .disorder import jitter as disorder
+        return self.noised(self.decode_pushed(latent, gamma, temperature, contact), rng, jitter)
 
+    def decode_pushed(self, latent, gamma=None, temperature=None,
+                      contact: float | None = None) -> np.ndarray:
+        """Configurations decoded from latent vectors, their contacts pushed out to
+        ``contact`` (sigma, :meth:`pushed_apart`) where it exceeds the hard core's own
+        distance: what :meth:`decode_sample` draws its noise on."""
         coords = self.decode(latent, gamma, temperature)
         if contact is not None and contact > self.settings.repel_distance + 1e-9:
             coords = self.pushed_apart(coords, contact)
+        return coords
+
+    def noised(self, coords, rng, jitter: float = 0.0) -> np.ndarray:
+        """Decoded configurations with the ``height_noise`` setting's noise on their heights,
+        then noise of width ``jitter`` (sigma) on every coordinate, drawn from ``rng``."""
+        from .disorder import jitter as disorder
+
         return disorder(self._with_height_noise(coords, rng), jitter, self.system, rng)
 
     def pushed_apart(self, coords, distance: float) -> np.ndarray:
