@@ -138,6 +138,8 @@ def _finest_minimum(grid, cost, start: int | None = None) -> float:
         costs, k = {grid[start]: cost(grid[start])}, start
         while True:
             around = [j for j in (k - 1, k + 1) if 0 <= j < len(grid)]
+            if not around:
+                break
             for j in around:
                 if grid[j] not in costs:
                     costs[grid[j]] = cost(grid[j])
@@ -235,7 +237,7 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
     from scipy.stats import wasserstein_distance
 
     from .analysis import nearest_neighbour_distances
-    from .disorder import ensemble, height_quantiles, map_heights
+    from .disorder import ensemble, height_quantiles, inside_quantiles, map_heights
     from .priors import KernelPrior
 
     system, settings = trained.system, trained.settings
@@ -248,13 +250,17 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
                         seed=settings.seed)
     quantiles = None if kept is None else height_quantiles(kept["heights"])
     energies = energies_per_particle(reference, system, gamma)
-    neighbours = nearest_neighbour_distances(reference[:n], system).ravel()
+    # A stream of their own: generate(..., seed) draws from default_rng(seed).
+    streams = np.random.default_rng([settings.seed, 2])
+    some = np.sort(streams.permutation(len(reference))[:n])
+    neighbours = nearest_neighbour_distances(reference[some], system).ravel()
+    draws = int(streams.integers(2**31))
 
     decoded = {}  # a bandwidth's decoded latents serve every noise width
 
     def judged(contact):
         def sample(bandwidth, width):
-            rng = np.random.default_rng(settings.seed)
+            rng = np.random.default_rng(draws)
             latent = kernel.scaled(bandwidth).sample(n, rng)
             if (bandwidth, contact) not in decoded:
                 decoded[bandwidth, contact] = trained.decode_pushed(latent, gamma, temperature,
@@ -262,7 +268,7 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
             coords = trained.noised(decoded[bandwidth, contact], rng, width)
             if quantiles is None:
                 return coords
-            return map_heights(coords, height_quantiles(coords[..., -1]), quantiles,
+            return map_heights(coords, inside_quantiles(coords, system.box), quantiles,
                                system.box)
         return (lambda b, w: wasserstein_distance(
                     energies_per_particle(sample(b, w), system, gamma), energies),
@@ -274,7 +280,7 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
     # Where the energy stopped the noise, contacts moved to the well's bottom pay for more,
     # as long as the energies stay within the tolerance.
     if stuck and settings.repel_steps > 0:
-        for pushed in CONTACT_DISTANCES:
+        for pushed in (c for c in CONTACT_DISTANCES if c > settings.repel_distance):
             walk = _noise_walk(*judged(pushed), tolerance=ENERGY_TOLERANCE)
             if walk[0] < gap:
                 (gap, bandwidth, width, _), contact = walk, pushed

@@ -24,6 +24,13 @@ def height_quantiles(heights) -> np.ndarray:
     return np.quantile(np.asarray(heights, dtype=np.float64), HEIGHT_LEVELS)
 
 
+def inside_quantiles(coords, box: float) -> np.ndarray:
+    """The :data:`HEIGHT_LEVELS` quantiles of the heights of ``coords`` inside [0, box]: the
+    ones :func:`map_heights` maps, and so the source of its map."""
+    h = np.asarray(coords)[..., -1]
+    return height_quantiles(h[(h >= 0.0) & (h <= box)])
+
+
 def map_heights(coords, source, target, box: float) -> np.ndarray:
     """Configurations with each height h inside [0, box] replaced by the target distribution's
     quantile at the source distribution's level of h (the monotone map that carries the

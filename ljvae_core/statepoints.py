@@ -201,7 +201,8 @@ def _generated_at(trained, gamma, temperature, seed) -> dict | None:
         return None
     g, t = trained.generation_state(gamma, temperature, seed)
     return {"gamma": float(g), "temperature": float(t),
-            "noise": by_state.noise_width(gamma, temperature)}
+            "noise": None if by_state.noise is None else by_state.noise_width(gamma,
+                                                                             temperature)}
 
 
 def _cost(fresh, n, generating, seconds) -> dict:

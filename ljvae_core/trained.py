@@ -310,13 +310,19 @@ class TrainedModel:
         states = np.stack(np.broadcast_arrays(np.asarray(gamma, float),
                                               np.asarray(temperature, float),
                                               np.empty(n))[:2], axis=-1).reshape(n, 2)
-        out = None
-        for state in np.unique(states, axis=0):
-            rows = np.flatnonzero((states == state).all(axis=1))
-            g, t = (float(v) for v in state)
-            coords = self.mapped_heights(self._unmapped(by_state, len(rows), g, t, seed, rng),
-                                         g, t, seed)
-            out = np.empty((n, *coords.shape[1:])) if out is None else out
+        if not np.isfinite(states).all():
+            raise ValueError("a conditional model generates at a finite γ and T")
+        if n == 0:  # the decoder's empty batch, shaped as any other
+            return self.decode(np.zeros((0, by_state.priors[0].dim)), 0.0, 1.0)
+        targets, which = np.unique(states, axis=0, return_inverse=True)
+        parts = []
+        for k, (g, t) in enumerate(targets):
+            rows = np.flatnonzero(which.ravel() == k)
+            parts.append((rows, self.mapped_heights(
+                self._unmapped(by_state, len(rows), float(g), float(t), seed, rng),
+                float(g), float(t), seed)))
+        out = np.empty((n, *parts[0][1].shape[1:]))
+        for rows, coords in parts:
             out[rows] = coords
         return out
 
@@ -335,7 +341,7 @@ class TrainedModel:
         (:meth:`ljvae_core.priors.ConditionalPrior.height_target`). The map's source is the
         height distribution of :data:`MAP_PROBES` samples generated alike (seeded by
         ``seed``), computed once per state point and model."""
-        from .disorder import height_quantiles, map_heights
+        from .disorder import inside_quantiles, map_heights
 
         by_state = self.conditional_prior
         target = None if by_state is None else by_state.height_target(gamma, temperature)
@@ -349,7 +355,7 @@ class TrainedModel:
             # themselves.
             probes = self._unmapped(by_state, MAP_PROBES, *anchor, seed,
                                     np.random.default_rng([int(seed), 1]))
-            known[key] = height_quantiles(probes[..., -1])
+            known[key] = inside_quantiles(probes, self.system.box)
         return map_heights(coords, known[key], quantiles, self.system.box)
 
     def decode_sample(self, latent, rng, gamma=None, temperature=None, jitter: float = 0.0,
@@ -393,7 +399,8 @@ class TrainedModel:
         flat = np.asarray(coords, dtype=np.float32).reshape(m, n * d)
         step = max(1, CHUNK_VALUES // (n * n * d))  # bounded pair arrays
         parts = [np.asarray(push(flat[k:k + step])) for k in range(0, m, step)]
-        return np.concatenate(parts).reshape(m, n, d).astype(np.float64)
+        # The push knows no periodic images: put coordinates back into the box's convention.
+        return self.system.placed(np.concatenate(parts).reshape(m, n, d))
 
     def _with_height_noise(self, coords, rng) -> np.ndarray:
         """Decoded configurations with Gaussian noise of the ``height_noise`` setting's width
@@ -423,7 +430,8 @@ class TrainedModel:
         with the default prior: between trained state points, the one steered to the mean
         height the trained ones' fluctuations predict there
         (:meth:`ljvae_core.priors.ConditionalPrior.steered_state`); (gamma, T) itself
-        elsewhere, and for one value per sample."""
+        elsewhere. :meth:`generate` asks for each state point of an array on its own; an
+        array given here is returned as it is."""
         by_state = self.conditional_prior
         if by_state is None or np.ndim(gamma) or np.ndim(temperature):
             return gamma, temperature

@@ -93,6 +93,37 @@ def test_reweighting_two_ensembles_gives_the_height_distribution_between_them():
     assert np.abs(warmer - exact).mean() <= 2 * floor + 1e-3
 
 
+def _harmonic(gamma, temperature, n, seed, stiffness=40.0, particles=4):
+    """Configurations whose heights are independent draws of p(h) ~ exp(-(4 gamma h + k h^2)
+    / T) on [0, BOX] (an internal energy k h^2 per particle that depends on the height), with
+    their total energies; and the exact quantiles of p."""
+    grid = np.linspace(0.0, BOX, 20001)
+    density = np.exp(-(4.0 * gamma * grid + stiffness * grid**2) / temperature)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
+    cdf /= cdf[-1]
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, particles, 3)) * BOX
+    x[..., 2] = np.interp(rng.random((n, particles)), cdf, grid)
+    h = x[..., 2]
+    energy = (4.0 * gamma * h + stiffness * h**2).sum(axis=1)
+    return x, energy, np.interp(HEIGHT_LEVELS, cdf, grid)
+
+
+def test_reweighting_weighs_the_internal_energy_at_the_target_temperature():
+    ensembles, conditions = [], np.array([[1.0, 1.0], [2.0, 1.0]])
+    for k, (gamma, temperature) in enumerate(conditions):
+        coords, energy, _ = _harmonic(gamma, temperature, 4000, seed=10 + k)
+        ensembles.append(ensemble(coords, energy, gamma))
+    inner = slice(2, -2)  # the extreme quantiles are the noisiest
+    for target in ((1.5, 1.0), (2.0, 1.6)):
+        exact = _harmonic(*target, 4000, seed=20)[2][inner]
+        sampled = height_quantiles(_harmonic(*target, 4000, seed=21)[0][..., 2])[inner]
+        floor = np.abs(sampled - exact).mean()
+        quantiles = reweighted_quantiles(ensembles, conditions, target)[inner]
+        # Leaving the internal energy out misses (2, 1.6) by ten times as much.
+        assert np.abs(quantiles - exact).mean() <= 4 * floor + 1e-3
+
+
 def test_reweighting_refuses_where_the_ensembles_do_not_reach_or_energies_are_unknown():
     ensembles = [_gas_ensemble(1.0, seed=3), _gas_ensemble(2.0, seed=4)]
     conditions = np.array([[1.0, 1.0], [2.0, 1.0]])
@@ -160,3 +191,20 @@ def test_the_reconstruct_page_says_what_generation_put_back(monkeypatch):
         "Decoded, the samples got contacts pushed out to 1.09σ and 0.03σ of noise on every "
         "coordinate.")
     assert disorder_caption(None, 1.5, 1.0) == ""
+
+
+def test_a_minimum_searched_from_a_start_is_the_grid_search_s():
+    from ljvae_core.calibration import _finest_minimum
+
+    grid = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8]
+    seen = []
+
+    def cost(b):
+        seen.append(b)
+        return (b - 0.27) ** 2
+
+    assert _finest_minimum(grid, cost, start=7) == _finest_minimum(grid, cost) == 0.25
+    assert _finest_minimum([0.3], cost, start=0) == 0.3
+    seen.clear()
+    _finest_minimum(grid, cost, start=4)
+    assert len(set(seen)) < len(grid)  # it does not try them all

@@ -117,6 +117,12 @@ def _generated_heights_take_the_training_heights(trained, ds):
     def close(x):  # share of particles with a neighbour well inside the wider contact
         return np.mean(nearest_neighbour_distances(x, trained.system) < wider - 0.03)
     assert close(decoded) > 0.2 and close(pushed) < 0.5 * close(decoded)
+    # One state point at a time, each as when asked for alone; none that is not a number.
+    mixed = trained.generate(6, np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0]), 1.0, seed=4)
+    assert mixed.shape == (6, *ds.coords.shape[1:]) and np.isfinite(mixed).all()
+    assert trained.generate(0, 1.0, 1.0).shape == (0, *ds.coords.shape[1:])
+    with pytest.raises(ValueError, match="finite"):
+        trained.generate(3, np.nan, 1.0)
     # evaluate reports the noise a state point's samples got.
     from ljvae_core.statepoints import _generated_at
 
