@@ -59,12 +59,16 @@ def jitter(coords, width: float, system, rng: np.random.Generator) -> np.ndarray
     box = system.box
     for axis, periodic in enumerate(system.mask):
         x, y = out[..., axis], noisy[..., axis]
-        if periodic:
-            out[..., axis] = np.mod(y, box)
-        else:
-            reflected = box - np.abs(box - np.abs(y))
-            out[..., axis] = np.where((x >= 0.0) & (x <= box), reflected, x)
+        out[..., axis] = np.mod(y, box) if periodic else reflected(x, y, box)
     return out
+
+
+def reflected(before, after, box: float) -> np.ndarray:
+    """Coordinates ``after`` a displacement, reflected at the walls 0 and ``box`` where they
+    lay inside ``before`` it; one that lay outside keeps its value before (to be counted
+    invalid). Displacements shorter than the box."""
+    inside = (before >= 0.0) & (before <= box)
+    return np.where(inside, box - np.abs(box - np.abs(after)), before)
 
 
 # Configurations per trained state point kept for height maps, and the fewest effective
@@ -83,9 +87,14 @@ def ensemble(coords, energy, gamma: float, n_max: int = ENSEMBLE_SIZE, seed: int
     heights = coords[rows][..., -1]
     internal = None
     if energy is not None:
-        field = 4.0 * gamma * heights.sum(axis=1)  # ljvae_core.potential.gravity_energy
-        internal = np.asarray(energy, dtype=np.float64)[rows] - field
+        internal = np.asarray(energy, dtype=np.float64)[rows] - gamma * _field(heights)
     return {"heights": heights.astype(np.float32), "internal_energy": internal}
+
+
+def _field(heights) -> np.ndarray:
+    """The field's energy per unit gamma of configurations with these heights (M, N):
+    4 sum_i h_i, :func:`ljvae_core.potential.gravity_energy` of a batch."""
+    return 4.0 * np.asarray(heights, dtype=np.float64).sum(axis=1)
 
 
 def reweighted_quantiles(ensembles, conditions, target) -> np.ndarray | None:
@@ -103,7 +112,7 @@ def reweighted_quantiles(ensembles, conditions, target) -> np.ndarray | None:
     heights = np.concatenate([e["heights"] for e in ensembles]).astype(np.float64)
     internal = np.concatenate([e["internal_energy"] for e in ensembles])
     sizes = np.array([len(e["heights"]) for e in ensembles], dtype=np.float64)
-    field = 4.0 * heights.sum(axis=1)
+    field = _field(heights)
 
     def reduced(state):
         return (internal + state[0] * field) / state[1]

@@ -407,14 +407,14 @@ class TrainedModel:
         on every height inside the box, reflected at the floor and the ceiling (a height
         decoded outside stays there, to be counted invalid); as they are where
         :meth:`has_height_noise` is False."""
+        from .disorder import reflected
+
         if not self.has_height_noise:
             return coords
-        box = self.system.box
         out = np.array(coords, dtype=np.float64)
         h = out[..., -1]
-        noisy = np.abs(h + self.settings.height_noise * self.system.sigma
-                       * rng.normal(size=h.shape))
-        out[..., -1] = np.where((h >= 0) & (h <= box), box - np.abs(box - noisy), h)
+        noisy = h + self.settings.height_noise * self.system.sigma * rng.normal(size=h.shape)
+        out[..., -1] = reflected(h, noisy, self.system.box)
         return out
 
     @property
