@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -114,14 +114,14 @@ def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
     from scipy.stats import wasserstein_distance
 
     system = trained.system
-    field = 0.0 if gamma is None else float(gamma)
-    target = energies_per_particle(reference, system, field)
+    strength = 0.0 if gamma is None else float(gamma)
+    target = energies_per_particle(reference, system, strength)
 
     def distance(scale):
         rng = np.random.default_rng(seed)
         decoded = trained.decode_sample(prior.scaled(scale).sample(n, rng), rng, gamma,
                                         temperature)
-        return wasserstein_distance(energies_per_particle(decoded, system, field), target)
+        return wasserstein_distance(energies_per_particle(decoded, system, strength), target)
     return _finest_minimum(sorted(scales), distance)
 
 
@@ -228,63 +228,98 @@ class StateDisorder:
 def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
     """One state point's kernel density over the latent means of its training
     configurations ``idx``, with what generation puts back there (:mod:`ljvae_core.disorder`,
-    :class:`StateDisorder`). Judged on the training configurations, the samples' heights
-    mapped onto theirs: a walk up the noise widths (:func:`_noise_walk`) with the decoded
-    contacts where the hard core left them; where the energy stopped it, a walk for each of
+    :class:`StateDisorder`). Judged on the training configurations (:class:`_SampleJudge`):
+    a walk up the noise widths (:func:`_noise_walk`) with the decoded contacts where the hard
+    core left them; where the energy stopped it, a walk for each of
     :data:`CONTACT_DISTANCES`, contacts pushed out to it first, energies allowed within
     :data:`ENERGY_TOLERANCE`. The walk that ends with the samples' nearest-neighbour
     distances closest to the training configurations' (W1) is kept."""
-    from scipy.stats import wasserstein_distance
-
     from .analysis import nearest_neighbour_distances
-    from .disorder import ensemble, height_quantiles, inside_quantiles, map_heights
+    from .disorder import ensemble, height_quantiles
     from .priors import KernelPrior
 
     system, settings = trained.system, trained.settings
-    kernel = KernelPrior.fit(trained.encode_rows(dataset, idx))
     reference = dataset.coords[idx]
     kept = None
     if settings.decodes_coordinates and system.walls_up and not system.free:
         # Imported data are not known to be Boltzmann samples: not reweighted.
         kept = ensemble(reference, None if dataset.imported else dataset.energy[idx], gamma,
                         seed=settings.seed)
-    quantiles = None if kept is None else height_quantiles(kept["heights"])
-    energies = energies_per_particle(reference, system, gamma)
     # A stream of their own: generate(..., seed) draws from default_rng(seed).
     streams = np.random.default_rng([settings.seed, 2])
     some = np.sort(streams.permutation(len(reference))[:n])
-    neighbours = nearest_neighbour_distances(reference[some], system).ravel()
-    draws = int(streams.integers(2**31))
-
-    decoded = {}  # a bandwidth's decoded latents serve every noise width
-
-    def judged(contact):
-        def sample(bandwidth, width):
-            rng = np.random.default_rng(draws)
-            latent = kernel.scaled(bandwidth).sample(n, rng)
-            if (bandwidth, contact) not in decoded:
-                decoded[bandwidth, contact] = trained.decode_pushed(latent, gamma, temperature,
-                                                                    contact)
-            coords = trained.noised(decoded[bandwidth, contact], rng, width)
-            if quantiles is None:
-                return coords
-            return map_heights(coords, inside_quantiles(coords, system.box), quantiles,
-                               system.box)
-        return (lambda b, w: wasserstein_distance(
-                    energies_per_particle(sample(b, w), system, gamma), energies),
-                lambda b, w: wasserstein_distance(
-                    nearest_neighbour_distances(sample(b, w), system).ravel(), neighbours))
-
+    judge = _SampleJudge(
+        trained, KernelPrior.fit(trained.encode_rows(dataset, idx)), gamma, temperature,
+        None if kept is None else height_quantiles(kept["heights"]),
+        energies_per_particle(reference, system, gamma),
+        nearest_neighbour_distances(reference[some], system).ravel(),
+        int(streams.integers(2**31)), n)
     contact = settings.repel_distance
-    gap, bandwidth, width, stuck = _noise_walk(*judged(contact), tolerance=0.0)
+    gap, bandwidth, width, stuck = judge.walk(contact, tolerance=0.0)
     # Where the energy stopped the noise, contacts moved to the well's bottom pay for more,
     # as long as the energies stay within the tolerance.
     if stuck and settings.repel_steps > 0:
         for pushed in (c for c in CONTACT_DISTANCES if c > settings.repel_distance):
-            walk = _noise_walk(*judged(pushed), tolerance=ENERGY_TOLERANCE)
+            walk = judge.walk(pushed, tolerance=ENERGY_TOLERANCE)
             if walk[0] < gap:
                 (gap, bandwidth, width, _), contact = walk, pushed
-    return StateDisorder(kernel.scaled(bandwidth), bandwidth, width, contact, kept)
+    return StateDisorder(judge.kernel.scaled(bandwidth), bandwidth, width, contact, kept)
+
+
+@dataclass
+class _SampleJudge:
+    """A state point's decoded samples against its training configurations: the energy and
+    nearest-neighbour W1 of ``n`` samples of ``kernel`` at a bandwidth, with noise of a width
+    and contacts pushed out to a distance, heights mapped onto ``quantiles`` (None: not),
+    all drawn from the seed ``draws``. Each figure is computed once, and each bandwidth's
+    latents decoded once for every width."""
+
+    trained: TrainedModel
+    kernel: object
+    gamma: float
+    temperature: float
+    quantiles: np.ndarray | None
+    energies: np.ndarray
+    neighbours: np.ndarray
+    draws: int
+    n: int
+    decoded: dict = field(default_factory=dict)
+    gaps: dict = field(default_factory=dict)
+
+    def gap(self, bandwidth, width, contact) -> tuple[float, float]:
+        """(energy W1, nearest-neighbour W1) of the samples."""
+        from scipy.stats import wasserstein_distance
+
+        from .analysis import nearest_neighbour_distances
+
+        key, system = (bandwidth, width, contact), self.trained.system
+        if key not in self.gaps:
+            coords = self._sample(bandwidth, width, contact)
+            self.gaps[key] = (
+                wasserstein_distance(energies_per_particle(coords, system, self.gamma),
+                                     self.energies),
+                wasserstein_distance(nearest_neighbour_distances(coords, system).ravel(),
+                                     self.neighbours))
+        return self.gaps[key]
+
+    def _sample(self, bandwidth, width, contact) -> np.ndarray:
+        from .disorder import inside_quantiles, map_heights
+
+        rng = np.random.default_rng(self.draws)
+        latent = self.kernel.scaled(bandwidth).sample(self.n, rng)
+        if (bandwidth, contact) not in self.decoded:
+            self.decoded[bandwidth, contact] = self.trained.decode_pushed(
+                latent, self.gamma, self.temperature, contact)
+        coords = self.trained.noised(self.decoded[bandwidth, contact], rng, width)
+        if self.quantiles is None:
+            return coords
+        box = self.trained.system.box
+        return map_heights(coords, inside_quantiles(coords, box), self.quantiles, box)
+
+    def walk(self, contact, tolerance: float):
+        """:func:`_noise_walk` with contacts pushed out to ``contact``."""
+        return _noise_walk(lambda b, w: self.gap(b, w, contact)[0],
+                           lambda b, w: self.gap(b, w, contact)[1], tolerance)
 
 
 def _noise_walk(energy_gap, neighbour_gap, tolerance: float):
