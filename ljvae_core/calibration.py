@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .analysis import MIN_VALID_DISTANCE, energies_per_particle
+from .noise_walk import SampleJudge, finest_minimum
 from .penalty import PhysicsPenalty
 from .trained import TrainedModel
 
@@ -122,35 +123,7 @@ def calibrated_scale(trained, prior, reference, n: int = 2000, seed: int = 0,
         decoded = trained.decode_sample(prior.scaled(scale).sample(n, rng), rng, gamma,
                                         temperature)
         return wasserstein_distance(energies_per_particle(decoded, system, strength), target)
-    return _finest_minimum(sorted(scales), distance)
-
-
-def _finest_minimum(grid, cost, start: int | None = None) -> float:
-    """The value of an increasing ``grid`` where ``cost`` is least, then the better of it and
-    the midpoints to its neighbours: the energy of decoded samples moves by about 0.1 per
-    particle between neighbouring kernel bandwidths, where the optimum often lies between
-    two of them. With ``start`` (an index), the cost is taken to have one minimum on the
-    grid, found by stepping from there to the better neighbour while one is better."""
-    if start is None:
-        costs = {value: cost(value) for value in grid}
-        k = grid.index(min(grid, key=costs.__getitem__))
-    else:
-        costs, k = {grid[start]: cost(grid[start])}, start
-        while True:
-            around = [j for j in (k - 1, k + 1) if 0 <= j < len(grid)]
-            if not around:
-                break
-            for j in around:
-                if grid[j] not in costs:
-                    costs[grid[j]] = cost(grid[j])
-            j = min(around, key=lambda i: costs[grid[i]])
-            if costs[grid[j]] >= costs[grid[k]]:
-                break
-            k = j
-    for neighbour in grid[max(k - 1, 0):k] + grid[k + 1:k + 2]:
-        middle = 0.5 * (grid[k] + neighbour)
-        costs[middle] = cost(middle)
-    return float(min(costs, key=costs.__getitem__))
+    return finest_minimum(sorted(scales), distance)
 
 
 def _split_progress(progress):
@@ -202,8 +175,6 @@ def attach_conditional_prior(trained: TrainedModel, dataset, components: int = 1
     trained.meta["conditional_prior_scales"] = scales
 
 
-# The widths (sigma) of the noise on decoded coordinates tried per state point.
-NOISE_WIDTHS = tuple(float(w) for w in np.round(np.arange(0.0, 0.0601, 0.005), 3))
 # Contact distances (sigma) tried besides the hard core's own, to which decoded contacts are
 # pushed out before the noise: the hard core piles them at its 1.06, on the steep side of
 # the LJ well (minimum at 1.12), where noise costs the most energy.
@@ -228,9 +199,10 @@ class StateDisorder:
 def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
     """One state point's kernel density over the latent means of its training
     configurations ``idx``, with what generation puts back there (:mod:`ljvae_core.disorder`,
-    :class:`StateDisorder`). Judged on the training configurations (:class:`_SampleJudge`):
-    a walk up the noise widths (:func:`_noise_walk`) with the decoded contacts where the hard
-    core left them; where the energy stopped it, a walk for each of
+    :class:`StateDisorder`). Judged on the training configurations
+    (:class:`ljvae_core.noise_walk.SampleJudge`): a walk up the noise widths
+    (:func:`ljvae_core.noise_walk.noise_walk`) over :data:`KERNEL_BANDWIDTHS`, with the
+    decoded contacts where the hard core left them; where the energy stopped it, a walk for each of
     :data:`CONTACT_DISTANCES`, contacts pushed out to it first, energies allowed within
     :data:`ENERGY_TOLERANCE`. The walk that ends with the samples' nearest-neighbour
     distances closest to the training configurations' (W1) is kept."""
@@ -240,118 +212,30 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
 
     system, settings = trained.system, trained.settings
     reference = dataset.coords[idx]
+    neighbours = nearest_neighbour_distances(reference, system)
     kept = None
     if settings.decodes_coordinates and system.walls_up and not system.free:
         # Imported data are not known to be Boltzmann samples: not reweighted.
         kept = ensemble(reference, None if dataset.imported else dataset.energy[idx], gamma,
-                        seed=settings.seed)
+                        neighbours, seed=settings.seed)
     # A stream of their own: generate(..., seed) draws from default_rng(seed).
     streams = np.random.default_rng([settings.seed, 2])
     some = np.sort(streams.permutation(len(reference))[:n])
-    judge = _SampleJudge(
-        trained, KernelPrior.fit(trained.encode_rows(dataset, idx)), gamma, temperature,
-        None if kept is None else height_quantiles(kept["heights"]),
-        energies_per_particle(reference, system, gamma),
-        nearest_neighbour_distances(reference[some], system).ravel(),
+    judge = SampleJudge(
+        trained, KernelPrior.fit(trained.encode_rows(dataset, idx)), (gamma, temperature),
+        gamma, None if kept is None else height_quantiles(kept["heights"]),
+        energies_per_particle(reference, system, gamma), neighbours[some].ravel(),
         int(streams.integers(2**31)), n)
     contact = settings.repel_distance
-    gap, bandwidth, width, stuck = judge.walk(contact, tolerance=0.0)
+    gap, bandwidth, width, stuck = judge.walk(contact, 0.0, KERNEL_BANDWIDTHS)
     # Where the energy stopped the noise, contacts moved to the well's bottom pay for more,
     # as long as the energies stay within the tolerance.
     if stuck and settings.repel_steps > 0:
         for pushed in (c for c in CONTACT_DISTANCES if c > settings.repel_distance):
-            walk = judge.walk(pushed, tolerance=ENERGY_TOLERANCE)
+            walk = judge.walk(pushed, ENERGY_TOLERANCE, KERNEL_BANDWIDTHS)
             if walk[0] < gap:
                 (gap, bandwidth, width, _), contact = walk, pushed
-    return StateDisorder(judge.kernel.scaled(bandwidth), bandwidth, width, contact, kept)
-
-
-@dataclass
-class _SampleJudge:
-    """A state point's decoded samples against its training configurations: the energy and
-    nearest-neighbour W1 of ``n`` samples of ``kernel`` at a bandwidth, with noise of a width
-    and contacts pushed out to a distance, heights mapped onto ``quantiles`` (None: not),
-    all drawn from the seed ``draws``. Each figure is computed once, and each bandwidth's
-    latents decoded once for every width."""
-
-    trained: TrainedModel
-    kernel: object
-    gamma: float
-    temperature: float
-    quantiles: np.ndarray | None
-    energies: np.ndarray
-    neighbours: np.ndarray
-    draws: int
-    n: int
-    decoded: dict = field(default_factory=dict)
-    gaps: dict = field(default_factory=dict)
-
-    def gap(self, bandwidth, width, contact) -> tuple[float, float]:
-        """(energy W1, nearest-neighbour W1) of the samples."""
-        from scipy.stats import wasserstein_distance
-
-        from .analysis import nearest_neighbour_distances
-
-        key, system = (bandwidth, width, contact), self.trained.system
-        if key not in self.gaps:
-            coords = self._sample(bandwidth, width, contact)
-            self.gaps[key] = (
-                wasserstein_distance(energies_per_particle(coords, system, self.gamma),
-                                     self.energies),
-                wasserstein_distance(nearest_neighbour_distances(coords, system).ravel(),
-                                     self.neighbours))
-        return self.gaps[key]
-
-    def _sample(self, bandwidth, width, contact) -> np.ndarray:
-        from .disorder import inside_quantiles, map_heights
-
-        rng = np.random.default_rng(self.draws)
-        latent = self.kernel.scaled(bandwidth).sample(self.n, rng)
-        if (bandwidth, contact) not in self.decoded:
-            self.decoded[bandwidth, contact] = self.trained.decode_pushed(
-                latent, self.gamma, self.temperature, contact)
-        coords = self.trained.noised(self.decoded[bandwidth, contact], rng, width)
-        if self.quantiles is None:
-            return coords
-        box = self.trained.system.box
-        return map_heights(coords, inside_quantiles(coords, box), self.quantiles, box)
-
-    def walk(self, contact, tolerance: float):
-        """:func:`_noise_walk` with contacts pushed out to ``contact``."""
-        return _noise_walk(lambda b, w: self.gap(b, w, contact)[0],
-                           lambda b, w: self.gap(b, w, contact)[1], tolerance)
-
-
-def _noise_walk(energy_gap, neighbour_gap, tolerance: float):
-    """(nearest-neighbour gap, bandwidth, noise width, whether the energy stopped it) where a
-    walk up :data:`NOISE_WIDTHS` stops: for each width in turn, the bandwidth of
-    :data:`KERNEL_BANDWIDTHS` (or midway) whose samples decode the training energies, until
-    the samples' nearest-neighbour distances move away from the training ones, or even the
-    least bandwidth leaves the energies further than ``tolerance`` (W1) from theirs; the
-    last pair before is kept. The noise sets how disordered each sample is, which the
-    nearest-neighbour distances show; the kernel how far samples stray from the training
-    shapes, which moves their energy the other way."""
-    grid, best, stuck = sorted(KERNEL_BANDWIDTHS), None, False
-    for width in NOISE_WIDTHS:
-        def cost(b, w=width):
-            return energy_gap(b, w)
-        # More noise raises the energy, which a narrower kernel lowers again: each width's
-        # search starts from the last width's bandwidth.
-        bandwidth = (_finest_minimum(grid, cost) if best is None else
-                     _finest_minimum(grid, cost, start=_grid_index(grid, best[1])))
-        gap = neighbour_gap(bandwidth, width)
-        # Where even the least bandwidth decodes energies too high, no narrower kernel can
-        # pay for more noise.
-        stuck = bandwidth == grid[0] and cost(bandwidth) > tolerance
-        if best is not None and (gap >= best[0] or stuck):
-            break
-        best = (gap, bandwidth, width)
-    return (*best, stuck)
-
-
-def _grid_index(grid, value) -> int:
-    """The index of the largest value of an increasing ``grid`` not above ``value``."""
-    return max(int(np.searchsorted(grid, value, side="right")) - 1, 0)
+    return StateDisorder(judge.prior.scaled(bandwidth), bandwidth, width, contact, kept)
 
 
 def _stacked(disorder):

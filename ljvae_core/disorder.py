@@ -12,6 +12,8 @@ transport). Both use what training saw; held-out data play no part.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # The probability levels at which height distributions are kept: 201 quantiles resolve the
@@ -77,18 +79,22 @@ ENSEMBLE_SIZE = 4000
 MIN_EFFECTIVE = 100
 
 
-def ensemble(coords, energy, gamma: float, n_max: int = ENSEMBLE_SIZE, seed: int = 0) -> dict:
-    """What a trained state point keeps for height maps: the heights (M, N) of at most
-    ``n_max`` of its configurations and, where their total ``energy`` (in the field
-    ``gamma``) is known, the energy without the field, which reweighting needs (else
-    None)."""
+def ensemble(coords, energy, gamma: float, neighbours=None, n_max: int = ENSEMBLE_SIZE,
+             seed: int = 0) -> dict:
+    """What a trained state point keeps for judging generation there and between: the heights
+    (M, N) of at most ``n_max`` of its configurations, their nearest-neighbour distances
+    (M, N) where ``neighbours`` gives those of every configuration (else None) and, where
+    their total ``energy`` (in the field ``gamma``) is known, the energy without the field,
+    which reweighting needs (else None)."""
     coords = np.asarray(coords)
     rows = np.sort(np.random.default_rng(seed).permutation(len(coords))[:n_max])
     heights = coords[rows][..., -1]
     internal = None
     if energy is not None:
         internal = np.asarray(energy, dtype=np.float64)[rows] - gamma * _field(heights)
-    return {"heights": heights.astype(np.float32), "internal_energy": internal}
+    return {"heights": heights.astype(np.float32), "internal_energy": internal,
+            "neighbours": (None if neighbours is None
+                           else np.asarray(neighbours)[rows].astype(np.float32))}
 
 
 def _field(heights) -> np.ndarray:
@@ -97,22 +103,50 @@ def _field(heights) -> np.ndarray:
     return 4.0 * np.asarray(heights, dtype=np.float64).sum(axis=1)
 
 
-def reweighted_quantiles(ensembles, conditions, target) -> np.ndarray | None:
-    """Height quantiles at the state point ``target`` (gamma, T) from the configurations of
-    two trained state points (``ensembles`` and their (gamma, T) ``conditions``), Boltzmann
-    reweighted: each weighs exp(-u_target) over the mixture of the two ensembles' densities
-    (Bennett's acceptance ratio fixes their free-energy difference), with the reduced
-    energy u = (U + 4 gamma N h) / T. None where an energy is unknown or fewer than
-    :data:`MIN_EFFECTIVE` configurations carry the weight."""
+@dataclass(frozen=True)
+class Reweighted:
+    """The configurations of two trained state points' ensembles (:func:`ensemble`), each
+    weighing what it would at another state point (:meth:`at`)."""
+
+    heights: np.ndarray  # (M, N)
+    internal_energy: np.ndarray  # (M,)
+    neighbours: np.ndarray | None  # (M, N) nearest-neighbour distances, or None
+    weights: np.ndarray  # (M,), summing to 1
+
+    @classmethod
+    def at(cls, ensembles, conditions, target) -> Reweighted | None:
+        """The configurations of ``ensembles`` (of the state points ``conditions``, (gamma,
+        T) each) Boltzmann reweighted to the state point ``target``: each weighs
+        exp(-u_target) over the mixture of the ensembles' densities (Bennett's acceptance
+        ratio fixes their free-energy difference), with the reduced energy
+        u = (U + 4 gamma N h) / T. None where an energy is unknown or fewer than
+        :data:`MIN_EFFECTIVE` configurations carry the weight."""
+        if any(e["internal_energy"] is None for e in ensembles):
+            return None
+        heights = np.concatenate([e["heights"] for e in ensembles]).astype(np.float64)
+        internal = np.concatenate([e["internal_energy"] for e in ensembles])
+        sizes = np.array([len(e["heights"]) for e in ensembles], dtype=np.float64)
+        weights = _bennett_weights(internal, _field(heights), sizes, conditions, target)
+        if 1.0 / np.sum(weights**2) < MIN_EFFECTIVE:
+            return None
+        parts = [e.get("neighbours") for e in ensembles]
+        neighbours = None if any(p is None for p in parts) else np.concatenate(parts)
+        return cls(heights, internal, neighbours, weights)
+
+    def height_quantiles(self) -> np.ndarray:
+        """The :data:`HEIGHT_LEVELS` quantiles of the reweighted heights."""
+        return weighted_quantiles(self.heights, self.weights)
+
+    def energies_per_particle(self, gamma: float) -> np.ndarray:
+        """Each configuration's total energy per particle in the field ``gamma``."""
+        return (self.internal_energy + gamma * _field(self.heights)) / self.heights.shape[1]
+
+
+def _bennett_weights(internal, field, sizes, conditions, target) -> np.ndarray:
+    """The normalised weights at ``target`` of configurations drawn from two state points
+    (``sizes`` of each, in order) with these internal and per-unit-gamma field energies."""
     from scipy.optimize import brentq
     from scipy.special import logsumexp
-
-    if any(e["internal_energy"] is None for e in ensembles):
-        return None
-    heights = np.concatenate([e["heights"] for e in ensembles]).astype(np.float64)
-    internal = np.concatenate([e["internal_energy"] for e in ensembles])
-    sizes = np.array([len(e["heights"]) for e in ensembles], dtype=np.float64)
-    field = _field(heights)
 
     def reduced(state):
         return (internal + state[0] * field) / state[1]
@@ -131,10 +165,7 @@ def reweighted_quantiles(ensembles, conditions, target) -> np.ndarray | None:
     df = brentq(mismatch, gap.min() - 1.0, gap.max() + 1.0)
     log_w = -reduced(target) - log_mixture(df)
     w = np.exp(log_w - log_w.max())
-    w /= w.sum()
-    if 1.0 / np.sum(w**2) < MIN_EFFECTIVE:
-        return None
-    return weighted_quantiles(heights, w)
+    return w / w.sum()
 
 
 def weighted_quantiles(heights, weights) -> np.ndarray:

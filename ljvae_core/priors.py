@@ -436,25 +436,42 @@ class ConditionalPrior:
         """(the state point whose generated heights define the map, the height quantiles
         they are mapped onto) at (gamma, T), or None without trained ensembles. At a
         trained state point, its training heights'. Between or past trained state points,
-        those of the nearest two Boltzmann reweighted to (gamma, T)
-        (:func:`ljvae_core.disorder.reweighted_quantiles`); where their configurations do
-        not cover it, the nearest trained state point's map, defined there and applied as
-        it is."""
-        from .disorder import height_quantiles, reweighted_quantiles
+        those of the nearest two Boltzmann reweighted to (gamma, T) (:meth:`reweighted`);
+        where their configurations do not cover it, the nearest trained state point's map,
+        defined there and applied as it is."""
+        from .disorder import height_quantiles
 
         if self.ensembles is None:
             return None
         a, b, t = self.path(gamma, temperature)
-        here = (float(gamma), float(temperature))
         if a == b or t == 0.0:
-            return here, height_quantiles(self.ensembles[a]["heights"])
-        quantiles = reweighted_quantiles([self.ensembles[a], self.ensembles[b]],
-                                         self.conditions[[a, b]], here)
-        if quantiles is not None:
-            return here, quantiles
+            return (float(gamma), float(temperature)), height_quantiles(
+                self.ensembles[a]["heights"])
+        there = self.reweighted(gamma, temperature)
+        if there is not None:
+            return (float(gamma), float(temperature)), there.height_quantiles()
         near = a if t < 0.5 else b
         return (tuple(float(v) for v in self.conditions[near]),
                 height_quantiles(self.ensembles[near]["heights"]))
+
+    def reweighted(self, gamma: float, temperature: float):
+        """The training ensembles of the two trained state points the path to (gamma, T)
+        runs between, Boltzmann reweighted to it
+        (:meth:`ljvae_core.disorder.Reweighted.at`); None at a trained state point, without
+        ensembles, and where they do not cover it."""
+        from .disorder import Reweighted
+
+        if self.ensembles is None:
+            return None
+        a, b, t = self.path(gamma, temperature)
+        if a == b or t == 0.0:
+            return None
+        return Reweighted.at([self.ensembles[a], self.ensembles[b]], self.conditions[[a, b]],
+                             (float(gamma), float(temperature)))
+
+    def scaled(self, factor: float) -> ConditionalPrior:
+        """The same prior with every state point's spread scaled by ``factor``."""
+        return replace(self, priors=[p.scaled(factor) for p in self.priors])
 
     def extrapolates(self, gamma: float, temperature: float) -> bool:
         """Whether (gamma, T) lies past the trained state points (on the path's extension)."""

@@ -15,9 +15,11 @@ Beside them, the ``floor``: the same figures for a second, independent Monte Car
 the state point (what Monte Carlo scores against itself), and the model's reconstructions of
 that second sample. ``cost`` sets generated-and-relaxed samples per second against the
 decorrelated samples per second of the project's Monte Carlo (one per tau sweeps), with the
-one-off seconds spent steering beside them;
+one-off seconds spent choosing where and how to generate there (``setup_seconds``: steering,
+the noise walk between trained state points) beside them;
 ``generated_at``: the state point a conditional model's samples were drawn and decoded at
-(between trained ones, steered to the mean height expected there) and the noise their
+(steered to the mean height expected there where heights are not mapped), the factor on its
+latent prior's spread and the noise their
 coordinates got (:mod:`ljvae_core.disorder`).
 """
 
@@ -163,11 +165,11 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
     """Every figure of one state point (see the module's description)."""
     system = dataset.system
     pair = monte_carlo_pair(trained, dataset, gamma, temperature, n, seed)
-    # Steering is a one-off per state point and model, priced apart from the samples, as
-    # Monte Carlo's equilibration is left out of its rate.
+    # Steering and the noise walk are one-offs per state point and model, priced apart from
+    # the samples, as Monte Carlo's equilibration is left out of its rate.
     start = time.perf_counter()
     generated_at = _generated_at(trained, gamma, temperature, seed)
-    steering = time.perf_counter() - start
+    setup = time.perf_counter() - start
     start = time.perf_counter()
     raw = trained.generate(n, gamma, temperature, seed)
     generating = time.perf_counter() - start
@@ -187,22 +189,23 @@ def judge_state_point(trained, dataset, gamma, temperature, n: int = STATE_SAMPL
         "floor": figures(pair.second, pair.reference, system, gamma, seed),
         "generated": judged(generated), "reconstructed": judged(rebuilt),
         "cost": (None if pair.fresh is None
-                 else _cost(pair.fresh, n, generating, seconds) | {"steering_seconds": steering}),
+                 else _cost(pair.fresh, n, generating, seconds) | {"setup_seconds": setup}),
     }
 
 
 def _generated_at(trained, gamma, temperature, seed) -> dict | None:
     """The (gamma, T) a conditional model's samples of this state point are drawn and
-    decoded at (:meth:`ljvae_core.trained.TrainedModel.generation_state`) and the width
-    (sigma) of the noise their coordinates get (``noise``,
-    :meth:`ljvae_core.priors.ConditionalPrior.noise_width`); None for the others."""
+    decoded at (:meth:`ljvae_core.trained.TrainedModel.generation_state`), the factor on
+    its latent prior's spread and the width (sigma) of the noise their coordinates get
+    (``spread``, ``noise``: :meth:`ljvae_core.trained.TrainedModel.disorder_at`; ``noise``
+    None for models that add none); None for the others."""
     by_state = trained.conditional_prior
     if by_state is None:
         return None
     g, t = trained.generation_state(gamma, temperature, seed)
-    return {"gamma": float(g), "temperature": float(t),
-            "noise": None if by_state.noise is None else by_state.noise_width(gamma,
-                                                                             temperature)}
+    spread, width = trained.disorder_at(gamma, temperature, seed)
+    return {"gamma": float(g), "temperature": float(t), "spread": float(spread),
+            "noise": None if by_state.noise is None else float(width)}
 
 
 def _cost(fresh, n, generating, seconds) -> dict:

@@ -328,11 +328,35 @@ class TrainedModel:
 
     def _unmapped(self, by_state, n, gamma, temperature, seed, rng) -> np.ndarray:
         """n samples at (gamma, T) before their heights are mapped: drawn and decoded at the
-        steered state point (:meth:`generation_state`), with the state point's noise."""
+        steered state point (:meth:`generation_state`), with the state point's spread and
+        noise (:meth:`disorder_at`)."""
         state = self.generation_state(gamma, temperature, seed)
-        return self.decode_sample(by_state.sample(n, *state, rng), rng, *state,
-                                  jitter=by_state.noise_width(gamma, temperature),
+        spread, width = self.disorder_at(gamma, temperature, seed)
+        drawn = by_state if spread == 1.0 else by_state.scaled(spread)
+        return self.decode_sample(drawn.sample(n, *state, rng), rng, *state, jitter=width,
                                   contact=by_state.contact_distance(gamma, temperature))
+
+    def disorder_at(self, gamma: float, temperature: float, seed: int = 0) -> tuple:
+        """(the factor scaling the latent prior's spread, the width (sigma) of the noise on
+        every coordinate) of a conditional model's samples at (gamma, T): at a trained state
+        point (1, its calibrated width); between two, the walk of
+        :func:`ljvae_core.noise_walk.disorder_between` on their training configurations
+        reweighted to (gamma, T) (seeded by ``seed``), where the model keeps what it needs;
+        elsewhere (1, the width :meth:`ljvae_core.priors.ConditionalPrior.noise_width`
+        interpolates). Computed once per state point and model; (1, 0) for a model without
+        a per-state-point prior."""
+        from .noise_walk import disorder_between
+
+        by_state = self.conditional_prior
+        if by_state is None:
+            return 1.0, 0.0
+        known = self.__dict__.setdefault("_disorder", {})
+        key = (float(gamma), float(temperature), int(seed))
+        if key not in known:
+            walked = disorder_between(self, *key[:2], self.generation_state(*key), seed)
+            known[key] = (walked if walked is not None
+                          else (1.0, by_state.noise_width(gamma, temperature)))
+        return known[key]
 
     def mapped_heights(self, coords, gamma: float, temperature: float,
                        seed: int = 0) -> np.ndarray:
@@ -427,14 +451,19 @@ class TrainedModel:
 
     def generation_state(self, gamma, temperature, seed: int = 0) -> tuple:
         """The state point :meth:`generate` samples and decodes at when asked for (gamma, T)
-        with the default prior: between trained state points, the one steered to the mean
-        height the trained ones' fluctuations predict there
+        with the default prior: between trained state points whose heights are not mapped
+        onto reweighted training heights there (models saved before, imported data), the
+        one steered to the mean height the trained ones' fluctuations predict there
         (:meth:`ljvae_core.priors.ConditionalPrior.steered_state`); (gamma, T) itself
         elsewhere. :meth:`generate` asks for each state point of an array on its own; an
         array given here is returned as it is."""
         by_state = self.conditional_prior
         if by_state is None or np.ndim(gamma) or np.ndim(temperature):
             return gamma, temperature
+        # Mapped heights take the distribution expected there whatever the decoder gave;
+        # decoding at a steered state point then stretches the shapes the map moves.
+        if by_state.reweighted(gamma, temperature) is not None:
+            return float(gamma), float(temperature)
         from .analysis import heights
 
         def decoded_height(g, t):

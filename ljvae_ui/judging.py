@@ -103,35 +103,44 @@ def steering_caption(point: dict) -> str:
 
 
 def disorder_caption(prior, gamma: float, temperature: float, free: bool = False,
-                     hard_core: float | None = None) -> str:
+                     hard_core: float | None = None, disorder: tuple | None = None) -> str:
     """What a conditional model's generation at (gamma, T) puts back into its decoded mean
-    shapes (:mod:`ljvae_core.disorder`): contacts pushed out past the hard core's distance
-    ``hard_core`` (sigma), the noise on every coordinate and where the heights' distribution
-    comes from; empty where it puts back none of them (older models, free clusters)."""
+    shapes (:mod:`ljvae_core.disorder`): latents drawn at a fraction of the trained spread,
+    contacts pushed out past the hard core's distance ``hard_core`` (sigma), the noise on
+    every coordinate and where the heights' distribution comes from; empty where it puts
+    back none of them (older models, free clusters). ``disorder``: the (spread factor,
+    noise width) chosen there (:meth:`ljvae_core.trained.TrainedModel.disorder_at`); None:
+    the trained spread and the width the prior interpolates."""
     if prior is None:
         return ""
+    spread, width = disorder or (1.0, prior.noise_width(gamma, temperature))
     parts = []
     contact = prior.contact_distance(gamma, temperature)
     if contact is not None and hard_core is not None and contact > hard_core + 1e-9:
         parts.append(f"contacts pushed out to {contact:.3g}σ")
-    width = prior.noise_width(gamma, temperature)
     if width > 0:
         parts.append(f"{width:.2g}σ of noise on every coordinate")
     target = prior.height_target(gamma, temperature)
     if target is not None:
-        a, b, t = prior.path(gamma, temperature)
-        if a == b or t == 0.0:
-            source = "this state point's training heights"
-        elif target[0] == (float(gamma), float(temperature)):
-            ends = " and ".join(state_text(*prior.conditions[k], free) for k in (a, b))
-            source = f"the training heights of {ends}, Boltzmann-reweighted to here"
-        else:
-            source = f"the training heights of {state_text(*target[0], free)}, the nearest"
+        source = _height_source(prior, gamma, temperature, target, free)
         parts.append(f"heights mapped onto {source}")
     if not parts:
         return ""
-    return "Decoded, the samples got " + ", ".join(parts[:-1]) + (
+    start = ("Decoded" if spread == 1.0
+             else f"Decoded from latents drawn at {spread:.2g} of the trained spread")
+    return f"{start}, the samples got " + ", ".join(parts[:-1]) + (
         " and " if len(parts) > 1 else "") + parts[-1] + "."
+
+
+def _height_source(prior, gamma, temperature, target, free) -> str:
+    """Whose heights generation maps onto at (gamma, T), in words."""
+    a, b, t = prior.path(gamma, temperature)
+    if a == b or t == 0.0:
+        return "this state point's training heights"
+    if target[0] == (float(gamma), float(temperature)):
+        ends = " and ".join(state_text(*prior.conditions[k], free) for k in (a, b))
+        return f"the training heights of {ends}, Boltzmann-reweighted to here"
+    return f"the training heights of {state_text(*target[0], free)}, the nearest"
 
 
 def cost_caption(point: dict) -> str:
@@ -142,9 +151,9 @@ def cost_caption(point: dict) -> str:
         return ""
     rates = ", ".join(f"{rate:,.0f}/s raw" if k == "0" else f"{rate:,.0f}/s with {k} sweeps"
                       for k, rate in cost["generated_per_second"].items())
-    steering = cost.get("steering_seconds", 0.0)
-    if steering >= 0.05:
-        rates += f" (after {steering:.1f} s of steering, once per state point)"
+    setup = cost.get("setup_seconds", 0.0)
+    if setup >= 0.05:
+        rates += f" (after {setup:.1f} s choosing how to generate here, once per state point)"
     return (f"Cost: the model makes {rates}; Monte Carlo makes "
             f"{cost['monte_carlo_decorrelated_per_second']:,.0f} decorrelated configurations "
             f"per second (one per τ = {cost['monte_carlo_tau_sweeps']:.0f} sweeps, at "

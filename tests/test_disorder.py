@@ -6,11 +6,11 @@ import pytest
 
 from ljvae_core.disorder import (
     HEIGHT_LEVELS,
+    Reweighted,
     ensemble,
     height_quantiles,
     jitter,
     map_heights,
-    reweighted_quantiles,
 )
 from ljvae_core.priors import ConditionalPrior, KernelPrior
 from ljvae_core.system import System
@@ -40,7 +40,12 @@ def _barometric_quantiles(gamma, temperature=1.0):
 def _gas_ensemble(gamma, n=4000, seed=0):
     coords = _barometric(gamma, n, seed=seed)
     energy = 4.0 * gamma * coords[..., 2].sum(axis=1)  # an ideal gas: the field alone
-    return ensemble(coords, energy, gamma)
+    return ensemble(coords, energy, gamma, neighbours=coords[..., 0])
+
+
+def reweighted_quantiles(ensembles, conditions, target):
+    there = Reweighted.at(ensembles, conditions, target)
+    return None if there is None else there.height_quantiles()
 
 
 def test_mapped_heights_take_the_target_distribution_and_keep_their_order():
@@ -132,6 +137,26 @@ def test_reweighting_refuses_where_the_ensembles_do_not_reach_or_energies_are_un
     assert reweighted_quantiles(unknown, conditions, (1.5, 1.0)) is None
 
 
+def test_reweighted_energies_and_neighbour_distances_are_those_of_the_target():
+    from scipy.stats import wasserstein_distance
+
+    ensembles = [_gas_ensemble(1.0, seed=3), _gas_ensemble(2.0, seed=4)]
+    there = Reweighted.at(ensembles, np.array([[1.0, 1.0], [2.0, 1.0]]), (1.5, 1.0))
+    fresh = [_barometric(1.5, 4000, seed=s) for s in (5, 6)]
+    energies = [4.0 * 1.5 * x[..., 2].mean(axis=1) for x in fresh]  # per particle
+    floor = wasserstein_distance(*energies)
+    gap = wasserstein_distance(there.energies_per_particle(1.5), energies[0], there.weights)
+    assert gap <= 3 * floor + 1e-3
+    # An ideal gas's heights are its energy: at the wrong field strength the gap is large.
+    assert wasserstein_distance(there.energies_per_particle(1.0), energies[0],
+                                there.weights) > 10 * floor
+    # What the ensembles keep per particle travels with its configuration's weight.
+    assert there.neighbours.shape == there.heights.shape
+    kept = np.concatenate([e["neighbours"] for e in ensembles])
+    assert np.array_equal(there.neighbours, kept)
+    assert ensemble(fresh[0], None, 1.5)["neighbours"] is None
+
+
 def _prior(ensembles=None, noise=None):
     kernels = [KernelPrior.fit(np.random.default_rng(k).normal(size=(50, 2))) for k in range(2)]
     return ConditionalPrior([(1.0, 1.0), (2.0, 1.0)], kernels, noise=noise,
@@ -181,6 +206,10 @@ def test_the_reconstruct_page_says_what_generation_put_back(monkeypatch):
         "this state point's training heights.")
     assert "γ = 1, T = 1 and γ = 2, T = 1, Boltzmann-reweighted" in disorder_caption(
         prior, 1.5, 1.0)
+    # Between trained state points, the spread and the width the walk chose there.
+    assert disorder_caption(prior, 1.5, 1.0, disorder=(0.65, 0.035)).startswith(
+        "Decoded from latents drawn at 0.65 of the trained spread, the samples got 0.035σ of "
+        "noise on every coordinate and heights mapped")
     monkeypatch.setattr("ljvae_core.disorder.MIN_EFFECTIVE", 10**9)
     assert disorder_caption(prior, 2.9, 1.0).endswith(
         "heights mapped onto the training heights of γ = 2, T = 1, the nearest.")
@@ -194,7 +223,7 @@ def test_the_reconstruct_page_says_what_generation_put_back(monkeypatch):
 
 
 def test_a_minimum_searched_from_a_start_is_the_grid_search_s():
-    from ljvae_core.calibration import _finest_minimum
+    from ljvae_core.noise_walk import finest_minimum
 
     grid = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8]
     seen = []
@@ -203,8 +232,31 @@ def test_a_minimum_searched_from_a_start_is_the_grid_search_s():
         seen.append(b)
         return (b - 0.27) ** 2
 
-    assert _finest_minimum(grid, cost, start=7) == _finest_minimum(grid, cost) == 0.25
-    assert _finest_minimum([0.3], cost, start=0) == 0.3
+    assert finest_minimum(grid, cost, start=7) == finest_minimum(grid, cost) == 0.25
+    assert finest_minimum([0.3], cost, start=0) == 0.3
     seen.clear()
-    _finest_minimum(grid, cost, start=4)
+    finest_minimum(grid, cost, start=4)
     assert len(set(seen)) < len(grid)  # it does not try them all
+
+
+def test_the_noise_walk_matches_the_energy_at_each_width_and_stops_where_neighbours_part():
+    from ljvae_core.noise_walk import NOISE_WIDTHS, noise_walk
+
+    # A toy response: the energy rises with the noise and with the spread; the samples'
+    # nearest-neighbour distances are closest to the reference's at a width of 0.03.
+    def energy_gap(spread, width):
+        return abs(40.0 * width + spread - 1.8)
+
+    def neighbour_gap(spread, width):
+        return abs(width - 0.03) + 0.001 * spread
+
+    spreads = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
+    gap, spread, width, stuck = noise_walk(energy_gap, neighbour_gap, 0.0, spreads)
+    assert width == 0.03 and not stuck
+    assert spread == pytest.approx(0.6)  # 40 * 0.03 + 0.6 = 1.8
+    # Where even the least spread cannot pay for more noise (here from 0.03 on), the walk
+    # keeps the width before and says so.
+    gap, spread, width, stuck = noise_walk(lambda b, w: abs(60.0 * w + b - 1.8),
+                                           neighbour_gap, 0.0, spreads)
+    assert stuck and width == NOISE_WIDTHS[NOISE_WIDTHS.index(0.03) - 1]
+    assert spread == pytest.approx(1.8 - 60.0 * width)

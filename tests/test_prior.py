@@ -265,7 +265,7 @@ def test_no_height_noise_without_a_width_or_a_floor():
 
 
 def test_the_calibration_looks_between_the_grid_values_beside_the_best():
-    from ljvae_core.calibration import _finest_minimum
+    from ljvae_core.noise_walk import finest_minimum
 
     tried = []
 
@@ -273,11 +273,11 @@ def test_the_calibration_looks_between_the_grid_values_beside_the_best():
         tried.append(x)
         return abs(x - 0.27)
 
-    assert _finest_minimum([0.1, 0.2, 0.3, 0.4], cost) == 0.25
+    assert finest_minimum([0.1, 0.2, 0.3, 0.4], cost) == 0.25
     assert sorted(tried[4:]) == [0.25, 0.35]  # the two midpoints beside 0.3, nothing else
-    assert _finest_minimum([0.1, 0.2, 0.3], lambda x: x) == 0.1  # at an end: one midpoint
-    assert _finest_minimum([0.1, 0.2, 0.3], lambda x: -x) == 0.3
-    assert _finest_minimum([0.5], lambda x: x) == 0.5
+    assert finest_minimum([0.1, 0.2, 0.3], lambda x: x) == 0.1  # at an end: one midpoint
+    assert finest_minimum([0.1, 0.2, 0.3], lambda x: -x) == 0.3
+    assert finest_minimum([0.5], lambda x: x) == 0.5
 
 
 def test_a_free_cluster_settles_what_its_settings_alone_cannot():

@@ -52,7 +52,7 @@ def test_training_lowers_the_loss_and_round_trips(small_dataset, tmp_path):
     assert listed[0]["representation"] == "distances" and listed[0]["latent_dim"] == 4
 
 
-def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
+def test_conditional_coordinates_model_trains(small_dataset, tmp_path, monkeypatch):
     settings = TrainSettings(representation="coords", latent_dim=2, epochs=3, conditional=True)
     trained = train(small_dataset, settings)
     x, c = trained.model_inputs(small_dataset.coords[:4], small_dataset.gamma[:4],
@@ -68,6 +68,7 @@ def test_conditional_coordinates_model_trains(small_dataset, tmp_path):
     out = trained.generate(5, gamma=1.0, temperature=1.0)
     assert out.shape == (5, *small_dataset.coords.shape[1:]) and np.isfinite(out).all()
     _generation_draws_the_latents_of_the_state_point_asked_for(trained, small_dataset, tmp_path)
+    _between_state_points_the_walk_chooses_spread_and_noise(trained, monkeypatch)
 
 
 def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_path):
@@ -99,7 +100,7 @@ def _generation_draws_the_latents_of_the_state_point_asked_for(trained, ds, tmp_
 def _generated_heights_take_the_training_heights(trained, ds):
     from scipy.stats import wasserstein_distance
 
-    from ljvae_core.calibration import NOISE_WIDTHS
+    from ljvae_core.noise_walk import NOISE_WIDTHS
 
     prior = trained.conditional_prior
     assert all(w in NOISE_WIDTHS for w in prior.noise)
@@ -127,6 +128,36 @@ def _generated_heights_take_the_training_heights(trained, ds):
     from ljvae_core.statepoints import _generated_at
 
     assert _generated_at(trained, 1.0, 1.0, 0)["noise"] == prior.noise[1]
+
+
+def _between_state_points_the_walk_chooses_spread_and_noise(trained, monkeypatch):
+    from ljvae_core.noise_walk import NOISE_WIDTHS, SPREAD_FACTORS
+    from ljvae_core.priors import ConditionalPrior
+    from ljvae_core.statepoints import _generated_at
+
+    # The small dataset's 120 configurations per state point carry about 100
+    # effective ones at gamma = 0.9, 4 at 0.5.
+    monkeypatch.setattr("ljvae_core.disorder.MIN_EFFECTIVE", 5)
+    prior = trained.conditional_prior
+    there = prior.reweighted(0.9, 1.0)
+    assert there is not None and there.neighbours.shape == there.heights.shape
+    spread, width = trained.disorder_at(0.9, 1.0, seed=2)
+    grid = sorted(SPREAD_FACTORS)
+    assert spread in grid + [0.5 * (a + b) for a, b in zip(grid[:-1], grid[1:], strict=True)]
+    assert width in NOISE_WIDTHS
+    # Heights mapped onto the reweighted ones: decoded where asked, not steered.
+    assert trained.generation_state(0.9, 1.0, 2) == (0.9, 1.0)
+    assert _generated_at(trained, 0.9, 1.0, 2) == {
+        "gamma": 0.9, "temperature": 1.0, "spread": spread, "noise": width}
+    assert np.isfinite(trained.generate(20, 0.9, 1.0, seed=2)).all()
+    # A trained state point keeps its calibration; a model without the training
+    # configurations' neighbour distances interpolates the width at the trained spread.
+    assert trained.disorder_at(1.0, 1.0) == (1.0, prior.noise[1])
+    for kept in trained.meta["conditional_prior"]["ensembles"]:
+        kept["neighbours"] = None
+    trained.__dict__.pop("_disorder")
+    assert trained.disorder_at(0.9, 1.0, seed=2) == (1.0, ConditionalPrior.from_dict(
+        trained.meta["conditional_prior"]).noise_width(0.9, 1.0))
 
 
 def test_training_under_a_one_device_strategy(small_dataset, tmp_path):

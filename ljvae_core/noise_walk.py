@@ -1,0 +1,186 @@
+"""How much disorder a conditional model's generation puts back at a state point, chosen by
+judging its samples against an ensemble of that state point.
+
+A walk up the noise widths (:func:`noise_walk`) picks, for each width, the spread of the
+latent prior whose samples decode the ensemble's energies, and stops when the samples'
+nearest-neighbour distances move away from the ensemble's. Training calibrates it this way at
+every trained state point against its training configurations
+(:func:`ljvae_core.calibration.attach_conditional_prior`); generation repeats it between
+trained state points against their training configurations Boltzmann reweighted to the state
+point asked for (:func:`disorder_between`), where nothing else pins the energy: there the
+kernels of the two ends are carried along the transport path, and a width interpolated
+between theirs left the unseen state points' energies 0.05-0.1 per particle off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .analysis import energies_per_particle, nearest_neighbour_distances
+
+# The widths (sigma) of the noise on decoded coordinates tried per state point.
+NOISE_WIDTHS = tuple(float(w) for w in np.round(np.arange(0.0, 0.0601, 0.005), 3))
+# The factors by which generation between trained state points may scale the spread of the
+# two ends' latent priors (1: as trained).
+SPREAD_FACTORS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2)
+# Samples judged per walk between trained state points, on a random stream of their own.
+WALK_SAMPLES = 2000
+
+
+@dataclass
+class SampleJudge:
+    """Decoded samples against an ensemble of the state point ``gamma``: the energy and
+    nearest-neighbour W1 of ``n`` samples of ``prior`` (anything with ``scaled(factor)`` and
+    ``sample(n, rng)``) at a spread, decoded at the state point ``state``, with noise of a
+    width and contacts pushed out to a distance, heights mapped onto ``quantiles`` (None:
+    not), all drawn from the seed ``draws``; the ensemble's values weigh ``energy_weights``
+    and ``neighbour_weights`` (None: equally). Each figure is computed once, and each
+    spread's latents decoded once for every width."""
+
+    trained: object  # a TrainedModel
+    prior: object
+    state: tuple
+    gamma: float
+    quantiles: np.ndarray | None
+    energies: np.ndarray
+    neighbours: np.ndarray
+    draws: int
+    n: int
+    energy_weights: np.ndarray | None = None
+    neighbour_weights: np.ndarray | None = None
+    decoded: dict = field(default_factory=dict)
+    gaps: dict = field(default_factory=dict)
+
+    def gap(self, spread, width, contact) -> tuple[float, float]:
+        """(energy W1, nearest-neighbour W1) of the samples."""
+        from scipy.stats import wasserstein_distance
+
+        key, system = (spread, width, contact), self.trained.system
+        if key not in self.gaps:
+            coords = self._sample(spread, width, contact)
+            self.gaps[key] = (
+                wasserstein_distance(energies_per_particle(coords, system, self.gamma),
+                                     self.energies, None, self.energy_weights),
+                wasserstein_distance(nearest_neighbour_distances(coords, system).ravel(),
+                                     self.neighbours, None, self.neighbour_weights))
+        return self.gaps[key]
+
+    def _sample(self, spread, width, contact) -> np.ndarray:
+        from .disorder import inside_quantiles, map_heights
+
+        rng = np.random.default_rng(self.draws)
+        latent = self.prior.scaled(spread).sample(self.n, rng)
+        if (spread, contact) not in self.decoded:
+            self.decoded[spread, contact] = self.trained.decode_pushed(latent, *self.state,
+                                                                       contact)
+        coords = self.trained.noised(self.decoded[spread, contact], rng, width)
+        if self.quantiles is None:
+            return coords
+        box = self.trained.system.box
+        return map_heights(coords, inside_quantiles(coords, box), self.quantiles, box)
+
+    def walk(self, contact, tolerance: float, spreads):
+        """:func:`noise_walk` over the ``spreads`` with contacts pushed out to ``contact``."""
+        return noise_walk(lambda b, w: self.gap(b, w, contact)[0],
+                          lambda b, w: self.gap(b, w, contact)[1], tolerance, spreads)
+
+
+def noise_walk(energy_gap, neighbour_gap, tolerance: float, spreads):
+    """(nearest-neighbour gap, spread, noise width, whether the energy stopped it) where a
+    walk up :data:`NOISE_WIDTHS` stops: for each width in turn, the spread of ``spreads``
+    (or midway) whose samples decode the reference energies, until the samples'
+    nearest-neighbour distances move away from the reference's, or even the least spread
+    leaves the energies further than ``tolerance`` (W1) from theirs; the last pair before
+    is kept. The noise sets how disordered each sample is, which the nearest-neighbour
+    distances show; the spread how far samples stray from the training shapes, which moves
+    their energy the other way."""
+    grid, best, stuck = sorted(spreads), None, False
+    for width in NOISE_WIDTHS:
+        def cost(b, w=width):
+            return energy_gap(b, w)
+        # More noise raises the energy, which a narrower spread lowers again: each width's
+        # search starts from the last width's spread.
+        spread = (finest_minimum(grid, cost) if best is None else
+                  finest_minimum(grid, cost, start=_grid_index(grid, best[1])))
+        gap = neighbour_gap(spread, width)
+        # Where even the least spread decodes energies too high, no narrower one can pay
+        # for more noise.
+        stuck = spread == grid[0] and cost(spread) > tolerance
+        if best is not None and (gap >= best[0] or stuck):
+            break
+        best = (gap, spread, width)
+    return (*best, stuck)
+
+
+def finest_minimum(grid, cost, start: int | None = None) -> float:
+    """The value of an increasing ``grid`` where ``cost`` is least, then the better of it and
+    the midpoints to its neighbours: the energy of decoded samples moves by about 0.1 per
+    particle between neighbouring kernel bandwidths, where the optimum often lies between
+    two of them. With ``start`` (an index), the cost is taken to have one minimum on the
+    grid, found by stepping from there to the better neighbour while one is better."""
+    if start is None:
+        costs = {value: cost(value) for value in grid}
+        k = grid.index(min(grid, key=costs.__getitem__))
+    else:
+        costs, k = {grid[start]: cost(grid[start])}, start
+        while True:
+            around = [j for j in (k - 1, k + 1) if 0 <= j < len(grid)]
+            if not around:
+                break
+            for j in around:
+                if grid[j] not in costs:
+                    costs[grid[j]] = cost(grid[j])
+            j = min(around, key=lambda i: costs[grid[i]])
+            if costs[grid[j]] >= costs[grid[k]]:
+                break
+            k = j
+    for neighbour in grid[max(k - 1, 0):k] + grid[k + 1:k + 2]:
+        middle = 0.5 * (grid[k] + neighbour)
+        costs[middle] = cost(middle)
+    return float(min(costs, key=costs.__getitem__))
+
+
+def _grid_index(grid, value) -> int:
+    """The index of the largest value of an increasing ``grid`` not above ``value``."""
+    return max(int(np.searchsorted(grid, value, side="right")) - 1, 0)
+
+
+@dataclass(frozen=True)
+class _StatePrior:
+    """A conditional prior's latents at one state point, as :class:`SampleJudge` draws them."""
+
+    by_state: object  # a ConditionalPrior
+    state: tuple
+
+    def scaled(self, factor: float) -> _StatePrior:
+        return _StatePrior(self.by_state.scaled(factor), self.state)
+
+    def sample(self, n: int, rng) -> np.ndarray:
+        return self.by_state.sample(n, *self.state, rng)
+
+
+def disorder_between(trained, gamma: float, temperature: float, drawn_at: tuple,
+                     seed: int = 0) -> tuple[float, float] | None:
+    """(spread factor, noise width) for a conditional model's samples at (gamma, T) between
+    trained state points, drawn and decoded at ``drawn_at`` (the steered state point): the
+    walk of :func:`noise_walk` over :data:`SPREAD_FACTORS`, judged against the two trained
+    state points' training ensembles Boltzmann reweighted to (gamma, T), contacts pushed as
+    the path interpolates. None where there is nothing to judge against: not between
+    trained state points, ensembles without energies or nearest-neighbour distances (models
+    saved before they were kept), or too few effective configurations."""
+    by_state = trained.conditional_prior
+    there = None if by_state is None else by_state.reweighted(gamma, temperature)
+    if there is None or there.neighbours is None or by_state.extrapolates(gamma, temperature):
+        return None
+    per_particle = there.heights.shape[1]
+    judge = SampleJudge(
+        trained, _StatePrior(by_state, drawn_at), drawn_at, float(gamma),
+        there.height_quantiles(), there.energies_per_particle(float(gamma)),
+        there.neighbours.ravel().astype(np.float64),
+        int(np.random.default_rng([int(seed), 3]).integers(2**31)), WALK_SAMPLES,
+        there.weights, np.repeat(there.weights, per_particle))
+    contact = by_state.contact_distance(gamma, temperature)
+    _, spread, width, _ = judge.walk(contact, 0.0, SPREAD_FACTORS)
+    return spread, width
