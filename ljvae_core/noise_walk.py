@@ -183,4 +183,4 @@ def disorder_between(trained, gamma: float, temperature: float, drawn_at: tuple,
         there.weights, np.repeat(there.weights, per_particle))
     contact = by_state.contact_distance(gamma, temperature)
     _, spread, width, _ = judge.walk(contact, 0.0, SPREAD_FACTORS)
-    return spread, width
+    return round(spread, 6), width  # a midpoint such as 0.65 without its float tail
