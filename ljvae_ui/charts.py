@@ -165,6 +165,10 @@ def distance_heatmap(distances, title: str, vmax: float) -> alt.Chart:
     ).properties(title=title, width="container", height=360)
 
 
+# Line colours of the sets a comparison draws, in order (the first is the reference).
+SET_COLOURS = ("#222222", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e")
+
+
 def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
     """Energy per particle, g(r) and rho(z) of several sets of configurations ({label: coords}),
     three charts to put side by side, each filling its column (LJ energy only: gravity shows
@@ -181,29 +185,42 @@ def sample_comparison_charts(sets: dict, system) -> list[alt.Chart]:
         rho.append(_height_frame(coords, system).assign(set=label))
     # A chart filling its column is fitted to its height legend included: the heights leave
     # the plots about 260 px under a legend of three rows.
-    colour = alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", columns=1))
+    # Colours in the sets' order, the reference first in near-black, then colours that stay
+    # apart for colour-blind readers (ColorBrewer Dark2): the default scheme sorts the labels
+    # and gave Monte Carlo and relaxed samples two blues.
+    # A third of a 1024-pixel window leaves legend labels about 12 characters: "generated, raw"
+    # reads "raw" and "generated + 5 sweeps" "+ 5 sweeps" there (the table below names them).
+    legend = alt.Legend(orient="bottom", columns=1, labelExpr=(
+        "replace(replace(datum.label, 'generated, ', ''), 'generated + ', '+ ')"))
+    colour = alt.Color("set:N", title=None, legend=legend,
+                       scale=alt.Scale(domain=list(sets),
+                                       range=list(SET_COLOURS[:max(len(sets), 1)])),
+                       sort=list(sets))
     # The gravity system's LJ part (gravity shows in ρ(z)); the LJ13 cluster's whole energy.
     energy_name, symbol = (("Energy", "U") if system.potential == "lj13"
                            else ("LJ energy", "U_LJ"))
     # Overlapping configurations' energies are astronomically large: drawn at 5 per particle.
-    # A short axis title, which a third of a 1024-pixel window cuts at about 22 characters.
+    # Short axis titles and two-line chart titles: a third of a 1024-pixel window cuts axis
+    # titles at about 22 characters and chart titles at about 18.
     hist = alt.Chart(pd.concat(energy)).transform_density(
         "U_LJ / N", groupby=["set"], as_=["U_LJ / N", "density"]).mark_line().encode(
         x=alt.X("U_LJ / N:Q", title=f"{symbol} / N (ε), cap 5"),
         y=alt.Y("density:Q", title="probability density"), color=colour).properties(
-        title=f"{energy_name} per particle", height=400)
+        title=[energy_name, "per particle"], height=400)
     free = system.free
     g_chart = alt.Chart(pd.concat(rdf)).mark_line().encode(
         x=alt.X("r:Q", title="r (σ)"),
         y=alt.Y("g:Q", title="pair-distance density (per σ)" if free else "g(r)"),
         color=colour).properties(
-        title="Pair distances" if free else "Radial distribution g(r)", height=400)
+        title=["Pair-distance", "density"] if free else ["Pair correlation", "g(r)"],
+        height=400)
     rho_chart = alt.Chart(pd.concat(rho)).mark_line().encode(
         x=alt.X("height:Q", title="distance from the centre of mass (σ)" if free
                 else "height z (σ)"),
         y=alt.Y("ρ:Q", title="probability density" if free else "number density ρ(z)"),
         color=colour).properties(
-        title="Distances from the centre" if free else "Density profile ρ(z)", height=400)
+        title=["Distances from", "the centre"] if free else ["Density profile", "ρ(z)"],
+        height=400)
     return [hist, g_chart, rho_chart]
 
 

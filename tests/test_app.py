@@ -452,3 +452,22 @@ def test_a_steered_state_point_says_where_its_samples_were_drawn():
     assert "γ = 0.811, T = 1" in steering_caption(point)
     assert steering_caption({**point, "generated_at": {"gamma": 0.75, "temperature": 1.0}}) == ""
     assert steering_caption({**point, "generated_at": None}) == ""
+
+
+def test_generated_sets_are_drawn_in_their_order_with_colours_apart():
+    import numpy as np
+
+    from ljvae_core.system import System
+    from ljvae_ui.charts import sample_comparison_charts
+
+    system = System(box=5.0, dim=3)
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 4, 3)) * 5.0
+    sets = {"Monte Carlo": x, "generated, raw": x, "generated + 5 sweeps": x}
+    for chart in sample_comparison_charts(sets, system):
+        colour = chart.to_dict()["encoding"]["color"]
+        assert colour["scale"]["domain"] == list(sets)
+        assert len(set(colour["scale"]["range"])) == len(sets)
+        # Titles of two short lines: a third of a 1024-pixel window cuts longer ones.
+        title = chart.to_dict()["title"]
+        assert isinstance(title, list) and max(map(len, title)) <= 18
