@@ -112,7 +112,7 @@ def generated_and_judged(n, gamma, temperature, sweeps, seed, prior) -> dict:
             "disorder": "" if drawn is None else disorder_caption(
                 trained.conditional_prior, gamma, temperature, ds.system.free,
                 trained.settings.repel_distance,
-                trained.disorder_at(gamma, temperature, seed)),
+                trained.disorder_at(gamma, temperature)),
             "figures": {label: figures(x, reference, ds.system, gamma or 0.0, seed)
                         for label, x in rows.items()}}
 

@@ -212,19 +212,21 @@ def _calibrated_state(trained, dataset, idx, gamma, temperature, n: int = 2000):
 
     system, settings = trained.system, trained.settings
     reference = dataset.coords[idx]
-    neighbours = nearest_neighbour_distances(reference, system)
     kept = None
     if settings.decodes_coordinates and system.walls_up and not system.free:
-        # Imported data are not known to be Boltzmann samples: not reweighted.
-        kept = ensemble(reference, None if dataset.imported else dataset.energy[idx], gamma,
-                        neighbours, seed=settings.seed)
+        # Imported data are not known to be Boltzmann samples: not reweighted, so neither
+        # their energies nor their neighbours are kept for it.
+        energy = None if dataset.imported else dataset.energy[idx]
+        kept = ensemble(reference, energy, gamma, None if energy is None
+                        else nearest_neighbour_distances(reference, system), seed=settings.seed)
     # A stream of their own: generate(..., seed) draws from default_rng(seed).
     streams = np.random.default_rng([settings.seed, 2])
     some = np.sort(streams.permutation(len(reference))[:n])
     judge = SampleJudge(
         trained, KernelPrior.fit(trained.encode_rows(dataset, idx)), (gamma, temperature),
         gamma, None if kept is None else height_quantiles(kept["heights"]),
-        energies_per_particle(reference, system, gamma), neighbours[some].ravel(),
+        energies_per_particle(reference, system, gamma),
+        nearest_neighbour_distances(reference[some], system).ravel(),
         int(streams.integers(2**31)), n)
     contact = settings.repel_distance
     gap, bandwidth, width, stuck = judge.walk(contact, 0.0, KERNEL_BANDWIDTHS)

@@ -161,26 +161,26 @@ class _StatePrior:
         return self.by_state.sample(n, *self.state, rng)
 
 
-def disorder_between(trained, gamma: float, temperature: float, drawn_at: tuple,
-                     seed: int = 0) -> tuple[float, float] | None:
+def disorder_between(trained, gamma: float,
+                     temperature: float) -> tuple[float, float] | None:
     """(spread factor, noise width) for a conditional model's samples at (gamma, T) between
-    trained state points, drawn and decoded at ``drawn_at`` (the steered state point): the
-    walk of :func:`noise_walk` over :data:`SPREAD_FACTORS`, judged against the two trained
-    state points' training ensembles Boltzmann reweighted to (gamma, T), contacts pushed as
-    the path interpolates. None where there is nothing to judge against: not between
-    trained state points, ensembles without energies or nearest-neighbour distances (models
-    saved before they were kept), or too few effective configurations."""
+    trained state points, drawn and decoded there: the walk of :func:`noise_walk` over
+    :data:`SPREAD_FACTORS`, judged against the two trained state points' training ensembles
+    Boltzmann reweighted to (gamma, T), contacts pushed as the path interpolates, on a
+    random stream of the model's own (its training seed), so that a model generates alike
+    whatever seed its samples are drawn with. None where there is nothing to judge against:
+    not between trained state points, ensembles without energies or nearest-neighbour
+    distances (models saved before they were kept), or too few effective configurations."""
     by_state = trained.conditional_prior
     there = None if by_state is None else by_state.reweighted(gamma, temperature)
     if there is None or there.neighbours is None or by_state.extrapolates(gamma, temperature):
         return None
-    per_particle = there.heights.shape[1]
+    here, per_particle = (float(gamma), float(temperature)), there.heights.shape[1]
+    draws = np.random.default_rng([int(trained.settings.seed), 3]).integers(2**31)
     judge = SampleJudge(
-        trained, _StatePrior(by_state, drawn_at), drawn_at, float(gamma),
-        there.height_quantiles(), there.energies_per_particle(float(gamma)),
-        there.neighbours.ravel().astype(np.float64),
-        int(np.random.default_rng([int(seed), 3]).integers(2**31)), WALK_SAMPLES,
-        there.weights, np.repeat(there.weights, per_particle))
+        trained, _StatePrior(by_state, here), here, here[0], there.height_quantiles(),
+        there.energies_per_particle(here[0]), there.neighbours.ravel().astype(np.float64),
+        int(draws), WALK_SAMPLES, there.weights, np.repeat(there.weights, per_particle))
     contact = by_state.contact_distance(gamma, temperature)
     _, spread, width, _ = judge.walk(contact, 0.0, SPREAD_FACTORS)
     return round(spread, 6), width  # a midpoint such as 0.65 without its float tail

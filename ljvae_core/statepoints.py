@@ -203,7 +203,7 @@ def _generated_at(trained, gamma, temperature, seed) -> dict | None:
     if by_state is None:
         return None
     g, t = trained.generation_state(gamma, temperature, seed)
-    spread, width = trained.disorder_at(gamma, temperature, seed)
+    spread, width = trained.disorder_at(gamma, temperature)
     return {"gamma": float(g), "temperature": float(t), "spread": float(spread),
             "noise": None if by_state.noise is None else float(width)}
 

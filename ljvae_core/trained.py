@@ -331,29 +331,29 @@ class TrainedModel:
         steered state point (:meth:`generation_state`), with the state point's spread and
         noise (:meth:`disorder_at`)."""
         state = self.generation_state(gamma, temperature, seed)
-        spread, width = self.disorder_at(gamma, temperature, seed)
+        spread, width = self.disorder_at(gamma, temperature)
         drawn = by_state if spread == 1.0 else by_state.scaled(spread)
         return self.decode_sample(drawn.sample(n, *state, rng), rng, *state, jitter=width,
                                   contact=by_state.contact_distance(gamma, temperature))
 
-    def disorder_at(self, gamma: float, temperature: float, seed: int = 0) -> tuple:
+    def disorder_at(self, gamma: float, temperature: float) -> tuple:
         """(the factor scaling the latent prior's spread, the width (sigma) of the noise on
         every coordinate) of a conditional model's samples at (gamma, T): at a trained state
         point (1, its calibrated width); between two, the walk of
         :func:`ljvae_core.noise_walk.disorder_between` on their training configurations
-        reweighted to (gamma, T) (seeded by ``seed``), where the model keeps what it needs;
-        elsewhere (1, the width :meth:`ljvae_core.priors.ConditionalPrior.noise_width`
-        interpolates). Computed once per state point and model; (1, 0) for a model without
-        a per-state-point prior."""
+        reweighted to (gamma, T), where the model keeps what it needs; elsewhere (1, the
+        width :meth:`ljvae_core.priors.ConditionalPrior.noise_width` interpolates).
+        Computed once per state point and model; (1, 0) for a model without a
+        per-state-point prior."""
         from .noise_walk import disorder_between
 
         by_state = self.conditional_prior
         if by_state is None:
             return 1.0, 0.0
         known = self.__dict__.setdefault("_disorder", {})
-        key = (float(gamma), float(temperature), int(seed))
+        key = (float(gamma), float(temperature))
         if key not in known:
-            walked = disorder_between(self, *key[:2], self.generation_state(*key), seed)
+            walked = disorder_between(self, *key)
             known[key] = (walked if walked is not None
                           else (1.0, by_state.noise_width(gamma, temperature)))
         return known[key]

@@ -118,8 +118,8 @@ def models_table(models: list[dict], expert: bool = False):
               else st.column_config.Column(c, help=h) for c, h in helps.items()}
     # Sized to their content, the columns left model names a few letters short; long
     # dataset names (the default ones spell out every γ and T) pushed the figures out of sight.
-    # Pinned, the name stays in view while a narrow window scrolls the figures beside it.
-    config["model"] = st.column_config.Column("model", help=helps.get("model"), width=170,
+    # Pinned, the name stays in view where a narrow window scrolls the figures beside it.
+    config["model"] = st.column_config.Column("model", help=helps.get("model"), width=140,
                                               pinned=True)
     if "representation" in helps:  # wide enough for "distances, conditional"
         config["representation"] = st.column_config.Column(
