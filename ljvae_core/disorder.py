@@ -48,6 +48,30 @@ def map_heights(coords, source, target, box: float) -> np.ndarray:
     return out
 
 
+def grouped_quantiles(coords, groups, box: float) -> dict:
+    """{group: :func:`inside_quantiles` of its configurations} for the configurations
+    ``coords`` labelled ``groups`` (M,), and under None those of all of them."""
+    coords, groups = np.asarray(coords), np.asarray(groups)
+    return {None: inside_quantiles(coords, box)} | {
+        int(g): inside_quantiles(coords[groups == g], box) for g in np.unique(groups)}
+
+
+def map_grouped(coords, groups, sources: dict, target, box: float) -> np.ndarray:
+    """:func:`map_heights` of each group of configurations (labelled ``groups``) from its
+    own source quantiles ``sources[group]`` onto the same ``target``: generated between two
+    trained state points, the samples drawn from each end's prior are shaped like that end's
+    (γ = 1-like samples taller than γ = 2-like ones at γ = 1.5), and one map for both would
+    leave each configuration's share of the layers as its end had it. A group without a
+    source of its own takes the source of all of them (key None, as
+    :func:`grouped_quantiles` gives)."""
+    out = np.array(coords, dtype=np.float64)
+    groups = np.asarray(groups)
+    for g in np.unique(groups):
+        rows = groups == g
+        out[rows] = map_heights(out[rows], sources.get(int(g), sources[None]), target, box)
+    return out
+
+
 def jitter(coords, width: float, system, rng: np.random.Generator) -> np.ndarray:
     """Configurations with Gaussian noise of standard deviation ``width`` (in units of sigma)
     on every coordinate: wrapped on periodic axes, reflected at walls for coordinates that

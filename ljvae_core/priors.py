@@ -292,15 +292,21 @@ class ConditionalPrior:
 
     def sample(self, n: int, gamma, temperature, rng: np.random.Generator) -> np.ndarray:
         """(n, D) latents at (gamma, T): scalars, or one value per sample."""
+        return self.sample_labelled(n, gamma, temperature, rng)[0]
+
+    def sample_labelled(self, n: int, gamma, temperature,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(n, D) latents at (gamma, T) as :meth:`sample` draws them, and (n,) for each the
+        trained state point (an index into ``conditions``) whose prior it was drawn from."""
         states = np.stack(np.broadcast_arrays(np.asarray(gamma, float),
                                               np.asarray(temperature, float),
                                               np.empty(n))[:2], axis=-1)
-        out = np.empty((n, self.priors[0].dim))
+        out, ends = np.empty((n, self.priors[0].dim)), np.empty(n, dtype=np.int64)
         targets, which = np.unique(states, axis=0, return_inverse=True)
         for k, target in enumerate(targets):
             rows = np.flatnonzero(which.ravel() == k)
-            out[rows] = self._sample_at(target, len(rows), rng)
-        return out
+            out[rows], ends[rows] = self._sample_at(target, len(rows), rng)
+        return out, ends
 
     def path(self, gamma: float, temperature: float) -> tuple[int, int, float]:
         """(a, b, t): the state point lies a fraction t of the way from trained state point a
@@ -348,10 +354,10 @@ class ConditionalPrior:
                 f"this model was trained on (γ {span(self.conditions[:, 0])}, "
                 f"T {span(self.conditions[:, 1])}) to generate there")
 
-    def _sample_at(self, target, n: int, rng) -> np.ndarray:
+    def _sample_at(self, target, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
         a, b, t = self.path(*target)
         if a == b or t == 0.0:
-            return self.priors[a].sample(n, rng)
+            return self.priors[a].sample(n, rng), np.full(n, a)
         from_a = rng.binomial(n, 1.0 - t) if t <= 1.0 else 0
         ends = [self.priors[a], self.priors[b]]
         moments = [gaussian_moments(p) for p in ends]
@@ -366,8 +372,9 @@ class ConditionalPrior:
             backward = np.linalg.inv(forward)
             samples.append(moments[1][0] + (1.0 - t) * (moments[0][0] - moments[1][0])
                            + x @ _stretch(backward, 1.0 - t).T)
-        out = np.vstack(samples)
-        return out[rng.permutation(n)]
+        order = rng.permutation(n)
+        labels = np.where(np.arange(n) < from_a, a, b)
+        return np.vstack(samples)[order], labels[order]
 
     def expected_height(self, gamma: float, temperature: float) -> float | None:
         """The mean height per particle at (gamma, T) from the trained state points' own:

@@ -318,23 +318,24 @@ class TrainedModel:
         parts = []
         for k, (g, t) in enumerate(targets):
             rows = np.flatnonzero(which.ravel() == k)
-            parts.append((rows, self.mapped_heights(
-                self._unmapped(by_state, len(rows), float(g), float(t), seed, rng),
-                float(g), float(t), seed)))
+            coords, ends = self._unmapped(by_state, len(rows), float(g), float(t), seed, rng)
+            parts.append((rows, self.mapped_heights(coords, float(g), float(t), seed, ends)))
         out = np.empty((n, *parts[0][1].shape[1:]))
         for rows, coords in parts:
             out[rows] = coords
         return out
 
-    def _unmapped(self, by_state, n, gamma, temperature, seed, rng) -> np.ndarray:
+    def _unmapped(self, by_state, n, gamma, temperature, seed, rng) -> tuple:
         """n samples at (gamma, T) before their heights are mapped: drawn and decoded at the
         steered state point (:meth:`generation_state`), with the state point's spread and
-        noise (:meth:`disorder_at`)."""
+        noise (:meth:`disorder_at`); and for each, the trained state point whose prior it
+        was drawn from."""
         state = self.generation_state(gamma, temperature, seed)
         spread, width = self.disorder_at(gamma, temperature)
         drawn = by_state if spread == 1.0 else by_state.scaled(spread)
-        return self.decode_sample(drawn.sample(n, *state, rng), rng, *state, jitter=width,
-                                  contact=by_state.contact_distance(gamma, temperature))
+        latent, ends = drawn.sample_labelled(n, *state, rng)
+        return self.decode_sample(latent, rng, *state, jitter=width,
+                                  contact=by_state.contact_distance(gamma, temperature)), ends
 
     def disorder_at(self, gamma: float, temperature: float) -> tuple:
         """(the factor scaling the latent prior's spread, the width (sigma) of the noise on
@@ -358,14 +359,17 @@ class TrainedModel:
                           else (1.0, by_state.noise_width(gamma, temperature)))
         return known[key]
 
-    def mapped_heights(self, coords, gamma: float, temperature: float,
-                       seed: int = 0) -> np.ndarray:
+    def mapped_heights(self, coords, gamma: float, temperature: float, seed: int = 0,
+                       ends=None) -> np.ndarray:
         """A conditional model's samples at (gamma, T) with their heights mapped onto the
         height distribution of that state point
         (:meth:`ljvae_core.priors.ConditionalPrior.height_target`). The map's source is the
         height distribution of :data:`MAP_PROBES` samples generated alike (seeded by
-        ``seed``), computed once per state point and model."""
-        from .disorder import inside_quantiles, map_heights
+        ``seed``), computed once per state point and model; between trained state points,
+        one for the samples drawn from each end's prior (``ends``, as
+        :meth:`ljvae_core.priors.ConditionalPrior.sample_labelled` gives them;
+        :func:`ljvae_core.disorder.map_grouped`)."""
+        from .disorder import grouped_quantiles, map_grouped
 
         by_state = self.conditional_prior
         target = None if by_state is None else by_state.height_target(gamma, temperature)
@@ -375,12 +379,16 @@ class TrainedModel:
         known = self.__dict__.setdefault("_height_sources", {})
         key = (*anchor, int(seed))
         if key not in known:
-            # A stream of its own: probes drawn as the samples are would map them onto
+            # A stream of their own: probes drawn as the samples are would map them onto
             # themselves.
-            probes = self._unmapped(by_state, MAP_PROBES, *anchor, seed,
-                                    np.random.default_rng([int(seed), 1]))
-            known[key] = inside_quantiles(probes, self.system.box)
-        return map_heights(coords, known[key], quantiles, self.system.box)
+            probes, probe_ends = self._unmapped(by_state, MAP_PROBES, *anchor, seed,
+                                                np.random.default_rng([int(seed), 1]))
+            known[key] = grouped_quantiles(probes, probe_ends, self.system.box)
+        sources = known[key]
+        # A map defined at another state point (the nearest trained one) is applied whole.
+        if ends is None or anchor != (float(gamma), float(temperature)):
+            sources, ends = {None: sources[None]}, np.zeros(len(coords), dtype=np.int64)
+        return map_grouped(coords, ends, sources, quantiles, self.system.box)
 
     def decode_sample(self, latent, rng, gamma=None, temperature=None, jitter: float = 0.0,
                       contact: float | None = None) -> np.ndarray:

@@ -119,3 +119,14 @@ def test_a_direction_both_gaussians_leave_at_the_floor_is_not_stretched():
     a = np.diag([1.0, COVARIANCE_FLOOR])
     b = np.diag([4.0, COVARIANCE_FLOOR])
     assert np.allclose(transport_map(a, b), np.diag([2.0, 1.0]))
+
+
+def test_each_latent_is_labelled_with_the_end_it_was_drawn_from():
+    prior = _prior([(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)])
+    z, ends = prior.sample_labelled(4000, 0.25, 1.0, np.random.default_rng(5))
+    assert np.array_equal(z, prior.sample(4000, 0.25, 1.0, np.random.default_rng(5)))
+    assert set(ends) == {0, 1} and np.mean(ends == 0) == pytest.approx(0.75, abs=0.02)
+    # Carried along the path, each end's latents have the geodesic's mean at a quarter.
+    for end in (0, 1):
+        assert np.allclose(z[ends == end].mean(axis=0), [0.75, -0.25], atol=0.05)
+    assert set(prior.sample_labelled(50, 2.0, 1.0, np.random.default_rng(6))[1]) == {2}

@@ -260,3 +260,21 @@ def test_the_noise_walk_matches_the_energy_at_each_width_and_stops_where_neighbo
                                            neighbour_gap, 0.0, spreads)
     assert stuck and width == NOISE_WIDTHS[NOISE_WIDTHS.index(0.03) - 1]
     assert spread == pytest.approx(1.8 - 60.0 * width)
+
+
+def test_each_group_of_configurations_is_mapped_with_its_own_source():
+    from ljvae_core.disorder import grouped_quantiles, map_grouped
+
+    tall, low = _barometric(0.5, 2000, seed=7), _barometric(2.0, 2000, seed=8)
+    coords, groups = np.concatenate([tall, low]), np.repeat([0, 1], 2000)
+    target = _barometric_quantiles(1.0)
+    sources = grouped_quantiles(coords, groups, BOX)
+    assert set(sources) == {None, 0, 1}
+    floor = np.abs(height_quantiles(_barometric(1.0, 2000, seed=9)[..., 2]) - target).mean()
+    apart = map_grouped(coords, groups, sources, target, BOX)
+    together = map_grouped(coords, groups, {None: sources[None]}, target, BOX)
+    for g in (0, 1):
+        # Each group takes the target; one map for both leaves the tall group tall.
+        gap = np.abs(height_quantiles(apart[groups == g][..., 2]) - target).mean()
+        assert gap <= 2 * floor + 1e-3
+    assert height_quantiles(together[groups == 0][..., 2])[100] > 1.5 * target[100]

@@ -106,7 +106,7 @@ def _generated_heights_take_the_training_heights(trained, ds):
     assert all(w in NOISE_WIDTHS for w in prior.noise)
     held = ds.coords[ds.gamma == 1.0][..., -1].ravel()
     rng = np.random.default_rng(0)
-    unmapped = trained._unmapped(prior, 1000, 1.0, 1.0, 0, rng)[..., -1].ravel()
+    unmapped = trained._unmapped(prior, 1000, 1.0, 1.0, 0, rng)[0][..., -1].ravel()
     mapped = trained.generate(1000, 1.0, 1.0)[..., -1].ravel()
     assert wasserstein_distance(mapped, held) < 0.5 * wasserstein_distance(unmapped, held)
     # The decoder's own hard core, made again at a larger distance, pushes contacts out.
