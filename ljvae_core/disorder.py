@@ -52,8 +52,10 @@ def grouped_quantiles(coords, groups, box: float) -> dict:
     """{group: :func:`inside_quantiles` of its configurations} for the configurations
     ``coords`` labelled ``groups`` (M,), and under None those of all of them."""
     coords, groups = np.asarray(coords), np.asarray(groups)
-    return {None: inside_quantiles(coords, box)} | {
-        int(g): inside_quantiles(coords[groups == g], box) for g in np.unique(groups)}
+    own = {int(g): inside_quantiles(coords[groups == g], box) for g in np.unique(groups)}
+    # One group (every trained state point's samples): all of them are that group.
+    pooled = next(iter(own.values())) if len(own) == 1 else inside_quantiles(coords, box)
+    return {None: pooled} | own
 
 
 def map_grouped(coords, groups, sources: dict, target, box: float) -> np.ndarray:

@@ -369,7 +369,7 @@ class TrainedModel:
         one for the samples drawn from each end's prior (``ends``, as
         :meth:`ljvae_core.priors.ConditionalPrior.sample_labelled` gives them;
         :func:`ljvae_core.disorder.map_grouped`)."""
-        from .disorder import grouped_quantiles, map_grouped
+        from .disorder import grouped_quantiles, map_grouped, map_heights
 
         by_state = self.conditional_prior
         target = None if by_state is None else by_state.height_target(gamma, temperature)
@@ -384,11 +384,11 @@ class TrainedModel:
             probes, probe_ends = self._unmapped(by_state, MAP_PROBES, *anchor, seed,
                                                 np.random.default_rng([int(seed), 1]))
             known[key] = grouped_quantiles(probes, probe_ends, self.system.box)
-        sources = known[key]
+        sources, box = known[key], self.system.box
         # A map defined at another state point (the nearest trained one) is applied whole.
         if ends is None or anchor != (float(gamma), float(temperature)):
-            sources, ends = {None: sources[None]}, np.zeros(len(coords), dtype=np.int64)
-        return map_grouped(coords, ends, sources, quantiles, self.system.box)
+            return map_heights(coords, sources[None], quantiles, box)
+        return map_grouped(coords, ends, sources, quantiles, box)
 
     def decode_sample(self, latent, rng, gamma=None, temperature=None, jitter: float = 0.0,
                       contact: float | None = None) -> np.ndarray:
