@@ -22,7 +22,7 @@ from .mc import (
     MoveCounters,
     _lj_masked,
     _xoshiro,
-    metropolis_test,
+    metropolis_threshold,
     rng_state_from_seed,
 )
 from .potential import LJ13_SIGMA, cluster_energies
@@ -56,6 +56,7 @@ def cluster_sweeps(xt, beta, delta, n_sweeps, state, energy, trace):
                 u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
                 trial[c] = xt[c, i] + delta * (2.0 * u - 1.0)
                 trap += trial[c] * trial[c] - xt[c, i] * xt[c, i]
+            threshold, s0, s1, s2, s3 = metropolis_threshold(s0, s1, s2, s3)
             pair = 0.0
             for j in range(n):
                 if j != i:
@@ -67,8 +68,7 @@ def cluster_sweeps(xt, beta, delta, n_sweeps, state, energy, trace):
                     pair += (_lj_masked(r2_new * INV_SIGMA2, math.inf)
                              - _lj_masked(r2_old * INV_SIGMA2, math.inf))
             du = PAIR_COUNT * pair + 0.5 * trap
-            accept, s0, s1, s2, s3 = metropolis_test(du, beta, s0, s1, s2, s3)
-            if accept:
+            if beta * du <= threshold:
                 for c in range(d):
                     centre[c] += trial[c] - xt[c, i]
                     xt[c, i] = trial[c]

@@ -29,22 +29,22 @@ def test_generator_is_uniform_and_seeded():
     assert not np.array_equal(draws[:100], uniform_array(rng_state_from_seed(8), 100))
 
 
-def test_metropolis_test_decides_as_the_exponential_does():
-    # The test skips the exponential when u falls outside (1 - x, 1 / (1 + x)); each decision
-    # must still be u < exp(-x) for the u it drew, and only uphill moves may draw one.
-    state, beta = rng_state_from_seed(3), 1.3
-    du = np.concatenate([np.random.default_rng(0).exponential(0.5, 3000), [-0.4, 0.0, 1e-12, 60.0]])
-    regions = set()
-    for step in du:
+def test_metropolis_threshold_accepts_with_the_boltzmann_probability():
+    # A move is accepted when beta * du <= threshold: downhill always, uphill with
+    # probability exp(-beta * du). Each threshold is -ln(1 - u) of exactly one draw.
+    state = rng_state_from_seed(3)
+    thresholds = np.empty(20_000)
+    for k in range(thresholds.size):
         u = uniform_array(state.copy(), 1)[0]
-        accepted, *after = mc.metropolis_test(step, beta, *state)
-        x = beta * step
-        assert accepted == (step <= 0.0 or u < math.exp(-x))
-        assert np.array_equal(after, state) == (step <= 0.0)
-        if step > 0.0:
-            regions.add("below" if u < 1.0 - x else "above" if u * (1.0 + x) >= 1.0 else "between")
-        state = np.array(after, dtype=np.uint64)
-    assert regions == {"below", "above", "between"}
+        thresholds[k], *after = mc.metropolis_threshold(*state)
+        assert thresholds[k] == -math.log1p(-u) or math.isclose(thresholds[k], -math.log1p(-u))
+        uniform_array(state, 1)
+        assert np.array_equal(after, state)
+    assert thresholds.min() >= 0.0  # so a move that lowers the energy is always accepted
+    for x in (0.05, 0.7, 2.5):
+        p = math.exp(-x)
+        accepted = np.mean(x <= thresholds)
+        assert abs(accepted - p) < 5 * math.sqrt(p * (1 - p) / thresholds.size)
 
 
 @pytest.mark.parametrize("dim,periodic", [(3, ""), (2, ""), (3, "xy"), (2, "x")])
@@ -73,12 +73,13 @@ def test_cell_list_kernel_follows_the_same_trajectory(monkeypatch):
     assert reference.energy == pytest.approx(reference.full_energy(), rel=1e-10)
 
 
-@pytest.mark.parametrize("periodic", ["xyz", ""])
-def test_cell_list_kernel_follows_the_pair_matrix_on_every_boundary(periodic, monkeypatch):
+@pytest.mark.parametrize("dim,box,periodic", [(3, 12.0, "xyz"), (3, 12.0, ""), (2, 40.0, "xy"),
+                                              (2, 40.0, "")])
+def test_cell_list_kernel_follows_the_pair_matrix_on_every_boundary(dim, box, periodic,
+                                                                   monkeypatch):
     # Periodic or reflecting along the column axis too: the column ranges split at the seam.
-    # (3D only: in sparse 2D systems an isolated particle's du is exactly 0 in one kernel and
-    # a rounding residue in the other, which draws one more random number and forks the chain.)
-    dim, box = 3, 12.0
+    # In sparse 2D systems an isolated particle's du is exactly 0 in one kernel and a rounding
+    # residue in the other: both accept it, and both drew the same random numbers.
     cells = _sampler(300, dim, box, 1.0, 0.0, periodic, 2.5, seed=5)
     e_cells, _ = cells.run(40)
     assert cells.uses_cell_list
