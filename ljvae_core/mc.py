@@ -8,8 +8,9 @@ N attempted moves.
 Two kernels share this move; which one runs is an implementation detail of
 :class:`MetropolisSampler`:
 
-- *pair matrix* (small systems): the (N, N) matrix of pair energies is kept, so a move costs
-  one pass over the N partners at the trial position; an accepted move only copies numbers.
+- *pair matrix* (small systems): the (N, N) matrix of pair energies is kept (padded to whole
+  vectors), so a move costs one pass over the N partners at the trial position; an accepted
+  move only copies numbers.
 - *cell list* (a cut-off and a box at least three times rc + delta wide): particles are kept
   sorted by cell, so the cells near a move are a few contiguous runs; the energies at the old
   and the trial position come from one vectorized pass over them, and the cost of a move does
