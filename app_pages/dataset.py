@@ -117,6 +117,9 @@ def condition_column_config(params: dict) -> dict:
     would show a τ max of 56.04 as 56.0 next to its stride of 57."""
     number = st.column_config.NumberColumn
     return {
+        # Pinned: in a narrow window the diagnostics scroll sideways under the state point.
+        "T": number(pinned=True),
+        "γ": number(pinned=True),
         "samples": number(help="Configurations kept for this condition, from all its chains."),
         "τ mean (sweeps)": number(format="%.2f", help="Integrated autocorrelation time of the "
                                   "energy, mean over the chains."),

@@ -49,8 +49,10 @@ def figures_table(rows: dict[str, dict], free: bool = False):
     table = pd.DataFrame([{"set": label, **{columns[k][0]: v for k, v in figs.items()
                                             if k in columns}}
                           for label, figs in rows.items()])
+    # Pinned: in a narrow window the figures scroll sideways and the row names stay in view.
     config = {"set": st.column_config.Column("set", help="What is compared with the Monte "
-                                             "Carlo configurations of this state point.")}
+                                             "Carlo configurations of this state point.",
+                                             pinned=True)}
     config |= {header: st.column_config.NumberColumn(header, help=text, format=fmt)
                for header, fmt, text in columns.values()}
     return table, config
