@@ -245,9 +245,7 @@ def _pair_matrix_sweeps(
     m = pair_u.shape[0]
     up = d - 1
     x3 = np.zeros((3, m))
-    for c in range(d):
-        for j in range(n):
-            x3[c, j] = xt[c, j]
+    x3[:d, :n] = xt
     pbox = np.zeros(3)
     for c in range(d):
         if pmask[c] != 0.0:
@@ -281,9 +279,7 @@ def _pair_matrix_sweeps(
                 energy += du
                 accepted += 1
         _record(sweep, record_every, x3, energy, trace, snapshots)
-    for c in range(d):
-        for j in range(n):
-            xt[c, j] = x3[c, j]
+    xt[:, :] = x3[:d, :n]
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return energy, accepted
 
